@@ -1,0 +1,70 @@
+/**
+ * The wire format of ix, in one place: every request body is parsed and every row read back from
+ * PostgreSQL is hydrated through these schemas (snake_case, as in the seed).
+ */
+import { z } from 'zod';
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * Any JSON value. The body parser and JSONB only ever produce JSON, so this checks presence only
+ * instead of walking every node of a large input on each hydration.
+ */
+const jsonValue = (what: string) =>
+  z
+    .custom<JsonValue>((value) => value !== undefined, { message: `${what} is required (any JSON value)` })
+    .meta({ description: `${what}: any JSON value` });
+
+export const IX_ID_PATTERN = /^[0-9a-f]{16}$/;
+
+export const RequestIXSchema = z
+  .strictObject({
+    ix_client_id: z.string().min(1).max(128),
+    request_id: z.string().min(1).max(256),
+    ix_id: z
+      .string()
+      .max(64)
+      .nullish()
+      .meta({ description: 'Ignored on submit: the server always assigns its own.' }),
+    input: jsonValue('input'),
+  })
+  .meta({ id: 'RequestIX' });
+export type RequestIX = z.infer<typeof RequestIXSchema>;
+
+export const ResponseIXSchema = z
+  .strictObject({
+    ix_id: z.string().regex(IX_ID_PATTERN),
+    error: z.string().nullable().meta({ description: 'null means success' }),
+    result: jsonValue('result').nullable(),
+  })
+  .meta({ id: 'ResponseIX' });
+export type ResponseIX = z.infer<typeof ResponseIXSchema>;
+
+export const JOB_STATUSES = ['pending', 'running', 'done', 'error'] as const;
+export const JobStatusSchema = z.enum(JOB_STATUSES);
+export type JobStatus = z.infer<typeof JobStatusSchema>;
+
+export const CALLBACK_STATUSES = ['delivered', 'failed'] as const;
+export const CallbackStatusSchema = z.enum(CALLBACK_STATUSES);
+export type CallbackStatus = z.infer<typeof CallbackStatusSchema>;
+
+const timestamp = z.iso.datetime({ offset: true });
+
+export const JobSchema = z
+  .strictObject({
+    job_id: z.uuid(),
+    ix_id: z.string().regex(IX_ID_PATTERN),
+    client_id: z.string().min(1).max(128),
+    request_id: z.string().min(1).max(256),
+    status: JobStatusSchema,
+    request: RequestIXSchema.extend({ ix_id: z.string().regex(IX_ID_PATTERN) }),
+    response: ResponseIXSchema.nullable(),
+    callback_url: z.string().nullable(),
+    callback_status: CallbackStatusSchema.nullable(),
+    attempts: z.number().int().min(0),
+    created_at: timestamp,
+    started_at: timestamp.nullable(),
+    finished_at: timestamp.nullable(),
+  })
+  .meta({ id: 'Job' });
+export type Job = z.infer<typeof JobSchema>;

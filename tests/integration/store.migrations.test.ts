@@ -1,0 +1,121 @@
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { createPool, LATEST_VERSION, migrateDown, migrateUp, schemaVersion } from '../../src/store/index.js';
+import { useTestDatabase } from '../support/db.js';
+
+const db = useTestDatabase({ migrated: false });
+
+/** Columns, indexes and constraints of every ix_* object: what up/down must reproduce exactly. */
+async function catalog(pool: pg.Pool) {
+  const { rows: columns } = await pool.query(`
+    SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns
+    WHERE table_schema = 'public' AND table_name LIKE 'ix\\_%' ORDER BY table_name, ordinal_position`);
+  const { rows: indexes } = await pool.query(`
+    SELECT tablename, indexname, indexdef FROM pg_indexes
+    WHERE schemaname = 'public' AND tablename LIKE 'ix\\_%' ORDER BY indexname`);
+  const { rows: constraints } = await pool.query(`
+    SELECT conrelid::regclass::text AS table_name, conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+    WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text LIKE 'ix\\_%' ORDER BY conname`);
+  const { rows: options } = await pool.query(`
+    SELECT relname, reloptions FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'ix\\_%'
+    ORDER BY relname`);
+  return { columns, indexes, constraints, options };
+}
+
+async function ixObjects(pool: pg.Pool): Promise<string[]> {
+  const { rows } = await pool.query<{ relname: string }>(
+    `SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'ix\\_%'`,
+  );
+  return rows.map((r) => r.relname);
+}
+
+describe('migrations', () => {
+  it('up → down → up leaves the same catalog, and down leaves no ix_* object', async () => {
+    expect(await schemaVersion(db.pool)).toBe(0);
+    expect(await migrateUp(db.pool)).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+    expect(await schemaVersion(db.pool)).toBe(LATEST_VERSION);
+    const first = await catalog(db.pool);
+    expect(first.columns.length).toBeGreaterThan(10);
+
+    await migrateDown(db.pool, 0);
+    expect(await ixObjects(db.pool)).toEqual([]);
+    expect(await schemaVersion(db.pool)).toBe(0);
+
+    await migrateUp(db.pool);
+    expect(await catalog(db.pool)).toEqual(first);
+    expect(await migrateUp(db.pool)).toEqual([]);
+  });
+
+  it('down without a target reverts one migration', async () => {
+    await migrateUp(db.pool);
+    expect(await migrateDown(db.pool)).toEqual([LATEST_VERSION]);
+    expect(await schemaVersion(db.pool)).toBe(LATEST_VERSION - 1);
+    await migrateUp(db.pool);
+  });
+
+  it('rejects an unknown target version with a message naming the range', async () => {
+    await expect(migrateUp(db.pool, LATEST_VERSION + 1)).rejects.toThrow(
+      `versions run from 0 to ${LATEST_VERSION}`,
+    );
+    await expect(migrateDown(db.pool, -1)).rejects.toThrow(/unknown migration version -1/);
+  });
+
+  it('two concurrent up runs from separate pools both succeed and apply each migration once', async () => {
+    await migrateDown(db.pool, 0);
+    const pools = [createPool(db.url, { max: 1 }), createPool(db.url, { max: 1 })];
+    try {
+      const results = await Promise.all(pools.map((p) => migrateUp(p)));
+      expect(results.flat().sort()).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+      expect(await schemaVersion(db.pool)).toBe(LATEST_VERSION);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
+  });
+});
+
+describe('claim cost does not grow with finished jobs', () => {
+  it('with 200k finished rows and 10 pending, the claim reads no finished row and scans no table whole', async () => {
+    await migrateUp(db.pool);
+    await db.pool.query(`
+      INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input, status, started_at, finished_at, response)
+      SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', 'done-' || g, '{}', 'done', now(), now(),
+        jsonb_build_object('ix_id', lpad(to_hex(g), 16, '0'), 'error', null, 'result', null)
+      FROM generate_series(1, 200000) g`);
+    await db.pool.query(`
+      WITH j AS (
+        INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input)
+        SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', 'pending-' || g, '{}'
+        FROM generate_series(300001, 300010) g RETURNING job_id
+      ) INSERT INTO ix_job_queue (job_id) SELECT job_id FROM j`);
+    await db.pool.query('ANALYZE');
+    // The claim statement exactly as the repository sends it, inside a rolled-back transaction.
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { CLAIM_SQL } = await import('../../src/store/jobs.js');
+      const plan = async () => {
+        const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${CLAIM_SQL}`, [10, null]);
+        return rows.map((r) => r['QUERY PLAN']).join('\n');
+      };
+      // Finished rows are not in the queue at all; the job rows are reached by primary key.
+      const small = await plan();
+      expect(small).not.toMatch(/Seq Scan on ix_jobs/);
+      expect(small).toMatch(/Index Scan using ix_jobs_pkey on ix_jobs/);
+      const { rows: queued } = await client.query('SELECT count(*)::int AS n FROM ix_job_queue');
+      expect(queued[0].n).toBe(10);
+      // A deep backlog is read from the head of the queue's index, not scanned whole.
+      await client.query(
+        `INSERT INTO ix_job_queue (job_id) SELECT gen_random_uuid() FROM generate_series(1, 100000)`,
+      );
+      await client.query('ANALYZE ix_job_queue');
+      const deep = await plan();
+      expect(deep).toMatch(/Index Scan using ix_job_queue_pkey on ix_job_queue/);
+      expect(deep).not.toMatch(/Seq Scan on ix_job/);
+      const claimed = await client.query(CLAIM_SQL, [10, null]);
+      expect(claimed.rowCount).toBe(10);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+  }, 120_000);
+});

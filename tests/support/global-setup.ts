@@ -1,0 +1,60 @@
+/**
+ * Finds the PostgreSQL the suite runs on: IX_TEST_DATABASE_URL, else IX_POSTGRES_URL, else an
+ * embedded PostgreSQL in a temp directory, so `npm test` never skips the integration tests. It
+ * prepares a migrated template database; each test file clones its own from it.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import {
+  createPool,
+  type EmbeddedPostgres,
+  migrateUp,
+  startEmbeddedPostgres,
+} from '../../src/store/index.js';
+import { withDatabase } from './urls.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    serverUrl: string;
+    templateDatabase: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  let embedded: EmbeddedPostgres | null = null;
+  let embeddedDir: string | null = null;
+  let serverUrl = process.env.IX_TEST_DATABASE_URL || process.env.IX_POSTGRES_URL || '';
+  if (serverUrl === '') {
+    embeddedDir = mkdtempSync(join(tmpdir(), 'ix-test-pg-'));
+    embedded = await startEmbeddedPostgres({ dataDir: embeddedDir });
+    serverUrl = embedded.url;
+    console.log(`[ix tests] no IX_TEST_DATABASE_URL: running on an embedded PostgreSQL (${embeddedDir})`);
+  }
+
+  // Per run, so two suites on one server (two checkouts, CI beside a session) never collide.
+  const templateDatabase = `ix_test_template_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${templateDatabase}`);
+  const templatePool = createPool(withDatabase(serverUrl, templateDatabase), { max: 1 });
+  await migrateUp(templatePool);
+  await templatePool.end();
+  await admin.end();
+
+  project.provide('serverUrl', serverUrl);
+  project.provide('templateDatabase', templateDatabase);
+
+  return async () => {
+    const cleanup = new pg.Client({ connectionString: serverUrl });
+    await cleanup.connect();
+    await cleanup.query(`DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
+    await cleanup.end();
+    if (embedded) await embedded.stop();
+    if (embeddedDir) rmSync(embeddedDir, { recursive: true, force: true });
+  };
+}

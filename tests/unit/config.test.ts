@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseApiKeys } from '../../src/config.js';
+
+function expectConfigError(env: Record<string, string>, variable: string, message: RegExp) {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    expect((error as Error).message).toMatch(message);
+    return;
+  }
+  throw new Error(`expected a ConfigError for ${variable}`);
+}
+
+describe('loadConfig', () => {
+  it('has documented defaults for an empty environment', () => {
+    const config = loadConfig({});
+    expect(config.postgresUrl).toBeNull();
+    expect(config.api).toMatchObject({ host: '127.0.0.1', port: 8080, maxBodyBytes: 1_048_576 });
+    expect(config.api.apiKeys.size).toBe(0);
+    expect(config.worker).toMatchObject({
+      concurrency: 10,
+      prefetch: 0,
+      pipeline: 'echo',
+      requestTimeoutSeconds: 300,
+      heartbeatTimeoutSeconds: 30,
+      maxAttempts: 3,
+    });
+    expect(config.callbacks.retryScheduleSeconds).toEqual([0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
+    expect(config.callbacks.allowPrivate).toBe(false);
+  });
+
+  it('names the variable and the problem for a bad value', () => {
+    expectConfigError({ IX_PORT: 'abc' }, 'IX_PORT', /whole number.*"abc"/);
+    expectConfigError({ IX_PORT: '70000' }, 'IX_PORT', /between 0 and 65535/);
+    expectConfigError({ IX_WORKER_CONCURRENCY: '0' }, 'IX_WORKER_CONCURRENCY', /between 1/);
+    expectConfigError({ IX_POSTGRES_URL: 'mysql://x' }, 'IX_POSTGRES_URL', /postgres:\/\//);
+    expectConfigError({ IX_PIPELINE: 'magic' }, 'IX_PIPELINE', /echo, http or a path/);
+    expectConfigError({ IX_PIPELINE: 'http' }, 'IX_PIPELINE_URL', /required when IX_PIPELINE=http/);
+    expectConfigError({ IX_CALLBACK_ALLOW_PRIVATE: 'maybe' }, 'IX_CALLBACK_ALLOW_PRIVATE', /true or false/);
+    expectConfigError(
+      { IX_CALLBACK_RETRY_SCHEDULE: '0,5s' },
+      'IX_CALLBACK_RETRY_SCHEDULE',
+      /comma-separated/,
+    );
+    expectConfigError({ IX_CALLBACK_SECRET: 'hunter2' }, 'IX_CALLBACK_SECRET', /whsec_/);
+    expectConfigError({ IX_LOG_LEVEL: 'loud' }, 'IX_LOG_LEVEL', /one of/);
+    expectConfigError(
+      { IX_HEARTBEAT_INTERVAL_SECONDS: '20', IX_HEARTBEAT_TIMEOUT_SECONDS: '30' },
+      'IX_HEARTBEAT_TIMEOUT_SECONDS',
+      /twice IX_HEARTBEAT_INTERVAL_SECONDS/,
+    );
+  });
+
+  it('reads pipelines, schedules and secrets', () => {
+    const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    const config = loadConfig({
+      IX_PIPELINE: './my-pipeline.js',
+      IX_CALLBACK_RETRY_SCHEDULE: '0, 5,300',
+      IX_CALLBACK_SECRET: `${secret} ${secret}`,
+    });
+    expect(config.worker.pipeline).toEqual({ module: './my-pipeline.js' });
+    expect(config.callbacks.retryScheduleSeconds).toEqual([0, 5, 300]);
+    expect(config.callbacks.secrets).toEqual([secret, secret]);
+  });
+
+  it('reads API keys inline or from a file', () => {
+    const inline = loadConfig({ IX_API_KEYS: 'acme=0123456789abcdef0,beta=fedcba98765432100' });
+    expect([...inline.api.apiKeys]).toEqual([
+      ['acme', '0123456789abcdef0'],
+      ['beta', 'fedcba98765432100'],
+    ]);
+    const fromFile = loadConfig(
+      { IX_API_KEYS: '@/etc/ix/keys' },
+      { readFile: (path) => (path === '/etc/ix/keys' ? '# keys\nacme=0123456789abcdef0\n' : '') },
+    );
+    expect(fromFile.api.apiKeys.get('acme')).toBe('0123456789abcdef0');
+    expect(() => parseApiKeys('acme')).toThrow(/client=key/);
+    expect(() => parseApiKeys('acme=short')).toThrow(/shorter than 16/);
+    expect(() => parseApiKeys('a=0123456789abcdef0,a=0123456789abcdef1')).toThrow(/twice/);
+    expectConfigError({ IX_API_KEYS: '@/nonexistent/keys' }, 'IX_API_KEYS', /cannot read/);
+  });
+});

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { JobSchema, RequestIXSchema, ResponseIXSchema } from '../../src/contracts/index.js';
+import { newIxId, newJobId } from '../../src/store/ids.js';
+
+describe('RequestIX', () => {
+  it('accepts any JSON input and an optional ix_id', () => {
+    for (const input of [null, 0, 'text', [1, { a: null }], { nested: { deep: [true] } }]) {
+      expect(RequestIXSchema.parse({ ix_client_id: 'c', request_id: 'r', input })).toEqual({
+        ix_client_id: 'c',
+        request_id: 'r',
+        input,
+      });
+    }
+  });
+
+  it('rejects unknown top-level keys by name, missing fields and overlong ids', () => {
+    const unknown = RequestIXSchema.safeParse({
+      ix_client_id: 'c',
+      request_id: 'r',
+      input: 1,
+      colour: 'red',
+    });
+    expect(unknown.error?.issues[0]?.message).toMatch(/colour/);
+    const missing = RequestIXSchema.safeParse({ request_id: 'r', input: 1 });
+    expect(missing.error?.issues.map((i) => i.path.join('.'))).toEqual(['ix_client_id']);
+    const noInput = RequestIXSchema.safeParse({ ix_client_id: 'c', request_id: 'r' });
+    expect(noInput.error?.issues[0]?.message).toMatch(/input is required/);
+    expect(
+      RequestIXSchema.safeParse({ ix_client_id: 'c'.repeat(129), request_id: 'r', input: 1 }).success,
+    ).toBe(false);
+    expect(
+      RequestIXSchema.safeParse({ ix_client_id: 'c', request_id: 'r'.repeat(257), input: 1 }).success,
+    ).toBe(false);
+    expect(RequestIXSchema.safeParse({ ix_client_id: '', request_id: 'r', input: 1 }).success).toBe(false);
+  });
+});
+
+describe('ResponseIX and Job', () => {
+  it('ResponseIX needs an ix_id of 16 lowercase hex and a string or null error', () => {
+    expect(ResponseIXSchema.safeParse({ ix_id: newIxId(), error: null, result: { a: 1 } }).success).toBe(
+      true,
+    );
+    expect(ResponseIXSchema.safeParse({ ix_id: 'ABCDEF0123456789', error: null, result: null }).success).toBe(
+      false,
+    );
+    expect(ResponseIXSchema.safeParse({ ix_id: newIxId(), error: 5, result: null }).success).toBe(false);
+  });
+
+  it('Job accepts a well-formed job and rejects an unknown status', () => {
+    const ixId = newIxId();
+    const job = {
+      job_id: newJobId(),
+      ix_id: ixId,
+      client_id: 'c',
+      request_id: 'r',
+      status: 'pending',
+      request: { ix_client_id: 'c', request_id: 'r', ix_id: ixId, input: {} },
+      response: null,
+      callback_url: null,
+      callback_status: null,
+      attempts: 0,
+      created_at: new Date().toISOString(),
+      started_at: null,
+      finished_at: null,
+    };
+    expect(JobSchema.parse(job)).toEqual(job);
+    expect(JobSchema.safeParse({ ...job, status: 'lost' }).success).toBe(false);
+  });
+});
+
+describe('ids', () => {
+  it('job ids are RFC 9562 version 7 UUIDs that sort by creation time', () => {
+    const earlier = newJobId(1_700_000_000_000);
+    const later = newJobId(1_700_000_000_001);
+    expect(earlier).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(earlier < later).toBe(true);
+  });
+
+  it('ix ids are 16 lowercase hex', () => {
+    expect(newIxId()).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
