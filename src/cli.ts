@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './log.js';
 import {
   createPool,
   LATEST_VERSION,
@@ -12,12 +13,14 @@ import {
   migrateUp,
   schemaVersion,
 } from './store/index.js';
+import { loadPipeline, Worker } from './worker/index.js';
 
 const USAGE = `Usage: ix <command>
 
 Commands:
   migrate up [--to VERSION]     apply migrations (default: all, up to ${LATEST_VERSION})
   migrate down [--to VERSION]   revert migrations (default: one step; --to 0 removes everything)
+  worker [--concurrency N]      run jobs through the pipeline until SIGTERM/SIGINT
 
 Environment: IX_POSTGRES_URL (required for migrate). See the README for every IX_* variable.`;
 
@@ -54,12 +57,54 @@ async function migrate(args: string[]): Promise<void> {
   }
 }
 
+/** Resolves on the first SIGTERM or SIGINT. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+async function worker(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { concurrency: { type: 'string' } } });
+  const env = { ...process.env };
+  if (values.concurrency !== undefined) env.IX_WORKER_CONCURRENCY = values.concurrency;
+  const config = loadConfig(env);
+  if (!config.postgresUrl) throw new ConfigError('IX_POSTGRES_URL', 'is required for ix worker');
+  const logger = createLogger(config.logLevel);
+  const pipeline = await loadPipeline(config.worker.pipeline, config.worker.pipelineUrl);
+  const pool = createPool(config.postgresUrl, { max: config.dbPoolSize, applicationName: 'ix worker' });
+  const running = new Worker({
+    pool,
+    connectionString: config.postgresUrl,
+    config: config.worker,
+    pipeline,
+    logger,
+  });
+  try {
+    await running.start();
+    const signal = await untilSignal();
+    logger.info({ signal }, 'shutting down');
+    await running.stop();
+  } finally {
+    await pool.end();
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case 'migrate':
         await migrate(rest);
+        return 0;
+      case 'worker':
+        await worker(rest);
         return 0;
       case undefined:
       case '--help':

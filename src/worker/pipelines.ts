@@ -1,0 +1,92 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError, type PipelineKind } from '../config.js';
+import type { JsonValue } from '../contracts/index.js';
+import type { Pipeline } from './pipeline.js';
+
+function abortable(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolveSleep, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolveSleep();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * For trying ix out and for tests: the result is the input. `input.fail` (a string) makes it
+ * return that error; `input.sleep_ms` makes it wait that long, abortably.
+ */
+export const echoPipeline: Pipeline = async (request, { signal }) => {
+  const input = request.input;
+  if (input !== null && typeof input === 'object' && !Array.isArray(input)) {
+    if (typeof input.sleep_ms === 'number' && input.sleep_ms > 0) await abortable(input.sleep_ms, signal);
+    if (typeof input.fail === 'string') return { error: input.fail };
+  }
+  return { result: input };
+};
+
+const EXCERPT_CHARS = 200;
+
+function excerpt(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > EXCERPT_CHARS ? `${flat.slice(0, EXCERPT_CHARS)}…` : flat;
+}
+
+/** POSTs the request to `url`; a 2xx JSON body is the result. Puts ix in front of any HTTP service. */
+export function httpPipeline(url: string): Pipeline {
+  return async (request, { signal }) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify(request),
+      signal,
+      redirect: 'error',
+    });
+    const text = await response.text();
+    if (!response.ok) return { error: `pipeline service answered HTTP ${response.status}: ${excerpt(text)}` };
+    try {
+      return { result: JSON.parse(text) as JsonValue };
+    } catch {
+      return {
+        error: `pipeline service answered HTTP ${response.status} with invalid JSON: ${excerpt(text)}`,
+      };
+    }
+  };
+}
+
+/** A module whose default export is a pipeline; `.ts` modules are loaded through tsx. */
+async function modulePipeline(path: string): Promise<Pipeline> {
+  const url = pathToFileURL(resolve(path)).href;
+  let loaded: { default?: unknown };
+  try {
+    if (/\.(ts|mts)$/.test(path)) {
+      const { tsImport } = await import('tsx/esm/api');
+      loaded = (await tsImport(url, import.meta.url)) as { default?: unknown };
+    } else {
+      loaded = (await import(url)) as { default?: unknown };
+    }
+  } catch (error) {
+    throw new ConfigError('IX_PIPELINE', `cannot load ${path}: ${(error as Error).message}`);
+  }
+  const candidate = loaded.default;
+  if (typeof candidate !== 'function') {
+    throw new ConfigError('IX_PIPELINE', `${path} has no default export that is a function`);
+  }
+  return candidate as Pipeline;
+}
+
+export async function loadPipeline(kind: PipelineKind, pipelineUrl: string | null): Promise<Pipeline> {
+  if (kind === 'echo') return echoPipeline;
+  if (kind === 'http') {
+    if (!pipelineUrl) throw new ConfigError('IX_PIPELINE_URL', 'is required when IX_PIPELINE=http');
+    return httpPipeline(pipelineUrl);
+  }
+  return modulePipeline(kind.module);
+}

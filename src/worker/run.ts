@@ -1,0 +1,69 @@
+import type { Logger } from 'pino';
+import type { Job, ResponseIX } from '../contracts/index.js';
+import type { Pipeline } from './pipeline.js';
+
+export class PipelineTimeoutError extends Error {
+  constructor(readonly seconds: number) {
+    super(`pipeline timed out after ${seconds} s (IX_PIPELINE_REQUEST_TIMEOUT_SECONDS)`);
+    this.name = 'PipelineTimeoutError';
+  }
+}
+
+export interface RunOptions {
+  timeoutSeconds: number;
+  /** Aborted by the worker at shutdown, after the grace period. */
+  shutdown: AbortSignal;
+  logger: Logger;
+}
+
+/**
+ * Runs one job through the pipeline and always comes back with a response: a pipeline that
+ * throws, returns garbage or outlives its timeout yields an error response, never a crash. The
+ * timeout wins even against a pipeline that ignores its signal.
+ */
+export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOptions): Promise<ResponseIX> {
+  const controller = new AbortController();
+  const onShutdown = () => controller.abort(options.shutdown.reason);
+  options.shutdown.addEventListener('abort', onShutdown, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new PipelineTimeoutError(options.timeoutSeconds);
+      controller.abort(error);
+      reject(error);
+    }, options.timeoutSeconds * 1000);
+  });
+  try {
+    const outcome = await Promise.race([
+      pipeline(job.request, {
+        signal: controller.signal,
+        ix_id: job.ix_id,
+        job_id: job.job_id,
+        attempt: job.attempts,
+        logger: options.logger,
+      }),
+      timedOut,
+    ]);
+    if (outcome !== null && typeof outcome === 'object') {
+      if ('error' in outcome && typeof outcome.error === 'string') {
+        return { ix_id: job.ix_id, error: outcome.error, result: null };
+      }
+      if ('result' in outcome && outcome.result !== undefined) {
+        return { ix_id: job.ix_id, error: null, result: outcome.result };
+      }
+    }
+    return {
+      ix_id: job.ix_id,
+      error: 'pipeline returned neither { result } nor { error: string }',
+      result: null,
+    };
+  } catch (error) {
+    // Only the message reaches the client: stack traces stay in ix's logs.
+    const message = error instanceof Error ? error.message : String(error);
+    if (!(error instanceof PipelineTimeoutError)) options.logger.warn({ err: error }, 'pipeline threw');
+    return { ix_id: job.ix_id, error: message || 'pipeline failed without a message', result: null };
+  } finally {
+    clearTimeout(timer);
+    options.shutdown.removeEventListener('abort', onShutdown);
+  }
+}
