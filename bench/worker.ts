@@ -1,0 +1,167 @@
+/**
+ * ix on the workload of ../shared/bench-peers (graphile-worker, pg-boss): prints one JSON line
+ * with the same field names, plus wal_bytes_per_job. Run: npm run bench:worker
+ * Env: N (20000), C (10), PREFETCH (1000), ENQ_CONC (10), LAT_SAMPLES (200), LAT_WARMUP (10),
+ *      PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres), IX_BENCH_DB (bench_ix, recreated).
+ */
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { pino } from 'pino';
+import { loadConfig } from '../src/config.js';
+import { createPool, insertPending, migrateUp } from '../src/store/index.js';
+import { type Pipeline, Worker } from '../src/worker/index.js';
+
+const env = (name: string, fallback: string) => process.env[name] || fallback;
+const N = Number(env('N', '20000'));
+const C = Number(env('C', '10'));
+const PREFETCH = Number(env('PREFETCH', '1000'));
+const ENQ_CONC = Number(env('ENQ_CONC', '10'));
+const LAT_SAMPLES = Number(env('LAT_SAMPLES', '200'));
+const LAT_WARMUP = Number(env('LAT_WARMUP', '10'));
+const DB = env('IX_BENCH_DB', 'bench_ix');
+const server = `postgres://${env('PGUSER', 'postgres')}@${env('PGHOST', '127.0.0.1')}:${env('PGPORT', '5432')}`;
+const url = `${server}/${DB}`;
+
+// The same ~200-byte payload as the peers' common.js makePayload.
+const FILLER = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tem';
+const makePayload = (i: number) => ({
+  i,
+  kind: 'bench.noop',
+  userId: `user-${String(i % 100000).padStart(6, '0')}`,
+  email: `user${i % 100000}@example.com`,
+  createdAt: '2024-01-01T00:00:00.000Z',
+  note: FILLER,
+});
+
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+function pcts(values: number[]) {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? 0;
+  const r = (x: number) => Math.round(x * 1000) / 1000;
+  return { p50: r(at(50)), p95: r(at(95)), p99: r(at(99)), min: r(s[0] ?? 0), max: r(s.at(-1) ?? 0), mean: r(s.reduce((a, b) => a + b, 0) / s.length) };
+}
+const log = (...args: unknown[]) => console.error('[bench]', ...args);
+
+async function main() {
+  const admin = new pg.Client({ connectionString: `${server}/postgres` });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${DB}`);
+  await admin.end();
+
+  const pool = createPool(url, { max: Math.max(ENQ_CONC, 4) });
+  await migrateUp(pool);
+  const probe = createPool(url, { max: 2 });
+  const walLsn = async () => (await probe.query<{ lsn: string }>('SELECT pg_current_wal_lsn() AS lsn')).rows[0]!.lsn;
+  const walSince = async (from: string) =>
+    Number((await probe.query<{ d: string }>('SELECT pg_current_wal_lsn() - $1::pg_lsn AS d', [from])).rows[0]!.d);
+
+  const config = { ...loadConfig({}).worker, concurrency: C, prefetch: PREFETCH };
+  const logger = pino({ level: 'warn' });
+  let onJob: ((i: number) => void) | null = null;
+  const pipeline: Pipeline = async (request) => {
+    const i = (request.input as { i: number }).i;
+    onJob?.(i);
+    return { result: { ok: true, i } };
+  };
+  const workerPool = () => createPool(url, { max: 4 });
+
+  // A: enqueue N through insertPending with ENQ_CONC concurrent callers, no worker running.
+  const wal0 = await walLsn();
+  let next = 0;
+  let t = performance.now();
+  await Promise.all(
+    Array.from({ length: ENQ_CONC }, async () => {
+      for (let i = next++; i < N; i = next++) {
+        await insertPending(pool, { ix_client_id: 'bench', request_id: `r-${i}`, input: makePayload(i) }, null);
+      }
+    }),
+  );
+  const enqueueMs = performance.now() - t;
+  log(`enqueue of ${N}: ${round(enqueueMs)} ms`);
+
+  // Process from the pre-filled queue: clock from worker start to every job done in the database.
+  const wPool = workerPool();
+  const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger });
+  let handled = 0;
+  onJob = () => {
+    handled++;
+  };
+  t = performance.now();
+  await worker.start();
+  for (;;) {
+    const { rows } = await probe.query<{ n: number }>(`SELECT count(*)::int AS n FROM ix_jobs WHERE status = 'done'`);
+    if (rows[0]!.n === N) break;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const processMs = performance.now() - t;
+  const walBytes = await walSince(wal0);
+  await worker.stop();
+  await wPool.end();
+  log(`process: handled ${handled}, all done in ${round(processMs)} ms; WAL ${walBytes} bytes`);
+
+  // Every job kept its row and response.
+  const { rows: kept } = await probe.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM ix_jobs WHERE status = 'done' AND response -> 'result' ->> 'ok' = 'true'`,
+  );
+  if (kept[0]!.n !== N) throw new Error(`expected ${N} done jobs with responses, found ${kept[0]!.n}`);
+
+  // B: latency with an idle worker (prefetch 0: one job at a time is the point).
+  const latPool = workerPool();
+  const idle = new Worker({ pool: latPool, connectionString: url, config: { ...config, prefetch: 0 }, pipeline, logger });
+  await idle.start();
+  await new Promise((r) => setTimeout(r, 500));
+  const start: number[] = [];
+  const complete: number[] = [];
+  for (let k = 0; k < LAT_WARMUP + LAT_SAMPLES; k++) {
+    let startedAt = 0;
+    const started = new Promise<void>((resolve) => {
+      onJob = () => {
+        startedAt = performance.now();
+        resolve();
+      };
+    });
+    const { job } = await insertPending(pool, { ix_client_id: 'bench', request_id: `lat-${k}`, input: makePayload(k) }, null);
+    const returned = performance.now();
+    await started;
+    let completedAt = 0;
+    for (;;) {
+      const { rows } = await probe.query<{ status: string }>('SELECT status FROM ix_jobs WHERE job_id = $1', [job.job_id]);
+      if (rows[0]?.status === 'done') {
+        completedAt = performance.now();
+        break;
+      }
+    }
+    if (k >= LAT_WARMUP) {
+      start.push(startedAt - returned);
+      complete.push(completedAt - returned);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  onJob = null;
+  await idle.stop();
+  await latPool.end();
+  await pool.end();
+  await probe.end();
+
+  console.log(
+    JSON.stringify({
+      peer: 'ix',
+      version: '0.1.0',
+      config: { N, C, prefetch: PREFETCH, enqueue_concurrency: ENQ_CONC, worker_pool: 4, payload_bytes: JSON.stringify(makePayload(N - 1)).length, keeps_rows_and_responses: true },
+      enqueue_per_s: round(N / (enqueueMs / 1000)),
+      enqueue_bulk_per_s: null,
+      process_per_s: round(N / (processMs / 1000)),
+      process_after_bulk_per_s: null,
+      wal_bytes_per_job: round(walBytes / N),
+      latency_start_ms: pcts(start),
+      latency_complete_ms: pcts(complete),
+      latency_samples: LAT_SAMPLES,
+    }),
+  );
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,99 @@
+/**
+ * Workers as separate processes (the built `ix worker`), each with its own pool, as they run
+ * in production: exactly once per attempt across processes, and rescue after kill -9.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RequestIX } from '../../src/contracts/index.js';
+import { Sweeper } from '../../src/worker/index.js';
+import { useTestDatabase } from '../support/db.js';
+import { startServer } from '../support/http.js';
+import {
+  eventually,
+  makeWorker,
+  silentLogger,
+  statusCounts,
+  submitMany,
+  workerConfig,
+} from '../support/worker.js';
+
+const db = useTestDatabase();
+const children: ChildProcess[] = [];
+
+function spawnWorker(env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['dist/cli.js', 'worker'], {
+    env: { ...process.env, IX_POSTGRES_URL: db.url, IX_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.push(child);
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited(child);
+  }
+});
+
+describe('worker processes', () => {
+  it('3 worker processes over 600 jobs through the http pipeline: each job is sent exactly once', async () => {
+    const calls = new Map<string, number>();
+    const counter = await startServer((_req, res, body) => {
+      const request = JSON.parse(body) as RequestIX;
+      calls.set(request.request_id, (calls.get(request.request_id) ?? 0) + 1);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ echoed: request.request_id }));
+    });
+    try {
+      await submitMany(db.pool, 600);
+      const workers = [1, 2, 3].map(() =>
+        spawnWorker({ IX_PIPELINE: 'http', IX_PIPELINE_URL: counter.url, IX_WORKER_CONCURRENCY: '8' }),
+      );
+      await eventually(async () => (await statusCounts(db.pool)).done === 600, 'all 600 jobs done', 60_000);
+      for (const w of workers) w.kill('SIGTERM');
+      expect(await Promise.all(workers.map(exited))).toEqual([0, 0, 0]);
+    } finally {
+      await counter.close();
+    }
+    expect(calls.size).toBe(600);
+    expect([...calls.values()].every((n) => n === 1)).toBe(true);
+    const { rows } = await db.pool.query(`SELECT count(DISTINCT worker_id)::int AS n FROM ix_jobs`);
+    expect(rows[0].n).toBeGreaterThan(1);
+  }, 90_000);
+
+  it('kill -9 of a worker holding jobs: another worker finishes them after the heartbeat timeout, attempt 1', async () => {
+    const ids = await submitMany(db.pool, 5, { sleep_ms: 600_000 });
+    const doomed = spawnWorker({ IX_WORKER_CONCURRENCY: '10' });
+    await eventually(
+      async () => (await statusCounts(db.pool)).running === 5,
+      'the doomed worker runs all five',
+    );
+    doomed.kill('SIGKILL');
+    await exited(doomed);
+
+    const config = workerConfig({ heartbeatIntervalSeconds: 1, heartbeatTimeoutSeconds: 2 });
+    const sweeper = new Sweeper(db.pool, config, silentLogger);
+    // Within the timeout the dead worker's jobs are left alone...
+    expect((await sweeper.runOnce()).requeued).toEqual([]);
+    // ...and past it (clock injected instead of sleeping) they are rescued, once.
+    const later = new Date(Date.now() + 3_000);
+    expect((await sweeper.runOnce(later)).requeued.sort()).toEqual([...ids].sort());
+    expect((await sweeper.runOnce(later)).requeued).toEqual([]);
+
+    const finished: string[] = [];
+    const rescuer = makeWorker(db, async (request) => {
+      finished.push(request.request_id);
+      return { result: 'second time lucky' };
+    });
+    expect(await rescuer.runOnce()).toBe(5);
+    expect(finished).toHaveLength(5);
+    const { rows } = await db.pool.query(`SELECT status, attempts FROM ix_jobs`);
+    expect(rows).toEqual(Array.from({ length: 5 }, () => ({ status: 'done', attempts: 1 })));
+  }, 60_000);
+});
