@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
-import { createPool, insertPending, migrateUp } from '../src/store/index.js';
+import { createPool, insertPending, migrateUp, PendingNotifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
@@ -38,7 +38,14 @@ function pcts(values: number[]) {
   const s = [...values].sort((a, b) => a - b);
   const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? 0;
   const r = (x: number) => Math.round(x * 1000) / 1000;
-  return { p50: r(at(50)), p95: r(at(95)), p99: r(at(99)), min: r(s[0] ?? 0), max: r(s.at(-1) ?? 0), mean: r(s.reduce((a, b) => a + b, 0) / s.length) };
+  return {
+    p50: r(at(50)),
+    p95: r(at(95)),
+    p99: r(at(99)),
+    min: r(s[0] ?? 0),
+    max: r(s.at(-1) ?? 0),
+    mean: r(s.reduce((a, b) => a + b, 0) / s.length),
+  };
 }
 const log = (...args: unknown[]) => console.error('[bench]', ...args);
 
@@ -52,9 +59,12 @@ async function main() {
   const pool = createPool(url, { max: Math.max(ENQ_CONC, 4) });
   await migrateUp(pool);
   const probe = createPool(url, { max: 2 });
-  const walLsn = async () => (await probe.query<{ lsn: string }>('SELECT pg_current_wal_lsn() AS lsn')).rows[0]!.lsn;
+  const walLsn = async () =>
+    (await probe.query<{ lsn: string }>('SELECT pg_current_wal_lsn() AS lsn')).rows[0]!.lsn;
   const walSince = async (from: string) =>
-    Number((await probe.query<{ d: string }>('SELECT pg_current_wal_lsn() - $1::pg_lsn AS d', [from])).rows[0]!.d);
+    Number(
+      (await probe.query<{ d: string }>('SELECT pg_current_wal_lsn() - $1::pg_lsn AS d', [from])).rows[0]!.d,
+    );
 
   const config = { ...loadConfig({}).worker, concurrency: C, prefetch: PREFETCH };
   const logger = pino({ level: 'warn' });
@@ -67,16 +77,24 @@ async function main() {
   const workerPool = () => createPool(url, { max: 4 });
 
   // A: enqueue N through insertPending with ENQ_CONC concurrent callers, no worker running.
+  // As the API does: commit the job, then wake workers through the coalescing notifier.
+  const notifier = new PendingNotifier(pool);
   const wal0 = await walLsn();
   let next = 0;
   let t = performance.now();
   await Promise.all(
     Array.from({ length: ENQ_CONC }, async () => {
       for (let i = next++; i < N; i = next++) {
-        await insertPending(pool, { ix_client_id: 'bench', request_id: `r-${i}`, input: makePayload(i) }, null);
+        await insertPending(
+          pool,
+          { ix_client_id: 'bench', request_id: `r-${i}`, input: makePayload(i) },
+          null,
+        );
+        notifier.notify();
       }
     }),
   );
+  await notifier.settled();
   const enqueueMs = performance.now() - t;
   log(`enqueue of ${N}: ${round(enqueueMs)} ms`);
 
@@ -89,9 +107,13 @@ async function main() {
   };
   t = performance.now();
   await worker.start();
+  // Like the peers' "queue empty" probe: nothing pending and nothing running. (Counting done
+  // rows instead would scan the whole table every 2 ms.) Checked in full below.
   for (;;) {
-    const { rows } = await probe.query<{ n: number }>(`SELECT count(*)::int AS n FROM ix_jobs WHERE status = 'done'`);
-    if (rows[0]!.n === N) break;
+    const { rows } = await probe.query<{ finished: boolean }>(
+      'SELECT NOT EXISTS (SELECT 1 FROM ix_job_queue) AND NOT EXISTS (SELECT 1 FROM ix_job_leases) AS finished',
+    );
+    if (rows[0]!.finished) break;
     await new Promise((r) => setTimeout(r, 2));
   }
   const processMs = performance.now() - t;
@@ -108,7 +130,13 @@ async function main() {
 
   // B: latency with an idle worker (prefetch 0: one job at a time is the point).
   const latPool = workerPool();
-  const idle = new Worker({ pool: latPool, connectionString: url, config: { ...config, prefetch: 0 }, pipeline, logger });
+  const idle = new Worker({
+    pool: latPool,
+    connectionString: url,
+    config: { ...config, prefetch: 0 },
+    pipeline,
+    logger,
+  });
   await idle.start();
   await new Promise((r) => setTimeout(r, 500));
   const start: number[] = [];
@@ -121,12 +149,19 @@ async function main() {
         resolve();
       };
     });
-    const { job } = await insertPending(pool, { ix_client_id: 'bench', request_id: `lat-${k}`, input: makePayload(k) }, null);
+    const { job } = await insertPending(
+      pool,
+      { ix_client_id: 'bench', request_id: `lat-${k}`, input: makePayload(k) },
+      null,
+    );
     const returned = performance.now();
+    notifier.notify();
     await started;
     let completedAt = 0;
     for (;;) {
-      const { rows } = await probe.query<{ status: string }>('SELECT status FROM ix_jobs WHERE job_id = $1', [job.job_id]);
+      const { rows } = await probe.query<{ status: string }>('SELECT status FROM ix_jobs WHERE job_id = $1', [
+        job.job_id,
+      ]);
       if (rows[0]?.status === 'done') {
         completedAt = performance.now();
         break;
@@ -148,7 +183,15 @@ async function main() {
     JSON.stringify({
       peer: 'ix',
       version: '0.1.0',
-      config: { N, C, prefetch: PREFETCH, enqueue_concurrency: ENQ_CONC, worker_pool: 4, payload_bytes: JSON.stringify(makePayload(N - 1)).length, keeps_rows_and_responses: true },
+      config: {
+        N,
+        C,
+        prefetch: PREFETCH,
+        enqueue_concurrency: ENQ_CONC,
+        worker_pool: 4,
+        payload_bytes: JSON.stringify(makePayload(N - 1)).length,
+        keeps_rows_and_responses: true,
+      },
       enqueue_per_s: round(N / (enqueueMs / 1000)),
       enqueue_bulk_per_s: null,
       process_per_s: round(N / (processMs / 1000)),

@@ -15,6 +15,7 @@ export {
   notifyPending,
   type Outcome,
   PENDING_CHANNEL,
+  PendingNotifier,
   releaseJobs,
   type SweepOptions,
   type SweepResult,

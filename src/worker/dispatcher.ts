@@ -125,6 +125,16 @@ export class Worker {
     return capacity - this.inFlight.size - this.buffer.length - this.completions.length;
   }
 
+  /**
+   * With a prefetch buffer, claim again only once a quarter of the capacity is free: a few
+   * large claims cost far fewer round trips than one per finished job. Without one, any free
+   * slot is worth a claim (slow pipelines, where a round trip is nothing).
+   */
+  private minimumClaim(): number {
+    if (this.config.prefetch === 0 || this.inFlight.size === 0) return 1;
+    return Math.max(1, Math.floor((this.config.concurrency + this.config.prefetch) / 4));
+  }
+
   /** Asks for a claim now; coalesces with one in progress. */
   wake(): void {
     if (!this.started || this.stopping) return;
@@ -142,7 +152,7 @@ export class Worker {
     do {
       this.claimAgain = false;
       const free = this.freeSlots();
-      if (free <= 0) return;
+      if (free < this.minimumClaim()) return;
       try {
         const claimed = await this.claim();
         backoffMs = 100;

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { pino } from 'pino';
 import { type Config, loadConfig } from '../../src/config.js';
-import { insertPending } from '../../src/store/index.js';
+import { insertPending, notifyPending } from '../../src/store/index.js';
 import { type Pipeline, Worker } from '../../src/worker/index.js';
 import { makeRequest } from './factories.js';
 
@@ -25,12 +25,13 @@ export function makeWorker(
   });
 }
 
-/** Inserts `n` jobs in one statement-per-job through the repository; returns their ids. */
+/** Inserts `n` jobs through the repository and wakes the workers; returns their ids. */
 export async function submitMany(pool: pg.Pool, n: number, input: unknown = { ok: true }): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     ids.push((await insertPending(pool, makeRequest({ input: input as never }), null)).job.job_id);
   }
+  await notifyPending(pool);
   return ids;
 }
 
