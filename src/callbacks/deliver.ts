@@ -67,7 +67,8 @@ export function post(options: PostOptions): Promise<AttemptResult> {
       },
       (response) => {
         const statusCode = response.statusCode ?? 0;
-        const location = response.headers.location;
+        // The receiver writes this header and it ends up in the job's JSON: keep it short.
+        const location = response.headers.location?.slice(0, 200);
         const result: AttemptResult = {
           statusCode,
           retryAfterSeconds: parseRetryAfter(response.headers['retry-after']),
