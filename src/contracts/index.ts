@@ -50,6 +50,17 @@ export type CallbackStatus = z.infer<typeof CallbackStatusSchema>;
 
 const timestamp = z.iso.datetime({ offset: true });
 
+/** One callback delivery attempt: an HTTP status, or the error that prevented or followed one. */
+export const CallbackAttemptSchema = z
+  .strictObject({
+    attempt: z.number().int().min(1),
+    at: timestamp,
+    status_code: z.number().int().nullable(),
+    error: z.string().nullable().meta({ description: 'null means delivered' }),
+  })
+  .meta({ id: 'CallbackAttempt' });
+export type CallbackAttempt = z.infer<typeof CallbackAttemptSchema>;
+
 export const JobSchema = z
   .strictObject({
     job_id: z.uuid(),
@@ -61,6 +72,10 @@ export const JobSchema = z
     response: ResponseIXSchema.nullable(),
     callback_url: z.string().nullable(),
     callback_status: CallbackStatusSchema.nullable(),
+    callback_attempts: z
+      .array(CallbackAttemptSchema)
+      .nullish()
+      .meta({ description: 'Each callback attempt, oldest first; null before the first' }),
     attempts: z.number().int().min(0),
     created_at: timestamp,
     started_at: timestamp.nullable(),

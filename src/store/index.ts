@@ -1,3 +1,11 @@
+export {
+  type CallbackAttemptOutcome,
+  type CallbackClaim,
+  type CallbackClaimOptions,
+  callbackClaimDue,
+  callbackPendingCount,
+  callbackRecordAttempt,
+} from './callbacks.js';
 export { createPool, type Db, withTransaction } from './db.js';
 export { type EmbeddedPostgres, EmbeddedPostgresError, startEmbeddedPostgres } from './embedded.js';
 export {

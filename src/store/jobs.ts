@@ -28,10 +28,10 @@ export class CorruptJobError extends Error {
   }
 }
 
-const JOB_COLUMNS = `job_id, ix_id, client_id, request_id, created_at, callback_url, input, status, attempts,
-  started_at, finished_at, callback_status, response`;
+export const JOB_COLUMNS = `job_id, ix_id, client_id, request_id, created_at, callback_url, input, status, attempts,
+  started_at, finished_at, callback_status, response, callback_attempts`;
 
-interface JobRow {
+export interface JobRow {
   job_id: string;
   ix_id: string;
   client_id: string;
@@ -45,10 +45,11 @@ interface JobRow {
   finished_at: Date | null;
   callback_status: string | null;
   response: unknown;
+  callback_attempts: unknown;
 }
 
 /** Every row read back goes through the Job contract; one that does not fit is a bug, named. */
-function hydrate(row: JobRow): Job {
+export function hydrate(row: JobRow): Job {
   const parsed = JobSchema.safeParse({
     job_id: row.job_id,
     ix_id: row.ix_id,
@@ -60,6 +61,7 @@ function hydrate(row: JobRow): Job {
     response: row.response,
     callback_url: row.callback_url,
     callback_status: row.callback_status,
+    callback_attempts: row.callback_attempts,
     attempts: row.attempts,
     created_at: row.created_at.toISOString(),
     started_at: row.started_at?.toISOString() ?? null,

@@ -1,7 +1,8 @@
 import { jobs } from './0001_jobs.js';
+import { callbacks } from './0002_callbacks.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
 
 /** In version order; a new migration is appended here. */
-export const MIGRATIONS: readonly Migration[] = [jobs];
+export const MIGRATIONS: readonly Migration[] = [jobs, callbacks];
