@@ -3,6 +3,7 @@
  * The `ix` command. Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
  */
 import { parseArgs } from 'node:util';
+import { CallbackDeliverer } from './callbacks/index.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import {
@@ -79,18 +80,22 @@ async function worker(args: string[]): Promise<void> {
   const logger = createLogger(config.logLevel);
   const pipeline = await loadPipeline(config.worker.pipeline, config.worker.pipelineUrl);
   const pool = createPool(config.postgresUrl, { max: config.dbPoolSize, applicationName: 'ix worker' });
+  const deliverer = new CallbackDeliverer({ pool, config, logger });
   const running = new Worker({
     pool,
     connectionString: config.postgresUrl,
     config: config.worker,
     pipeline,
     logger,
+    onRecorded: () => deliverer.wake(),
   });
   try {
     await running.start();
+    deliverer.start();
     const signal = await untilSignal();
     logger.info({ signal }, 'shutting down');
     await running.stop();
+    await deliverer.stop();
   } finally {
     await pool.end();
   }

@@ -25,6 +25,8 @@ export interface WorkerOptions {
   pipeline: Pipeline;
   logger: Logger;
   workerId?: string;
+  /** Called after outcomes were recorded (e.g. to wake callback delivery at once). */
+  onRecorded?: () => void;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -233,6 +235,7 @@ export class Worker {
           }
         }
         backoffMs = 100;
+        if (applied.size > 0) this.options.onRecorded?.();
       } catch (error) {
         // Outcomes are fenced on their attempt, so writing them again later is safe.
         this.completions.unshift(...batch);

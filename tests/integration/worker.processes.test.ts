@@ -5,8 +5,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RequestIX } from '../../src/contracts/index.js';
+import { get, insertPending, notifyPending } from '../../src/store/index.js';
 import { Sweeper } from '../../src/worker/index.js';
 import { useTestDatabase } from '../support/db.js';
+import { makeRequest } from '../support/factories.js';
 import { startServer } from '../support/http.js';
 import {
   eventually,
@@ -96,4 +98,36 @@ describe('worker processes', () => {
     const { rows } = await db.pool.query(`SELECT status, attempts FROM ix_jobs`);
     expect(rows).toEqual(Array.from({ length: 5 }, () => ({ status: 'done', attempts: 1 })));
   }, 60_000);
+
+  it('ix worker delivers the callback of a finished job, signed, right after recording it', async () => {
+    const received: { headers: Record<string, unknown>; body: string }[] = [];
+    const receiver = await startServer((req, res, body) => {
+      received.push({ headers: req.headers, body });
+      res.end('ok');
+    });
+    try {
+      const { job } = await insertPending(
+        db.pool,
+        makeRequest({ input: { page: 7 } }),
+        `${receiver.url}/hook`,
+      );
+      await notifyPending(db.pool);
+      const worker = spawnWorker({
+        IX_CALLBACK_ALLOW_PRIVATE: 'true',
+        IX_CALLBACK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}`,
+      });
+      await eventually(
+        async () => (await get(db.pool, job.job_id))?.callback_status === 'delivered',
+        'delivered',
+      );
+      worker.kill('SIGTERM');
+      expect(await exited(worker)).toBe(0);
+      expect(received).toHaveLength(1);
+      expect(received[0]!.headers['webhook-id']).toBeTruthy();
+      expect(received[0]!.headers['webhook-signature']).toMatch(/^v1,/);
+      expect(JSON.parse(received[0]!.body)).toMatchObject({ job_id: job.job_id, status: 'done' });
+    } finally {
+      await receiver.close();
+    }
+  }, 30_000);
 });
