@@ -4,7 +4,14 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
-import { get, getByCorrelation, insertPending, LATEST_VERSION, schemaVersion } from '../store/index.js';
+import {
+  get,
+  getByCorrelation,
+  insertPending,
+  LATEST_VERSION,
+  type PendingNotifier,
+  schemaVersion,
+} from '../store/index.js';
 import { type Authenticator, type Caller, mayActFor } from './auth.js';
 import { callbackUrlProblem } from './callback-url.js';
 import { ApiError, invalidField } from './errors.js';
@@ -28,6 +35,8 @@ export interface RouteDeps {
   pool: pg.Pool;
   config: Config;
   authenticator: Authenticator;
+  /** Wakes idle workers after a new job commits; the insert itself sends no NOTIFY. */
+  notifier: PendingNotifier;
 }
 
 /** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
@@ -46,7 +55,7 @@ function jobNotFound(what: string): ApiError {
 const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorSchema]));
 
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
-  const { pool, config, authenticator } = deps;
+  const { pool, config, authenticator, notifier } = deps;
   await parent.register(async (scope) => {
     const app = scope.withTypeProvider<ZodTypeProvider>();
     // Declared up front so every request object keeps one shape; the hook sets it before handlers.
@@ -85,6 +94,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           if (problem) throw invalidField('body', '$.callback_url', problem);
         }
         const { job, created } = await insertPending(pool, ix, callbackUrl);
+        if (created) notifier.notify();
         bindJob(request, reply, job);
         return reply
           .code(created ? 201 : 200)

@@ -6,6 +6,7 @@ import { validatorCompiler } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import { PendingNotifier } from '../store/index.js';
 import { assertSafeExposure, createAuthenticator } from './auth.js';
 import { installErrorHandling } from './errors.js';
 import { registerOpenApi } from './openapi.js';
@@ -67,7 +68,21 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installErrorHandling(app, config.api.maxBodyBytes);
   await registerOpenApi(app, process.env.npm_package_version ?? '0.1.0');
   registerHealthRoutes(app, pool);
-  await registerJobRoutes(app, { pool, config, authenticator: createAuthenticator(config.api.apiKeys) });
+  // Without a wake-up, a job submitted to idle workers would wait for their fallback poll.
+  const notifier = new PendingNotifier(pool, (error) =>
+    logger.warn(
+      { err: error },
+      'could not notify workers of new jobs; they will find them at their next poll',
+    ),
+  );
+  // The caller ends the pool after close: no NOTIFY may still be using it by then.
+  app.addHook('onClose', () => notifier.settled());
+  await registerJobRoutes(app, {
+    pool,
+    config,
+    authenticator: createAuthenticator(config.api.apiKeys),
+    notifier,
+  });
   await app.ready();
   return app;
 }
