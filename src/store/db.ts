@@ -42,3 +42,63 @@ export async function withTransaction<T>(pool: pg.Pool, work: (db: pg.PoolClient
     client.release();
   }
 }
+
+/** The first connection failed: the server is down, unreachable, or refused these credentials. */
+export class DatabaseUnreachableError extends Error {
+  constructor(
+    /** The connection string without its password, safe to print. */
+    readonly target: string,
+    /** The error code (ECONNREFUSED, ENOTFOUND, 28P01, …) or PostgreSQL's message. */
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot connect to ${target} (${reason})`, options);
+    this.name = 'DatabaseUnreachableError';
+  }
+}
+
+/** The connection string with its password blanked, for messages and logs. */
+export function withoutPassword(connectionString: string): string {
+  try {
+    const url = new URL(connectionString);
+    url.password = '';
+    return url.toString();
+  } catch {
+    return '(unparseable connection string)';
+  }
+}
+
+function failureReason(error: unknown): string {
+  const { code, message, errors } = error as { code?: string; message?: string; errors?: unknown[] };
+  // A host with several addresses fails with an AggregateError whose parts carry the codes.
+  const first = errors?.[0] as { code?: string } | undefined;
+  // PostgreSQL's own refusals (bad password, no such database) say more than their SQLSTATE.
+  if (code && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('E')) return message ?? code;
+  return code ?? first?.code ?? message ?? String(error);
+}
+
+/**
+ * A pool whose first connection has been made, so a wrong or unreachable server is reported at
+ * start-up (as a DatabaseUnreachableError) instead of on the first request.
+ */
+export async function openPool(connectionString: string, options: CreatePoolOptions = {}): Promise<pg.Pool> {
+  const pool = createPool(connectionString, options);
+  try {
+    const client = await pool.connect();
+    client.release();
+    return pool;
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw new DatabaseUnreachableError(withoutPassword(connectionString), failureReason(error), {
+      cause: error,
+    });
+  }
+}
+
+/** Creates `database` unless it exists; says whether it did. For the embedded server's own database. */
+export async function databaseCreateIfMissing(db: Db, database: string): Promise<boolean> {
+  const { rowCount } = await db.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+  if (rowCount) return false;
+  await db.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+  return true;
+}

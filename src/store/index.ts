@@ -6,7 +6,16 @@ export {
   callbackPendingCount,
   callbackRecordAttempt,
 } from './callbacks.js';
-export { createPool, type Db, withTransaction } from './db.js';
+export {
+  type CreatePoolOptions,
+  createPool,
+  DatabaseUnreachableError,
+  type Db,
+  databaseCreateIfMissing,
+  openPool,
+  withoutPassword,
+  withTransaction,
+} from './db.js';
 export { type EmbeddedPostgres, EmbeddedPostgresError, startEmbeddedPostgres } from './embedded.js';
 export {
   CorruptJobError,

@@ -1,0 +1,128 @@
+/** `ix start` (API + worker, embedded PostgreSQL by default) and `ix api` (API only). */
+import { parseArgs } from 'node:util';
+import type pg from 'pg';
+import { startApi } from '../api/index.js';
+import { type Config, ConfigError, loadConfig } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
+import {
+  databaseCreateIfMissing,
+  type EmbeddedPostgres,
+  migrateUp,
+  openPool,
+  startEmbeddedPostgres,
+  withoutPassword,
+} from '../store/index.js';
+import { loadPipeline } from '../worker/index.js';
+import { openConfiguredPool, requirePostgresUrl } from './database.js';
+import { untilSignal } from './signals.js';
+import { startWorkerParts } from './worker.js';
+
+/** The database `ix start` creates and uses on its embedded server. */
+export const EMBEDDED_DATABASE = 'ix';
+
+/** Steps to undo, newest first, whether start-up finished or failed halfway. */
+class Teardown {
+  private readonly steps: { what: string; undo: () => Promise<void> }[] = [];
+
+  add(what: string, undo: () => Promise<void>): void {
+    this.steps.unshift({ what, undo });
+  }
+
+  /** Runs every step even when one fails, so the embedded PostgreSQL is stopped regardless. */
+  async run(logger: Logger): Promise<void> {
+    for (const { what, undo } of this.steps.splice(0)) {
+      try {
+        await undo();
+      } catch (error) {
+        logger.error({ err: error }, `shutdown: ${what} failed`);
+      }
+    }
+  }
+}
+
+interface Database {
+  pool: pg.Pool;
+  url: string;
+  /** What to print: never the password. */
+  description: string;
+}
+
+async function embeddedDatabase(config: Config, teardown: Teardown): Promise<Database> {
+  const server: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir: config.dataDir });
+  teardown.add('stopping the embedded PostgreSQL', () => server.stop());
+  const admin = await openPool(server.url, { max: 1, applicationName: 'ix start' });
+  try {
+    await databaseCreateIfMissing(admin, EMBEDDED_DATABASE);
+  } finally {
+    await admin.end();
+  }
+  const url = server.urlFor(EMBEDDED_DATABASE);
+  const pool = await openPool(url, { max: config.dbPoolSize, applicationName: 'ix start' });
+  return {
+    pool,
+    url,
+    description: `${withoutPassword(url)} (embedded PostgreSQL in ${server.dataDir}; log and password there)`,
+  };
+}
+
+async function configuredDatabase(url: string, config: Config, command: string): Promise<Database> {
+  const pool = await openConfiguredPool(url, { max: config.dbPoolSize, applicationName: `ix ${command}` });
+  return { pool, url, description: withoutPassword(url) };
+}
+
+async function listen(config: Config, pool: pg.Pool, logger: Logger) {
+  try {
+    return await startApi({ pool, config, logger });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'EADDRINUSE') {
+      throw new ConfigError('IX_PORT', `${config.api.host}:${config.api.port} is already in use`);
+    }
+    throw error;
+  }
+}
+
+async function serve(command: 'start' | 'api', args: string[]): Promise<void> {
+  parseArgs({ args, options: {} });
+  const stopRequested = untilSignal();
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  const withWorker = command === 'start';
+  const postgresUrl = withWorker ? config.postgresUrl : requirePostgresUrl(config, command);
+  // Before anything starts, so a bad IX_PIPELINE is reported without touching a database.
+  const pipeline = withWorker ? await loadPipeline(config.worker.pipeline, config.worker.pipelineUrl) : null;
+
+  const teardown = new Teardown();
+  try {
+    const database = postgresUrl
+      ? await configuredDatabase(postgresUrl, config, command)
+      : await embeddedDatabase(config, teardown);
+    teardown.add('closing the database pool', () => database.pool.end());
+    if (withWorker) {
+      const applied = await migrateUp(database.pool);
+      if (applied.length > 0) logger.info({ applied }, 'migrated');
+    }
+
+    if (pipeline) {
+      const parts = await startWorkerParts(database.pool, database.url, config, logger, pipeline);
+      teardown.add('stopping the worker', () => parts.stop());
+    }
+    // Listening last, so it is closed first: no job is accepted once the worker is stopping.
+    const api = await listen(config, database.pool, logger);
+    teardown.add('closing the API', () => api.close());
+
+    logger.info({ address: api.address, database: withoutPassword(database.url) }, 'ix listening');
+    process.stderr.write(
+      `ix listening on ${api.address}\n` +
+        `  API docs: ${api.address}/docs\n` +
+        `  database: ${database.description}\n` +
+        `  stop with Ctrl-C (SIGINT) or SIGTERM\n`,
+    );
+    const signal = await stopRequested;
+    logger.info({ signal }, 'shutting down');
+  } finally {
+    await teardown.run(logger);
+  }
+}
+
+export const start = (args: string[]) => serve('start', args);
+export const api = (args: string[]) => serve('api', args);

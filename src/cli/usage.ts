@@ -1,0 +1,80 @@
+import { readFileSync } from 'node:fs';
+import { LATEST_VERSION } from '../store/index.js';
+
+/** Bad arguments: exit 2 with the command's usage. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** From package.json, two levels up from both src/cli/ and dist/cli/. */
+export function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return manifest.version;
+}
+
+const ENVIRONMENT = 'Every setting is an IX_* environment variable; the README lists them all.';
+
+export const COMMAND_HELP: Record<string, string> = {
+  start: `Usage: ix start
+
+Runs migrations, then the API and a worker (with callback delivery) in one process, until
+SIGTERM or SIGINT. With no IX_POSTGRES_URL it runs an embedded PostgreSQL with its data in
+IX_DATA_DIR (default .ix-data) and stops it on exit.
+
+${ENVIRONMENT}`,
+  api: `Usage: ix api
+
+Serves the REST API (docs at /docs) on IX_HOST:IX_PORT until SIGTERM or SIGINT.
+Needs IX_POSTGRES_URL and a migrated schema (ix migrate up).
+
+${ENVIRONMENT}`,
+  worker: `Usage: ix worker [--concurrency N]
+
+Runs jobs through the pipeline (IX_PIPELINE) and delivers callbacks until SIGTERM or SIGINT;
+on stop, jobs it cannot finish within IX_SHUTDOWN_GRACE_SECONDS are put back.
+Needs IX_POSTGRES_URL.
+
+Options:
+  --concurrency N   jobs run at once (overrides IX_WORKER_CONCURRENCY)
+
+${ENVIRONMENT}`,
+  migrate: `Usage: ix migrate up [--to VERSION]
+       ix migrate down [--to VERSION]
+
+up applies migrations (default: all, up to ${LATEST_VERSION}); down reverts them (default: one
+step; --to 0 removes everything). Needs IX_POSTGRES_URL.`,
+  submit: `Usage: ix submit [FILE]
+
+Submits the request JSON in FILE (or on stdin when FILE is absent or -) and prints the job.
+The JSON is a RequestIX ({"ix_client_id", "request_id", "input"}) or, to be called back,
+{"request": RequestIX, "callback_url": "https://…"}. Submitting the same ix_client_id and
+request_id again prints the existing job. Needs IX_POSTGRES_URL.`,
+  get: `Usage: ix get JOB_ID
+
+Prints the job, or exits 1 when there is none. Needs IX_POSTGRES_URL.`,
+};
+
+export const USAGE = `Usage: ix <command> [options]
+
+Commands:
+  start                         API and worker in one process; embedded PostgreSQL without IX_POSTGRES_URL
+  api                           the REST API only
+  worker [--concurrency N]      run jobs through the pipeline and deliver callbacks
+  migrate up|down [--to N]      apply or revert schema migrations (latest: ${LATEST_VERSION})
+  submit [FILE]                 submit a request JSON from FILE or stdin; prints the job
+  get JOB_ID                    print a job
+
+Options:
+  -h, --help                    this help, or a command's (ix start --help)
+  -v, --version                 the version of ix
+
+Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
+${ENVIRONMENT}`;

@@ -1,0 +1,61 @@
+import { parseArgs } from 'node:util';
+import type pg from 'pg';
+import { CallbackDeliverer } from '../callbacks/index.js';
+import { type Config, loadConfig } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
+import { loadPipeline, type Pipeline, Worker } from '../worker/index.js';
+import { openConfiguredPool, requirePostgresUrl } from './database.js';
+import { untilSignal } from './signals.js';
+
+export interface WorkerParts {
+  /** Graceful: running jobs get IX_SHUTDOWN_GRACE_SECONDS, then are put back; delivery stops last. */
+  stop(): Promise<void>;
+}
+
+/** A worker and the callback deliverer it wakes as outcomes are recorded, as `ix worker` and `ix start` run them. */
+export async function startWorkerParts(
+  pool: pg.Pool,
+  connectionString: string,
+  config: Config,
+  logger: Logger,
+  pipeline: Pipeline,
+): Promise<WorkerParts> {
+  const deliverer = new CallbackDeliverer({ pool, config, logger });
+  const worker = new Worker({
+    pool,
+    connectionString,
+    config: config.worker,
+    pipeline,
+    logger,
+    onRecorded: () => deliverer.wake(),
+  });
+  await worker.start();
+  deliverer.start();
+  return {
+    async stop() {
+      await worker.stop();
+      await deliverer.stop();
+    },
+  };
+}
+
+export async function worker(args: string[]): Promise<void> {
+  const stopRequested = untilSignal();
+  const { values } = parseArgs({ args, options: { concurrency: { type: 'string' } } });
+  const env = { ...process.env };
+  if (values.concurrency !== undefined) env.IX_WORKER_CONCURRENCY = values.concurrency;
+  const config = loadConfig(env);
+  const url = requirePostgresUrl(config, 'worker');
+  const logger = createLogger(config.logLevel);
+  // Before connecting, so a bad IX_PIPELINE is reported even when the database is down too.
+  const pipeline = await loadPipeline(config.worker.pipeline, config.worker.pipelineUrl);
+  const pool = await openConfiguredPool(url, { max: config.dbPoolSize, applicationName: 'ix worker' });
+  try {
+    const parts = await startWorkerParts(pool, url, config, logger, pipeline);
+    const signal = await stopRequested;
+    logger.info({ signal }, 'shutting down');
+    await parts.stop();
+  } finally {
+    await pool.end();
+  }
+}
