@@ -91,7 +91,7 @@ export async function getJob(args: string[]): Promise<void> {
   const pool = await openConfiguredPool(url, { max: 1, applicationName: 'ix get' });
   try {
     const job = await get(pool, jobId);
-    if (!job) throw new JobNotFoundError(`no job ${jobId}`);
+    if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
     console.log(JSON.stringify(job, null, 2));
   } finally {
     await pool.end();

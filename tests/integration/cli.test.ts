@@ -1,0 +1,162 @@
+/**
+ * The built `ix` command's contract with its user: exit codes, one-line configuration errors,
+ * help and version, and submit/get against a real database.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { Job } from '../../src/contracts/index.js';
+import { runCli } from '../support/cli.js';
+import { useTestDatabase } from '../support/db.js';
+
+const db = useTestDatabase();
+const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+
+function oneLine(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  return lines[0] as string;
+}
+
+describe('configuration errors stop ix with one line naming the variable, exit 2', () => {
+  it.each([
+    ['IX_PORT', { IX_PORT: 'abc' }, /^ix: IX_PORT: expected a whole number, got "abc"$/],
+    ['IX_PIPELINE', { IX_PIPELINE: 'magic' }, /^ix: IX_PIPELINE: expected echo, http or a path/],
+    [
+      'IX_POSTGRES_URL',
+      { IX_POSTGRES_URL: 'postgres://postgres:hunter2@127.0.0.1:1/x' },
+      /^ix: IX_POSTGRES_URL: cannot connect to postgres:\/\/postgres@127\.0\.0\.1:1\/x \(ECONNREFUSED\)$/,
+    ],
+  ])('%s', async (_variable, env, message) => {
+    const { code, stdout, stderr } = await runCli(['start'], env);
+    expect(code).toBe(2);
+    expect(oneLine(stderr)).toMatch(message);
+    expect(stderr).not.toContain('hunter2');
+    expect(stdout).toBe('');
+  });
+
+  it('a missing module pipeline', async () => {
+    const { code, stderr } = await runCli(['worker'], {
+      IX_POSTGRES_URL: db.url,
+      IX_PIPELINE: './no-such-pipeline.js',
+    });
+    expect(code).toBe(2);
+    expect(oneLine(stderr)).toMatch(/^ix: IX_PIPELINE: cannot load \.\/no-such-pipeline\.js/);
+  });
+
+  it.each([['api'], ['worker'], ['submit'], ['get', '00000000-0000-4000-8000-000000000000']])(
+    'ix %s without IX_POSTGRES_URL',
+    async (...args) => {
+      const { code, stderr } = await runCli(args);
+      expect(code).toBe(2);
+      expect(oneLine(stderr)).toBe(`ix: IX_POSTGRES_URL: is required for ix ${args[0]}`);
+    },
+  );
+});
+
+describe('help and version', () => {
+  it('--version prints the version of package.json', async () => {
+    expect(await runCli(['--version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it('--help lists every command', async () => {
+    const { code, stdout } = await runCli(['--help']);
+    expect(code).toBe(0);
+    for (const command of ['start', 'api', 'worker', 'migrate', 'submit', 'get'])
+      expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+  });
+
+  it.each([['start'], ['api'], ['worker'], ['migrate'], ['submit'], ['get']])(
+    'ix %s --help explains the command and starts nothing',
+    async (command) => {
+      const { code, stdout } = await runCli([command, '--help']);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(new RegExp(`^Usage: ix ${command}\\b`));
+    },
+  );
+
+  it('no command or an unknown one is a usage error', async () => {
+    expect((await runCli([])).code).toBe(2);
+    const unknown = await runCli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^ix: unknown command "frobnicate"/);
+  });
+
+  it('an unknown option is a usage error, not a crash', async () => {
+    const { code, stderr } = await runCli(['start', '--bogus']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^ix: Unknown option '--bogus'/);
+  });
+});
+
+describe('ix submit and ix get', () => {
+  const env = () => ({ IX_POSTGRES_URL: db.url });
+
+  it('submits a RequestIX from stdin, prints the job, and ix get prints it back', async () => {
+    const request = { ix_client_id: 'cli', request_id: 'stdin-1', input: { pages: 2 } };
+    const submitted = await runCli(['submit'], env(), JSON.stringify(request));
+    expect(submitted.code).toBe(0);
+    const job = JSON.parse(submitted.stdout) as Job;
+    expect(job).toMatchObject({ client_id: 'cli', request_id: 'stdin-1', status: 'pending', attempts: 0 });
+    expect(job.request.input).toEqual({ pages: 2 });
+
+    const fetched = await runCli(['get', job.job_id], env());
+    expect(fetched.code).toBe(0);
+    expect(JSON.parse(fetched.stdout)).toEqual(job);
+  });
+
+  it('submits the {request, callback_url} envelope, and a replay prints the same job', async () => {
+    const body = JSON.stringify({
+      request: { ix_client_id: 'cli', request_id: 'env-1', input: null },
+      callback_url: 'https://example.com/hook',
+    });
+    const first = await runCli(['submit', '-'], env(), body);
+    expect(first.code).toBe(0);
+    const job = JSON.parse(first.stdout) as Job;
+    expect(job.callback_url).toBe('https://example.com/hook');
+
+    const replay = await runCli(['submit'], env(), body);
+    expect(replay.code).toBe(0);
+    expect(JSON.parse(replay.stdout)).toEqual(job);
+    expect(replay.stderr).toContain(`already submitted as job ${job.job_id}`);
+  });
+
+  it('lists every invalid field with its path, exit 2, and writes nothing', async () => {
+    const { code, stdout, stderr } = await runCli(
+      ['submit'],
+      env(),
+      JSON.stringify({ ix_client_id: '', request_id: 'x', extra: true }),
+    );
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^ix: invalid request:/);
+    expect(stderr).toMatch(/^ {2}\$\.ix_client_id: /m);
+    expect(stderr).toMatch(/^ {2}\$\.input: /m);
+    expect(stderr).toMatch(/extra/);
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('rejects text that is not JSON, exit 2', async () => {
+    const { code, stderr } = await runCli(['submit'], env(), '{not json');
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^ix: invalid request:\n {2}not JSON: /);
+  });
+
+  it('reads the request from a FILE, and says so when it cannot', async () => {
+    const missing = await runCli(['submit', '/nonexistent/request.json'], env());
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^ix: cannot read \/nonexistent\/request\.json/);
+  });
+
+  it('ix get of an unknown job exits 1 "not found"; of a non-UUID, 2', async () => {
+    const unknown = await runCli(['get', '00000000-0000-4000-8000-000000000000'], env());
+    expect(unknown).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'ix: no job 00000000-0000-4000-8000-000000000000 (not found)\n',
+    });
+    const invalid = await runCli(['get', 'nope'], env());
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toMatch(/^ix: "nope" is not a job id/);
+  });
+});
