@@ -67,13 +67,16 @@ describe('ix start with an embedded PostgreSQL', () => {
     expect(postmasterPid(dataDir)).toBeNull();
   }, 120_000);
 
-  it('keeps the job across a restart', async () => {
+  it('keeps the job across a restart, and a double Ctrl-C still stops cleanly', async () => {
     const ix = await start();
     expect(await fetchJob(ix, jobId)).toMatchObject({
       status: 'done',
       response: { error: null, result: { n: 1 } },
     });
+    // Ctrl-C under `npm start` arrives twice (terminal and npm): the second must not cut the stop short.
+    ix.child.kill('SIGINT');
     expect(await ix.stop('SIGINT')).toBe(0);
+    expect(ix.stderr()).toContain('SIGINT received, already stopping');
     expect(postmasterPid(dataDir)).toBeNull();
   }, 120_000);
 

@@ -40,9 +40,13 @@ export function runCli(args: string[], env: Record<string, string> = {}, stdin =
   });
 }
 
+/** Resolves once the child has exited and its output is fully read ('close', not 'exit'). */
 export function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve) => {
+    if (child.stderr?.readableEnded !== false && (child.exitCode !== null || child.signalCode !== null))
+      resolve(child.exitCode);
+    else child.once('close', (code) => resolve(code));
+  });
 }
 
 export interface RunningIx {
