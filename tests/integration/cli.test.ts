@@ -2,11 +2,13 @@
  * The built `ix` command's contract with its user: exit codes, one-line configuration errors,
  * help and version, and submit/get against a real database.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contracts/index.js';
-import { runCli } from '../support/cli.js';
+import { CLI, cleanEnv, exited, runCli, startIx } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';
+import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase();
 const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
@@ -158,5 +160,36 @@ describe('ix submit and ix get', () => {
     const invalid = await runCli(['get', 'nope'], env());
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toMatch(/^ix: "nope" is not a job id/);
+  });
+});
+
+describe('ix api and ix worker apart, as in production', () => {
+  it('a job submitted to ix api is run by ix worker; both stop with exit 0 on SIGTERM', async () => {
+    const api = await startIx({ IX_POSTGRES_URL: db.url }, 'api');
+    const worker = spawn(process.execPath, [CLI, 'worker', '--concurrency', '2'], {
+      env: cleanEnv({ IX_POSTGRES_URL: db.url }),
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    try {
+      expect(api.stderr()).toContain(`database: ${db.url.replace(/:[^:@/]+@/, '@')}`);
+      expect((await fetch(`${api.address}/readyz`)).status).toBe(200);
+      const response = await fetch(`${api.address}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ request: { ix_client_id: 'prod', request_id: 'apart-1', input: [1, 2] } }),
+      });
+      expect(response.status).toBe(201);
+      const { job_id: jobId } = (await response.json()) as Job;
+      let job: Job | undefined;
+      await eventually(async () => {
+        job = (await (await fetch(`${api.address}/jobs/${jobId}`)).json()) as Job;
+        return job.status === 'done';
+      }, 'the worker process ran the job');
+      expect(job?.response?.result).toEqual([1, 2]);
+    } finally {
+      worker.kill('SIGTERM');
+      expect(await exited(worker)).toBe(0);
+      expect(await api.stop('SIGTERM')).toBe(0);
+    }
   });
 });
