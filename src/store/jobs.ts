@@ -156,19 +156,22 @@ export async function getByCorrelation(db: Db, clientId: string, requestId: stri
   return rows[0] ? hydrate(rows[0]) : null;
 }
 
+// `= ANY(ARRAY(…))` makes both steps index lookups of exactly the picked rows: written as a
+// join, the planner hashed the whole queue and sequentially scanned ix_jobs: 42 ms to claim
+// 1,000 jobs with 30,000 rows in the table, against 24 ms as lookups (EXPLAIN ANALYZE).
 export const CLAIM_SQL = `
   WITH picked AS (
     DELETE FROM ix_job_queue
-    WHERE seq IN (SELECT seq FROM ix_job_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+    WHERE seq = ANY (ARRAY (SELECT seq FROM ix_job_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED))
     RETURNING seq, job_id
   ), leased AS (
     INSERT INTO ix_job_leases (job_id, worker_id) SELECT job_id, $2 FROM picked
   ), claimed AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
-    FROM picked WHERE j.job_id = picked.job_id AND j.status = 'pending'
-    RETURNING picked.seq, ${JOB_COLUMNS.replace(/(\w+)/g, 'j.$1')}
+    WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM picked)) AND j.status = 'pending'
+    RETURNING ${JOB_COLUMNS.replace(/(\w+)/g, 'j.$1')}
   )
-  SELECT * FROM claimed ORDER BY seq`;
+  SELECT claimed.* FROM claimed JOIN picked USING (job_id) ORDER BY picked.seq`;
 
 /**
  * Claims up to `limit` pending jobs, oldest first, in one statement: each is dispatched to at
