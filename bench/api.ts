@@ -3,7 +3,8 @@
  * Creates (and afterwards drops) its own database on IX_POSTGRES_URL's server, starts the API in
  * a child process so the load generator does not share its event loop, then runs autocannon:
  * 10 keep-alive connections, a unique request id per request, 10 s after a 2 s warm-up.
- * Prints one JSON line.
+ * Then 5 s of the same submits straight into the store (the PostgreSQL ceiling right now) and
+ * the API process's CPU time per submit. Prints one JSON line.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -13,12 +14,13 @@ import pg from 'pg';
 import { startApi } from '../src/api/index.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
-import { createPool, migrateUp } from '../src/store/index.js';
+import { createPool, insertPending, migrateUp } from '../src/store/index.js';
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/ix_bench_api';
 const CONNECTIONS = 10;
 const DURATION_S = Number(process.env.IX_BENCH_DURATION_SECONDS ?? 10);
 const WARMUP_S = 2;
+const STORE_ONLY_S = 5;
 const CLIENT = 'bench';
 const KEY = 'bench-key-0123456789abcdef';
 
@@ -59,7 +61,16 @@ async function serve(): Promise<void> {
     await pool.end();
     process.exit(0);
   });
+  // The parent asks for this process's CPU time around the measured run, so the API's own cost
+  // per submit can be told apart from PostgreSQL's and the load generator's.
+  process.on('message', () => process.send?.({ cpu: process.cpuUsage() }));
   process.send?.({ address: api.address });
+}
+
+async function childCpuMicros(child: ChildProcess): Promise<number> {
+  child.send('cpu');
+  const [message] = (await once(child, 'message')) as [{ cpu: NodeJS.CpuUsage }];
+  return message.cpu.user + message.cpu.system;
 }
 
 async function load(address: string, seconds: number, prefix: string) {
@@ -93,6 +104,34 @@ async function load(address: string, seconds: number, prefix: string) {
   });
 }
 
+/**
+ * The same submits straight into the store, 10 at a time, no HTTP: the ceiling PostgreSQL
+ * allows on this machine at this moment, so the API's figure can be read against it.
+ */
+async function storeOnly(database: URL, seconds: number): Promise<number> {
+  const pool = createPool(database.toString(), { max: CONNECTIONS });
+  let inserted = 0;
+  const deadline = Date.now() + seconds * 1000;
+  try {
+    await Promise.all(
+      Array.from({ length: CONNECTIONS }, async (_, lane) => {
+        for (let i = 0; Date.now() < deadline; i++) {
+          const request = {
+            ix_client_id: CLIENT,
+            request_id: `store-${lane}-${i}`,
+            input: { pages: [1, 2, 3] },
+          };
+          await insertPending(pool, request, null);
+          inserted += 1;
+        }
+      }),
+    );
+  } finally {
+    await pool.end();
+  }
+  return Math.round(inserted / seconds);
+}
+
 async function main(): Promise<void> {
   const database = databaseUrl();
   const name = databaseName(database);
@@ -105,7 +144,10 @@ async function main(): Promise<void> {
     child = fork(fileURLToPath(import.meta.url), ['serve'], { execArgv: ['--import', 'tsx'] });
     const [message] = (await once(child, 'message')) as [{ address: string }];
     await load(message.address, WARMUP_S, 'warmup');
+    const cpuBefore = await childCpuMicros(child);
     const result = await load(message.address, DURATION_S, 'run');
+    const apiCpuMicros = (await childCpuMicros(child)) - cpuBefore;
+    const storeOnlyPerSecond = await storeOnly(database, STORE_ONLY_S);
     const created = result.statusCodeStats['201']?.count ?? 0;
     const { rows } = await pool.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM ix_jobs WHERE request_id LIKE 'run-%'`,
@@ -119,6 +161,8 @@ async function main(): Promise<void> {
         latency_p50_ms: result.latency.p50,
         latency_p99_ms: result.latency.p99,
         latency_max_ms: result.latency.max,
+        store_only_inserts_per_s: storeOnlyPerSecond,
+        api_cpu_us_per_submit: created === 0 ? null : Math.round(apiCpuMicros / created),
         created,
         rows_written: rows[0]?.n ?? 0,
         non2xx: result.non2xx,
