@@ -153,10 +153,13 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = toApiError(error, maxBodyBytes);
     if (mapped) {
-      request.log.info({ status: mapped.statusCode, code: mapped.code }, mapped.message);
+      request.log.info(
+        { ...request.logContext, status: mapped.statusCode, code: mapped.code },
+        mapped.message,
+      );
       return reply.code(mapped.statusCode).headers(mapped.headers).send(mapped.toBody());
     }
-    request.log.error({ err: error }, 'internal error');
+    request.log.error({ ...request.logContext, err: error }, 'internal error');
     return reply.code(500).send(INTERNAL);
   });
 

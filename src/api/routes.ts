@@ -1,5 +1,5 @@
 /** The endpoints. Handlers hold no state: any number of API processes can serve one database. */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
@@ -8,6 +8,7 @@ import { get, getByCorrelation, insertPending, LATEST_VERSION, schemaVersion } f
 import { type Authenticator, type Caller, mayActFor } from './auth.js';
 import { callbackUrlProblem } from './callback-url.js';
 import { ApiError, invalidField } from './errors.js';
+import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
   ErrorSchema,
@@ -33,10 +34,8 @@ export interface RouteDeps {
 /** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
 const READY_TIMEOUT_MS = 2_000;
 
-/** Later log lines of this request, including its completion line, carry the job's ids. */
-function bindJob(request: FastifyRequest, reply: FastifyReply, job: Job): void {
-  request.log = request.log.child({ job_id: job.job_id, ix_id: job.ix_id });
-  reply.log = request.log;
+function logJob(request: FastifyRequest, job: Job): void {
+  addLogContext(request, { job_id: job.job_id, ix_id: job.ix_id });
 }
 
 function jobNotFound(what: string): ApiError {
@@ -53,9 +52,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
     app.decorateRequest('caller', null as never);
     app.addHook('onRequest', async (request) => {
       request.caller = authenticator.authenticate(request.headers.authorization);
-      if (request.caller.kind === 'client') {
-        request.log = request.log.child({ client_id: request.caller.clientId });
-      }
+      if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
     });
     const security = config.api.apiKeys.size > 0 ? [{ bearer: [] }] : [];
 
@@ -85,7 +82,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           if (problem) throw invalidField('body', '$.callback_url', problem);
         }
         const { job, created } = await insertPending(pool, ix, callbackUrl);
-        bindJob(request, reply, job);
+        logJob(request, job);
         return reply
           .code(created ? 201 : 200)
           .header('location', `/jobs/${job.job_id}`)
@@ -103,12 +100,12 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           response: { 200: JobSchema, ...errors(400, 401, 404) },
         },
       },
-      async (request, reply) => {
+      async (request) => {
         const jobId = request.params.job_id;
         const job = await get(pool, jobId);
         // Another client's job answers exactly like a missing one, so ids do not leak.
         if (!job || !mayActFor(request.caller, job.client_id)) throw jobNotFound(jobId);
-        bindJob(request, reply, job);
+        logJob(request, job);
         return job;
       },
     );
@@ -123,13 +120,13 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           response: { 200: JobSchema, ...errors(400, 401, 404) },
         },
       },
-      async (request, reply) => {
+      async (request) => {
         const { client_id: clientId, request_id: requestId } = request.query;
         const job = mayActFor(request.caller, clientId)
           ? await getByCorrelation(pool, clientId, requestId)
           : null;
         if (!job) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
-        bindJob(request, reply, job);
+        logJob(request, job);
         return job;
       },
     );

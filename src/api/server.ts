@@ -1,13 +1,14 @@
 /** Builds the Fastify instance (nothing listens until `startApi`). */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { assertSafeExposure, createAuthenticator } from './auth.js';
 import { installErrorHandling } from './errors.js';
+import { IxLogController } from './logging.js';
 import { registerOpenApi } from './openapi.js';
 import { registerHealthRoutes, registerJobRoutes } from './routes.js';
 
@@ -43,7 +44,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger.child({ component: 'api' }),
     genReqId: requestId,
-    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    logController: new IxLogController(),
     bodyLimit: config.api.maxBodyBytes,
     connectionTimeout: HTTP_TIMEOUTS.connectionTimeoutMs,
     requestTimeout: HTTP_TIMEOUTS.requestTimeoutMs,
@@ -54,6 +55,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
 
+  app.decorateRequest('logContext', null);
   app.setValidatorCompiler(validatorCompiler);
   // Responses are Jobs already hydrated through JobSchema by the store; validating them a second
   // time on the way out would only cost throughput.
