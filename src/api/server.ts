@@ -52,20 +52,28 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     http: { headersTimeout: HTTP_TIMEOUTS.headersTimeoutMs },
     // Idle keep-alive sockets must not hold a graceful close open.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // Requests that arrive while closing are still served (the pool outlives the server); the
+    // hook below makes every response from then on close its connection.
+    return503OnClosing: false,
   }) as unknown as FastifyInstance;
 
-  app.decorateRequest('logContext', null);
+  // Node's close() drops only the connections idle at that moment; one busy then would, once its
+  // response went out, idle for the whole keep-alive timeout (72 s) and hold the close open.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
+  });
+
   app.setValidatorCompiler(validatorCompiler);
   // Responses are Jobs already hydrated through JobSchema by the store; validating them a second
   // time on the way out would only cost throughput.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   // JSON only: without this, fastify would parse text/plain and answer a 400 instead of a 415.
   app.removeContentTypeParser('text/plain');
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
-
   installErrorHandling(app, config.api.maxBodyBytes);
   await registerOpenApi(app, process.env.npm_package_version ?? '0.1.0');
   registerHealthRoutes(app, pool);

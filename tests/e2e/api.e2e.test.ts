@@ -3,11 +3,13 @@
  * The job is completed with the store's claimPending + markDone between submit and waitFor,
  * standing in for the worker until it is merged.
  */
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningApi, startApi } from '../../src/api/index.js';
 import { IxApiError, IxClient, IxWaitTimeoutError } from '../../src/client/index.js';
 import { loadConfig } from '../../src/config.js';
-import { claimPending, markDone } from '../../src/store/index.js';
+import { claimPending, createPool, markDone } from '../../src/store/index.js';
 import { captureLogs } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest, success } from '../support/factories.js';
@@ -72,6 +74,44 @@ describe('ix API over HTTP', () => {
     await expect(client.waitFor(job.job_id, { timeoutMs: 200, intervalMs: 50 })).rejects.toBeInstanceOf(
       IxWaitTimeoutError,
     );
+  });
+
+  it('closes gracefully with a request in flight: it is answered, then its connection closes', async () => {
+    // A "PostgreSQL" that accepts connections and never answers keeps /readyz in flight (2 s).
+    const silent = createServer(() => {});
+    const sockets: Socket[] = [];
+    silent.on('connection', (socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const hangingPool = createPool(`postgres://postgres@127.0.0.1:${port}/none`, { max: 1 });
+    const server = await startApi({
+      pool: hangingPool,
+      config: loadConfig({ IX_PORT: '0' }),
+      logger: captureLogs().logger,
+    });
+    try {
+      const url = new URL(server.address);
+      const client = connect(Number(url.port), url.hostname);
+      let received = '';
+      client.on('data', (chunk) => {
+        received += String(chunk);
+      });
+      client.write('GET /readyz HTTP/1.1\r\nHost: ix\r\nConnection: keep-alive\r\n\r\n');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const clientClosed = once(client, 'close');
+      const started = Date.now();
+      await server.close();
+      await clientClosed;
+      // Without `Connection: close` the answered socket would idle for the 72 s keep-alive.
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(received).toMatch(/^HTTP\/1\.1 503/);
+      expect(received).toContain('"code":"not_ready"');
+      expect(received.toLowerCase()).toContain('connection: close');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+      await hangingPool.end();
+    }
   });
 
   it('closes gracefully: an idle keep-alive connection does not hold close open', async () => {

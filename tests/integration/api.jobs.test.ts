@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HTTP_TIMEOUTS } from '../../src/api/index.js';
 import { type Job, JobSchema } from '../../src/contracts/index.js';
 import { buildTestApi, type CapturedLogs, captureLogs, countJobs, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
@@ -236,6 +237,16 @@ describe('routing', () => {
     const onCollection = await app.inject({ method: 'PUT', url: '/jobs' });
     expectError(onCollection, 405, 'method_not_allowed');
     expect(String(onCollection.headers.allow).split(', ')).toEqual(expect.arrayContaining(['GET', 'POST']));
+  });
+});
+
+describe('the HTTP server', () => {
+  it('has explicit header, request, keep-alive and idle timeouts', () => {
+    expect(app.server.headersTimeout).toBe(HTTP_TIMEOUTS.headersTimeoutMs);
+    expect(app.server.requestTimeout).toBe(HTTP_TIMEOUTS.requestTimeoutMs);
+    expect(app.server.keepAliveTimeout).toBe(HTTP_TIMEOUTS.keepAliveTimeoutMs);
+    expect(app.server.timeout).toBe(HTTP_TIMEOUTS.connectionTimeoutMs);
+    expect(HTTP_TIMEOUTS.headersTimeoutMs).toBeLessThan(HTTP_TIMEOUTS.requestTimeoutMs);
   });
 });
 
