@@ -274,5 +274,12 @@ describe('probes and documentation', () => {
     const docs = await app.inject({ method: 'GET', url: '/docs' });
     expect(docs.statusCode).toBe(200);
     expect(docs.headers['content-type']).toContain('text/html');
+    // The page's assets come from this server (node_modules), not from the internet.
+    const assets = [...docs.body.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => m[1] ?? '');
+    expect(assets.length).toBeGreaterThan(0);
+    for (const asset of assets) {
+      expect(asset).toMatch(/^\/docs\//);
+      expect((await app.inject({ method: 'GET', url: asset })).statusCode).toBe(200);
+    }
   });
 });
