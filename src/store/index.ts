@@ -36,3 +36,4 @@ export {
   workerRemove,
 } from './jobs.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
+export { Submitter, type SubmitterOptions } from './submitter.js';

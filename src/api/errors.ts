@@ -1,0 +1,190 @@
+/**
+ * The one HTTP error mapper: every failure leaves as `{"error": {"code", "message", "details"?}}`.
+ * Client mistakes become a 4xx naming what to fix; anything else is logged with its stack and
+ * leaves as `500 internal` with nothing of its cause.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+
+export type ErrorCode =
+  | 'invalid_json'
+  | 'invalid_request'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'not_ready'
+  | 'internal';
+
+export interface ErrorDetail {
+  /** Where the field is: `body`, `querystring` or `params`. */
+  in: string;
+  /** JSONPath of the field, e.g. `$.request.ix_client_id`. */
+  path: string;
+  message: string;
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: ErrorDetail[] };
+}
+
+/** A failure the API means to report as is; thrown from handlers and hooks. */
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: ErrorDetail[],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  toBody(): ErrorBody {
+    return {
+      error: { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) },
+    };
+  }
+}
+
+export function invalidField(where: string, path: string, message: string): ApiError {
+  return new ApiError(400, 'invalid_request', `${path.replace(/^\$\.?/, '') || 'body'}: ${message}`, [
+    { in: where, path, message },
+  ]);
+}
+
+/** `/request/items/0` → `$.request.items[0]`. */
+export function toJsonPath(segments: readonly (string | number)[]): string {
+  let path = '$';
+  for (const segment of segments) {
+    if (typeof segment === 'number' || /^\d+$/.test(segment)) path += `[${segment}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(segment)) path += `.${segment}`;
+    else path += `[${JSON.stringify(segment)}]`;
+  }
+  return path;
+}
+
+function validationDetails(error: FastifyError & { validationContext?: string }): ErrorDetail[] {
+  if (!hasZodFastifySchemaValidationErrors(error)) return [];
+  const where = error.validationContext ?? 'body';
+  const details: ErrorDetail[] = [];
+  for (const issue of error.validation) {
+    const segments = issue.instancePath.split('/').filter((s) => s !== '');
+    // zod reports unknown keys on their parent; name each key itself so the client sees which.
+    const keys = (issue.params as { keys?: unknown }).keys;
+    if (issue.keyword === 'unrecognized_keys' && Array.isArray(keys)) {
+      for (const key of keys) {
+        details.push({ in: where, path: toJsonPath([...segments, String(key)]), message: 'unknown field' });
+      }
+      continue;
+    }
+    details.push({ in: where, path: toJsonPath(segments), message: issue.message ?? 'invalid' });
+  }
+  return details;
+}
+
+function summarize(details: readonly ErrorDetail[]): string {
+  const fields = [...new Set(details.map((d) => d.path))].slice(0, 5).join(', ');
+  return details.length === 0 ? 'the request is invalid' : `invalid fields: ${fields}`;
+}
+
+/** Fastify's own client errors, by code; anything else with a 4xx status keeps its message. */
+const FRAMEWORK_ERRORS: Record<string, { status: number; code: ErrorCode; message: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid_json', message: 'the body is not valid JSON' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    status: 400,
+    code: 'invalid_json',
+    message: 'the body is empty but Content-Type is application/json',
+  },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'payload_too_large', message: '' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    status: 415,
+    code: 'unsupported_media_type',
+    message: 'send the body as Content-Type: application/json',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    status: 400,
+    code: 'invalid_request',
+    message: 'Content-Length does not match the body',
+  },
+  FST_ERR_BAD_URL: { status: 400, code: 'invalid_request', message: 'the URL is malformed' },
+};
+
+export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError | null {
+  if (error instanceof ApiError) return error;
+  if (error.validation) {
+    const details = validationDetails(error);
+    return new ApiError(400, 'invalid_request', summarize(details), details);
+  }
+  // JSON allows strings PostgreSQL cannot store (\u0000): the client's mistake, not ours.
+  if (error.code === '22P05' || error.code === '22021') {
+    return new ApiError(
+      400,
+      'invalid_request',
+      'the request holds text PostgreSQL cannot store (such as \\u0000 in a string); remove it',
+    );
+  }
+  const known = error.code ? FRAMEWORK_ERRORS[error.code] : undefined;
+  if (known) {
+    const message = known.message || `the body is larger than ${maxBodyBytes} bytes (IX_MAX_BODY_BYTES)`;
+    return new ApiError(known.status, known.code, message);
+  }
+  // Any other error fastify marks as the client's (e.g. a malformed header) keeps its status.
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    return new ApiError(error.statusCode, 'invalid_request', error.message);
+  }
+  return null;
+}
+
+const INTERNAL: ErrorBody = { error: { code: 'internal', message: 'internal server error' } };
+
+/**
+ * Installs the error handler and the not-found handler. A path that exists under another method
+ * answers 405 with `Allow`; the routes are learned from `onRoute`, so nothing is listed twice.
+ */
+export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number): void {
+  const routes: { pattern: RegExp; method: string }[] = [];
+  app.addHook('onRoute', (route) => {
+    const source = route.url
+      .split('/')
+      .map((part) =>
+        part === '*' ? '.*' : part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+      )
+      .join('/');
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) routes.push({ pattern: new RegExp(`^${source}$`), method });
+  });
+
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const mapped = toApiError(error, maxBodyBytes);
+    if (mapped) {
+      request.log.info(
+        { ...request.logContext, status: mapped.statusCode, code: mapped.code },
+        mapped.message,
+      );
+      return reply.code(mapped.statusCode).headers(mapped.headers).send(mapped.toBody());
+    }
+    request.log.error({ ...request.logContext, err: error }, 'internal error');
+    return reply.code(500).send(INTERNAL);
+  });
+
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+    if (allowed.length > 0) {
+      const error = new ApiError(
+        405,
+        'method_not_allowed',
+        `${request.method} is not allowed on ${path}; use ${allowed.join(', ')}`,
+        undefined,
+        { allow: allowed.join(', ') },
+      );
+      return reply.code(405).headers(error.headers).send(error.toBody());
+    }
+    const error = new ApiError(404, 'not_found', `no route ${request.method} ${path}`);
+    return reply.code(404).send(error.toBody());
+  });
+}

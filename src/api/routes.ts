@@ -1,0 +1,180 @@
+/** The endpoints. Handlers hold no state: any number of API processes can serve one database. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Job } from '../contracts/index.js';
+import { get, getByCorrelation, LATEST_VERSION, type Submitter, schemaVersion } from '../store/index.js';
+import { type Authenticator, type Caller, mayActFor } from './auth.js';
+import { callbackUrlProblem } from './callback-url.js';
+import { ApiError, invalidField } from './errors.js';
+import { addLogContext } from './logging.js';
+import {
+  CorrelationQuerySchema,
+  ErrorSchema,
+  HealthSchema,
+  JobParamsSchema,
+  JobSchema,
+  ReadySchema,
+  SubmitBodySchema,
+} from './schemas.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller: Caller;
+  }
+}
+
+export interface RouteDeps {
+  pool: pg.Pool;
+  config: Config;
+  authenticator: Authenticator;
+  submitter: Submitter;
+}
+
+/** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
+const READY_TIMEOUT_MS = 2_000;
+
+function logJob(request: FastifyRequest, job: Job): void {
+  addLogContext(request, { job_id: job.job_id, ix_id: job.ix_id });
+}
+
+function jobNotFound(what: string): ApiError {
+  return new ApiError(404, 'not_found', `no job ${what}`);
+}
+
+const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorSchema]));
+
+export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
+  const { pool, config, authenticator, submitter } = deps;
+  await parent.register(async (scope) => {
+    const app = scope.withTypeProvider<ZodTypeProvider>();
+    // Declared up front so every request object keeps one shape; the hook sets it before handlers.
+    app.decorateRequest('caller', null as never);
+    app.addHook('onRequest', async (request) => {
+      request.caller = authenticator.authenticate(request.headers.authorization);
+      if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
+    });
+    const security = config.api.apiKeys.size > 0 ? [{ bearer: [] }] : [];
+
+    app.post(
+      '/jobs',
+      {
+        schema: {
+          summary: 'Submit a job (idempotent on request.ix_client_id + request.request_id)',
+          security,
+          body: SubmitBodySchema,
+          response: { 200: JobSchema, 201: JobSchema, ...errors(400, 401, 403, 413, 415) },
+        },
+      },
+      async (request, reply) => {
+        const { request: ix, callback_url: callbackUrl } = request.body;
+        const { caller } = request;
+        if (!mayActFor(caller, ix.ix_client_id)) {
+          const owner = caller.kind === 'client' ? caller.clientId : '';
+          throw new ApiError(
+            403,
+            'forbidden',
+            `this API key belongs to client "${owner}" and cannot submit as "${ix.ix_client_id}"`,
+          );
+        }
+        if (callbackUrl !== null) {
+          const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
+          if (problem) throw invalidField('body', '$.callback_url', problem);
+        }
+        const { job, created } = await submitter.submit(ix, callbackUrl);
+        logJob(request, job);
+        return reply
+          .code(created ? 201 : 200)
+          .header('location', `/jobs/${job.job_id}`)
+          .send(job);
+      },
+    );
+
+    app.get(
+      '/jobs/:job_id',
+      {
+        schema: {
+          summary: 'A job by its id',
+          security,
+          params: JobParamsSchema,
+          response: { 200: JobSchema, ...errors(400, 401, 404) },
+        },
+      },
+      async (request) => {
+        const jobId = request.params.job_id;
+        const job = await get(pool, jobId);
+        // Another client's job answers exactly like a missing one, so ids do not leak.
+        if (!job || !mayActFor(request.caller, job.client_id)) throw jobNotFound(jobId);
+        logJob(request, job);
+        return job;
+      },
+    );
+
+    app.get(
+      '/jobs',
+      {
+        schema: {
+          summary: 'A job by its correlation: the client id and the client’s own request id',
+          security,
+          querystring: CorrelationQuerySchema,
+          response: { 200: JobSchema, ...errors(400, 401, 404) },
+        },
+      },
+      async (request) => {
+        const { client_id: clientId, request_id: requestId } = request.query;
+        const job = mayActFor(request.caller, clientId)
+          ? await getByCorrelation(pool, clientId, requestId)
+          : null;
+        if (!job) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
+        logJob(request, job);
+        return job;
+      },
+    );
+  });
+}
+
+export function registerHealthRoutes(parent: FastifyInstance, pool: pg.Pool): void {
+  const app = parent.withTypeProvider<ZodTypeProvider>();
+  app.get(
+    '/healthz',
+    { schema: { summary: 'The process is alive', response: { 200: HealthSchema } } },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'The database answers and its schema is at the latest migration',
+        response: { 200: ReadySchema, ...errors(503) },
+      },
+    },
+    async (request) => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)),
+          READY_TIMEOUT_MS,
+        );
+      });
+      let version: number;
+      try {
+        version = await Promise.race([schemaVersion(pool), timeout]);
+      } catch (error) {
+        request.log.warn({ err: error }, 'readiness: database unreachable');
+        throw new ApiError(503, 'not_ready', 'the database is unreachable');
+      } finally {
+        clearTimeout(timer);
+      }
+      if (version !== LATEST_VERSION) {
+        throw new ApiError(
+          503,
+          'not_ready',
+          `the schema is at version ${version}, this ix needs ${LATEST_VERSION}: run ix migrate up`,
+        );
+      }
+      return { status: 'ready' as const, schema_version: version };
+    },
+  );
+}

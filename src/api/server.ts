@@ -1,0 +1,112 @@
+/** Builds the Fastify instance (nothing listens until `startApi`). */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { validatorCompiler } from 'fastify-type-provider-zod';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { Submitter } from '../store/index.js';
+import { assertSafeExposure, createAuthenticator } from './auth.js';
+import { installErrorHandling } from './errors.js';
+import { IxLogController } from './logging.js';
+import { registerOpenApi } from './openapi.js';
+import { registerHealthRoutes, registerJobRoutes } from './routes.js';
+
+export interface ApiDeps {
+  pool: pg.Pool;
+  config: Config;
+  logger: Logger;
+}
+
+// Explicit HTTP timeouts, so a slow or stuck client cannot hold a socket forever. A whole request
+// (headers and body) gets 30 s, the headers alone 10 s; an idle keep-alive socket stays 72 s, just
+// above the 60 s idle timeout of common load balancers, so the balancer closes first and never
+// sends on a socket ix is closing.
+export const HTTP_TIMEOUTS = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 72_000,
+  /** A socket with no traffic at all for this long is dropped. */
+  connectionTimeoutMs: 120_000,
+} as const;
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Keeps a caller's `X-Request-Id` (e.g. from a load balancer) when it is sane; else a fresh one. */
+function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+}
+
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const { pool, config, logger } = deps;
+  assertSafeExposure(config);
+  const app = Fastify({
+    loggerInstance: logger.child({ component: 'api' }),
+    genReqId: requestId,
+    logController: new IxLogController(),
+    bodyLimit: config.api.maxBodyBytes,
+    connectionTimeout: HTTP_TIMEOUTS.connectionTimeoutMs,
+    requestTimeout: HTTP_TIMEOUTS.requestTimeoutMs,
+    keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeoutMs,
+    http: { headersTimeout: HTTP_TIMEOUTS.headersTimeoutMs },
+    // Idle keep-alive sockets must not hold a graceful close open.
+    forceCloseConnections: 'idle',
+    // Requests that arrive while closing are still served (the pool outlives the server); the
+    // hook below makes every response from then on close its connection.
+    return503OnClosing: false,
+  }) as unknown as FastifyInstance;
+
+  // Node's close() drops only the connections idle at that moment; one busy then would, once its
+  // response went out, idle for the whole keep-alive timeout (72 s) and hold the close open.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
+  });
+
+  app.setValidatorCompiler(validatorCompiler);
+  // Responses are Jobs already hydrated through JobSchema by the store; validating them a second
+  // time on the way out would only cost throughput.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  // JSON only: without this, fastify would parse text/plain and answer a 400 instead of a 415.
+  app.removeContentTypeParser('text/plain');
+  installErrorHandling(app, config.api.maxBodyBytes);
+  await registerOpenApi(app, process.env.npm_package_version ?? '0.1.0');
+  registerHealthRoutes(app, pool);
+  // Concurrent submits share statements (one commit for many), and wake workers after commit.
+  const submitter = new Submitter(pool, {
+    onNotifyError: (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
+  });
+  await registerJobRoutes(app, {
+    pool,
+    config,
+    authenticator: createAuthenticator(config.api.apiKeys),
+    submitter,
+  });
+  await app.ready();
+  return app;
+}
+
+export interface RunningApi {
+  /** `http://host:port` actually bound (port 0 picks a free one). */
+  address: string;
+  /** Stops accepting, lets in-flight requests finish, closes idle sockets. */
+  close(): Promise<void>;
+}
+
+/** Listens on `config.api.host`/`port`. The caller owns the pool and wires SIGTERM to `close`. */
+export async function startApi(deps: ApiDeps): Promise<RunningApi> {
+  const app = await buildApi(deps);
+  await app.listen({ host: deps.config.api.host, port: deps.config.api.port });
+  const bound = app.server.address();
+  const address =
+    bound && typeof bound === 'object'
+      ? `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`
+      : String(bound);
+  return { address, close: () => app.close() };
+}

@@ -1,0 +1,145 @@
+/**
+ * A typed client of the ix API (`import { IxClient } from 'ix/client'`), on the global `fetch`.
+ * It imports only types, so using it loads nothing of the server.
+ */
+import type { Job, RequestIX } from '../contracts/index.js';
+
+export type { Job, JobStatus, RequestIX, ResponseIX } from '../contracts/index.js';
+
+export interface IxClientOptions {
+  /** e.g. `http://127.0.0.1:8080` */
+  baseUrl: string;
+  /** A key of the server's `IX_API_KEYS`; omit for a server with open access. */
+  apiKey?: string;
+  /** Per HTTP call; default 30 s. */
+  timeoutMs?: number;
+  /** Injected for tests or custom agents; default the global `fetch`. */
+  fetch?: typeof fetch;
+}
+
+export interface IxErrorDetail {
+  in: string;
+  path: string;
+  message: string;
+}
+
+/** The API answered with an error: its status and the `{error: {code, message, details}}` body. */
+export class IxApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: IxErrorDetail[] = [],
+  ) {
+    super(`${status} ${code}: ${message}`);
+    this.name = 'IxApiError';
+  }
+}
+
+/** `waitFor` gave up before the job finished. */
+export class IxWaitTimeoutError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly lastStatus: Job['status'],
+    timeoutMs: number,
+  ) {
+    super(`job ${jobId} still ${lastStatus} after ${timeoutMs} ms`);
+    this.name = 'IxWaitTimeoutError';
+  }
+}
+
+export interface SubmitResult {
+  job: Job;
+  /** false when this `(ix_client_id, request_id)` was submitted before: `job` is that first job. */
+  created: boolean;
+}
+
+export interface WaitOptions {
+  /** Default 60 s. */
+  timeoutMs?: number;
+  /** Between polls; default 500 ms. */
+  intervalMs?: number;
+  signal?: AbortSignal;
+}
+
+const TERMINAL: ReadonlySet<Job['status']> = new Set(['done', 'error']);
+
+export class IxClient {
+  private readonly baseUrl: string;
+  private readonly fetch: typeof fetch;
+  private readonly timeoutMs: number;
+  private readonly headers: Record<string, string>;
+
+  constructor(options: IxClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.headers = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
+  }
+
+  /** Submits idempotently: resubmitting the same request id returns the first job. */
+  async submit(request: RequestIX, callbackUrl: string | null = null): Promise<SubmitResult> {
+    const { status, body } = await this.call('POST', '/jobs', { request, callback_url: callbackUrl });
+    return { job: body as Job, created: status === 201 };
+  }
+
+  async get(jobId: string): Promise<Job> {
+    return (await this.call('GET', `/jobs/${encodeURIComponent(jobId)}`)).body as Job;
+  }
+
+  async getByCorrelation(clientId: string, requestId: string): Promise<Job> {
+    const query = new URLSearchParams({ client_id: clientId, request_id: requestId });
+    return (await this.call('GET', `/jobs?${query}`)).body as Job;
+  }
+
+  /** Polls until the job is `done` or `error`; throws IxWaitTimeoutError past `timeoutMs`. */
+  async waitFor(jobId: string, options: WaitOptions = {}): Promise<Job> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const intervalMs = options.intervalMs ?? 500;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const job = await this.get(jobId);
+      if (TERMINAL.has(job.status)) return job;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new IxWaitTimeoutError(jobId, job.status, timeoutMs);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, left)));
+    }
+  }
+
+  private async call(
+    method: string,
+    path: string,
+    json?: unknown,
+  ): Promise<{ status: number; body: unknown }> {
+    const response = await this.fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: json === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' },
+      ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = text === '' ? null : JSON.parse(text);
+    } catch {
+      body = null;
+    }
+    if (!response.ok) throw toApiError(response.status, body, text);
+    return { status: response.status, body };
+  }
+}
+
+function toApiError(status: number, body: unknown, text: string): IxApiError {
+  const error = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error;
+  if (error && typeof error.code === 'string' && typeof error.message === 'string') {
+    return new IxApiError(
+      status,
+      error.code,
+      error.message,
+      Array.isArray(error.details) ? (error.details as IxErrorDetail[]) : [],
+    );
+  }
+  // Not ix's error shape: a proxy or load balancer answered.
+  return new IxApiError(status, 'http_error', text.slice(0, 200) || `HTTP ${status}`);
+}

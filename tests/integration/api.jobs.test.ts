@@ -1,0 +1,299 @@
+/** Every status code of the job endpoints with open access (no keys), on a real database. */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HTTP_TIMEOUTS } from '../../src/api/index.js';
+import { type Job, JobSchema } from '../../src/contracts/index.js';
+import { buildTestApi, type CapturedLogs, captureLogs, countJobs, JSON_HEADERS } from '../support/api.js';
+import { useTestDatabase } from '../support/db.js';
+import { makeRequest } from '../support/factories.js';
+
+const db = useTestDatabase();
+let app: FastifyInstance;
+let logs: CapturedLogs;
+
+beforeAll(async () => {
+  logs = captureLogs();
+  app = await buildTestApi(db.pool, { IX_MAX_BODY_BYTES: '4096' }, logs);
+});
+afterAll(async () => {
+  await app?.close();
+});
+
+function submit(body: unknown, headers: Record<string, string> = JSON_HEADERS) {
+  return app.inject({ method: 'POST', url: '/jobs', headers, payload: JSON.stringify(body) });
+}
+
+function expectError(response: { statusCode: number; json(): unknown }, status: number, code: string) {
+  expect(response.statusCode).toBe(status);
+  const body = response.json() as { error: { code: string; message: string } };
+  expect(body.error.code).toBe(code);
+  expect(body.error.message.length).toBeGreaterThan(0);
+  return body.error as { code: string; message: string; details?: { in: string; path: string }[] };
+}
+
+describe('POST /jobs', () => {
+  it('creates a job: 201, the Job, and Location', async () => {
+    const request = makeRequest();
+    const response = await submit({ request, callback_url: 'https://example.com/hook' });
+    expect(response.statusCode).toBe(201);
+    const job = JobSchema.parse(response.json());
+    expect(job).toMatchObject({
+      status: 'pending',
+      client_id: request.ix_client_id,
+      request_id: request.request_id,
+      callback_url: 'https://example.com/hook',
+    });
+    expect(response.headers.location).toBe(`/jobs/${job.job_id}`);
+    expect(await countJobs(db.pool)).toBe(1);
+  });
+
+  it('answers a replay with 200 and the first job, unchanged', async () => {
+    const request = makeRequest();
+    const first = (await submit({ request, callback_url: null })).json() as Job;
+    const replay = await submit({
+      request: { ...request, input: { other: true } },
+      callback_url: 'https://example.com/other',
+    });
+    expect(replay.statusCode).toBe(200);
+    expect(replay.json()).toEqual(first);
+    expect(replay.headers.location).toBe(`/jobs/${first.job_id}`);
+    expect(await countJobs(db.pool)).toBe(1);
+  });
+
+  it('treats an absent callback_url as none', async () => {
+    const response = await submit({ request: makeRequest() });
+    expect(response.statusCode).toBe(201);
+    expect((response.json() as Job).callback_url).toBeNull();
+  });
+
+  it('replaces a client-chosen ix_id with its own', async () => {
+    const response = await submit({ request: makeRequest({ ix_id: 'mine' }), callback_url: null });
+    expect((response.json() as Job).ix_id).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('logs the request with its request id, job_id and ix_id, never the body', async () => {
+    const request = makeRequest({ input: { secret_document: 'do-not-log-me' } });
+    const response = await submit(
+      { request, callback_url: null },
+      { ...JSON_HEADERS, 'x-request-id': 'trace-42' },
+    );
+    const job = response.json() as Job;
+    expect(response.headers['x-request-id']).toBe('trace-42');
+    const completed = logs
+      .entries()
+      .find((e) => e.request_id === 'trace-42' && e.msg === 'request completed');
+    expect(completed).toMatchObject({ job_id: job.job_id, ix_id: job.ix_id });
+    expect(logs.text()).not.toContain('do-not-log-me');
+  });
+
+  it('400 invalid_json for malformed JSON and for an empty JSON body', async () => {
+    const malformed = await app.inject({
+      method: 'POST',
+      url: '/jobs',
+      headers: JSON_HEADERS,
+      payload: '{"request":',
+    });
+    expectError(malformed, 400, 'invalid_json');
+    const empty = await app.inject({ method: 'POST', url: '/jobs', headers: JSON_HEADERS, payload: '' });
+    expectError(empty, 400, 'invalid_json');
+  });
+
+  it.each([
+    ['missing ix_client_id', { request: { request_id: 'r', input: {} } }, ['$.request.ix_client_id']],
+    [
+      'a wrong type',
+      { request: { ix_client_id: 7, request_id: 'r', input: {} } },
+      ['$.request.ix_client_id'],
+    ],
+    [
+      'an overlong request_id',
+      { request: { ix_client_id: 'acme', request_id: 'x'.repeat(257), input: {} } },
+      ['$.request.request_id'],
+    ],
+    [
+      'unknown keys at both levels',
+      { request: { ix_client_id: 'acme', request_id: 'r', input: {}, extra: 1 }, surprise: true },
+      ['$.request.extra', '$.surprise'],
+    ],
+    ['missing input', { request: { ix_client_id: 'acme', request_id: 'r' } }, ['$.request.input']],
+    ['a body that is not an object', [1, 2], ['$']],
+  ])('400 invalid_request naming the fields: %s', async (_name, body, paths) => {
+    const error = expectError(await submit(body), 400, 'invalid_request');
+    expect(error.details?.map((d) => d.path).sort()).toEqual([...paths].sort());
+    expect(error.details?.every((d) => d.in === 'body')).toBe(true);
+    for (const path of paths) expect(error.message).toContain(path);
+    expect(await countJobs(db.pool)).toBe(0);
+  });
+
+  it.each([
+    ['file:///etc/passwd'],
+    ['javascript:alert(1)'],
+    ['/relative/path'],
+    ['ftp://example.com/hook'],
+    [`https://example.com/${'a'.repeat(2048)}`],
+    ['http://127.0.0.1:9000/hook'],
+    ['http://[::1]/hook'],
+    ['http://10.1.2.3/hook'],
+    ['http://169.254.169.254/latest/meta-data'],
+    ['http://[::ffff:192.168.0.1]/hook'],
+    ['http://0.0.0.0/hook'],
+    ['http://localhost:3000/hook'],
+  ])('400 invalid_request for callback_url %s', async (callbackUrl) => {
+    const error = expectError(
+      await submit({ request: makeRequest(), callback_url: callbackUrl }),
+      400,
+      'invalid_request',
+    );
+    expect(error.details?.map((d) => d.path)).toEqual(['$.callback_url']);
+    expect(error.message).toContain('callback_url');
+    expect(await countJobs(db.pool)).toBe(0);
+  });
+
+  it('accepts private callback addresses when IX_CALLBACK_ALLOW_PRIVATE', async () => {
+    const permissive = await buildTestApi(db.pool, { IX_CALLBACK_ALLOW_PRIVATE: 'true' });
+    try {
+      const response = await permissive.inject({
+        method: 'POST',
+        url: '/jobs',
+        headers: JSON_HEADERS,
+        payload: { request: makeRequest(), callback_url: 'http://127.0.0.1:9000/hook' },
+      });
+      expect(response.statusCode).toBe(201);
+    } finally {
+      await permissive.close();
+    }
+  });
+
+  it('concurrent submits share statements, and one unstorable body fails alone with a 400', async () => {
+    const good = Array.from({ length: 20 }, () => makeRequest());
+    const bad = makeRequest({ input: { text: 'nul \u0000 byte' } });
+    const responses = await Promise.all([
+      ...good.map((request) => submit({ request, callback_url: null })),
+      submit({ request: bad, callback_url: null }),
+    ]);
+    expect(responses.slice(0, 20).map((r) => r.statusCode)).toEqual(Array(20).fill(201));
+    expectError(responses[20]!, 400, 'invalid_request');
+    expect(responses[20]!.json().error.message).toMatch(/cannot store/);
+    const ids = new Set(responses.slice(0, 20).map((r) => (r.json() as Job).job_id));
+    expect(ids.size).toBe(20);
+  });
+
+  it('413 for a body over IX_MAX_BODY_BYTES', async () => {
+    const response = await submit({ request: makeRequest({ input: 'x'.repeat(5000) }), callback_url: null });
+    const error = expectError(response, 413, 'payload_too_large');
+    expect(error.message).toContain('4096');
+    expect(await countJobs(db.pool)).toBe(0);
+  });
+
+  it('415 for a body that is not JSON', async () => {
+    const text = await submit('hello', { 'content-type': 'text/plain' });
+    expectError(text, 415, 'unsupported_media_type');
+    const form = await submit('a=1', { 'content-type': 'application/x-www-form-urlencoded' });
+    expectError(form, 415, 'unsupported_media_type');
+  });
+});
+
+describe('GET /jobs/:job_id and GET /jobs?client_id&request_id', () => {
+  it('200 with the job by id and by correlation', async () => {
+    const request = makeRequest();
+    const created = (await submit({ request, callback_url: null })).json() as Job;
+    const byId = await app.inject({ method: 'GET', url: `/jobs/${created.job_id}` });
+    expect(byId.statusCode).toBe(200);
+    expect(byId.json()).toEqual(created);
+    const byCorrelation = await app.inject({
+      method: 'GET',
+      url: '/jobs',
+      query: { client_id: request.ix_client_id, request_id: request.request_id },
+    });
+    expect(byCorrelation.statusCode).toBe(200);
+    expect(byCorrelation.json()).toEqual(created);
+  });
+
+  it('404 for an unknown job id or correlation', async () => {
+    expectError(await app.inject({ method: 'GET', url: `/jobs/${randomUUID()}` }), 404, 'not_found');
+    const unknown = await app.inject({
+      method: 'GET',
+      url: '/jobs',
+      query: { client_id: 'acme', request_id: 'nope' },
+    });
+    expectError(unknown, 404, 'not_found');
+  });
+
+  it('400 for a job id that is not a UUID', async () => {
+    const error = expectError(
+      await app.inject({ method: 'GET', url: '/jobs/not-a-uuid' }),
+      400,
+      'invalid_request',
+    );
+    expect(error.details).toEqual([{ in: 'params', path: '$.job_id', message: expect.any(String) }]);
+  });
+
+  it('400 for a correlation query without request_id', async () => {
+    const error = expectError(
+      await app.inject({ method: 'GET', url: '/jobs', query: { client_id: 'acme' } }),
+      400,
+      'invalid_request',
+    );
+    expect(error.details?.map((d) => d.path)).toEqual(['$.request_id']);
+  });
+});
+
+describe('routing', () => {
+  it('404 not_found for an unknown route', async () => {
+    expectError(await app.inject({ method: 'GET', url: '/nothing/here' }), 404, 'not_found');
+  });
+
+  it('405 with Allow for a wrong method', async () => {
+    const onJob = await app.inject({ method: 'DELETE', url: `/jobs/${randomUUID()}` });
+    expectError(onJob, 405, 'method_not_allowed');
+    expect(onJob.headers.allow).toContain('GET');
+    const onCollection = await app.inject({ method: 'PUT', url: '/jobs' });
+    expectError(onCollection, 405, 'method_not_allowed');
+    expect(String(onCollection.headers.allow).split(', ')).toEqual(expect.arrayContaining(['GET', 'POST']));
+  });
+});
+
+describe('the HTTP server', () => {
+  it('has explicit header, request, keep-alive and idle timeouts', () => {
+    expect(app.server.headersTimeout).toBe(HTTP_TIMEOUTS.headersTimeoutMs);
+    expect(app.server.requestTimeout).toBe(HTTP_TIMEOUTS.requestTimeoutMs);
+    expect(app.server.keepAliveTimeout).toBe(HTTP_TIMEOUTS.keepAliveTimeoutMs);
+    expect(app.server.timeout).toBe(HTTP_TIMEOUTS.connectionTimeoutMs);
+    expect(HTTP_TIMEOUTS.headersTimeoutMs).toBeLessThan(HTTP_TIMEOUTS.requestTimeoutMs);
+  });
+});
+
+describe('probes and documentation', () => {
+  it('200 on /healthz and /readyz with a migrated database', async () => {
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({ status: 'ready' });
+  });
+
+  it('serves the OpenAPI document built from the contracts, and the docs page', async () => {
+    const openapi = await app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(openapi.statusCode).toBe(200);
+    const document = openapi.json() as {
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(Object.keys(document.paths)).toEqual(
+      expect.arrayContaining(['/jobs', '/jobs/{job_id}', '/healthz', '/readyz']),
+    );
+    expect(Object.keys(document.components.schemas)).toEqual(
+      expect.arrayContaining(['Job', 'RequestIX', 'ResponseIX', 'Error']),
+    );
+    const docs = await app.inject({ method: 'GET', url: '/docs' });
+    expect(docs.statusCode).toBe(200);
+    expect(docs.headers['content-type']).toContain('text/html');
+    // The page's assets come from this server (node_modules), not from the internet.
+    const assets = [...docs.body.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => m[1] ?? '');
+    expect(assets.length).toBeGreaterThan(0);
+    for (const asset of assets) {
+      expect(asset).toMatch(/^\/docs\//);
+      expect((await app.inject({ method: 'GET', url: asset })).statusCode).toBe(200);
+    }
+  });
+});
