@@ -82,6 +82,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const submitter = new Submitter(pool, {
     onNotifyError: (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
   });
+  // Submissions and their wake-ups finish before the pool they use can be ended.
+  app.addHook('onClose', async () => {
+    await submitter.settled();
+  });
   await registerJobRoutes(app, {
     pool,
     config,

