@@ -1,14 +1,20 @@
 /**
  * ix on the workload of ../shared/bench-peers (graphile-worker, pg-boss): prints one JSON line
  * with the same field names, plus wal_bytes_per_job. Run: npm run bench:worker
- * Env: N (20000), C (10), PREFETCH (1000), ENQ_CONC (10), LAT_SAMPLES (200), LAT_WARMUP (10),
+ * Env: N (20000), C (10), PREFETCH (1000), ENQ_CONC (10), BULK_SIZE (1000), LAT_SAMPLES (200), LAT_WARMUP (10),
  *      PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres), IX_BENCH_DB (bench_ix, recreated).
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
-import { createPool, insertPending, migrateUp, PendingNotifier } from '../src/store/index.js';
+import {
+  createPool,
+  insertPending,
+  insertPendingMany,
+  migrateUp,
+  PendingNotifier,
+} from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
@@ -16,6 +22,7 @@ const N = Number(env('N', '20000'));
 const C = Number(env('C', '10'));
 const PREFETCH = Number(env('PREFETCH', '1000'));
 const ENQ_CONC = Number(env('ENQ_CONC', '10'));
+const BULK_SIZE = Number(env('BULK_SIZE', '1000'));
 const LAT_SAMPLES = Number(env('LAT_SAMPLES', '200'));
 const LAT_WARMUP = Number(env('LAT_WARMUP', '10'));
 const DB = env('IX_BENCH_DB', 'bench_ix');
@@ -98,35 +105,60 @@ async function main() {
   const enqueueMs = performance.now() - t;
   log(`enqueue of ${N}: ${round(enqueueMs)} ms`);
 
-  // Process from the pre-filled queue: clock from worker start to every job done in the database.
-  const wPool = workerPool();
-  const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger });
+  // Process from the pre-filled queue: clock from worker start to every job finished.
   let handled = 0;
   onJob = () => {
     handled++;
   };
-  t = performance.now();
-  await worker.start();
-  // Like the peers' "queue empty" probe: nothing pending and nothing running. (Counting done
-  // rows instead would scan the whole table every 2 ms.) Checked in full below.
-  for (;;) {
-    const { rows } = await probe.query<{ finished: boolean }>(
-      'SELECT NOT EXISTS (SELECT 1 FROM ix_job_queue) AND NOT EXISTS (SELECT 1 FROM ix_job_leases) AS finished',
-    );
-    if (rows[0]!.finished) break;
-    await new Promise((r) => setTimeout(r, 2));
+  async function processPhase(label: string): Promise<number> {
+    const wPool = workerPool();
+    const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger });
+    handled = 0;
+    const started = performance.now();
+    await worker.start();
+    // Like the peers' "queue empty" probe: nothing pending and nothing running. (Counting done
+    // rows instead would scan the whole table every 2 ms.) Checked in full below.
+    for (;;) {
+      const { rows } = await probe.query<{ finished: boolean }>(
+        'SELECT NOT EXISTS (SELECT 1 FROM ix_job_queue) AND NOT EXISTS (SELECT 1 FROM ix_job_leases) AS finished',
+      );
+      if (rows[0]!.finished) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const ms = performance.now() - started;
+    await worker.stop();
+    await wPool.end();
+    log(`${label}: handled ${handled}, all finished in ${round(ms)} ms`);
+    return ms;
   }
-  const processMs = performance.now() - t;
+  const processMs = await processPhase('process after single enqueue');
   const walBytes = await walSince(wal0);
-  await worker.stop();
-  await wPool.end();
-  log(`process: handled ${handled}, all done in ${round(processMs)} ms; WAL ${walBytes} bytes`);
+  log(`WAL for enqueue + process: ${walBytes} bytes`);
+
+  // A2: bulk enqueue through insertPendingMany in chunks of BULK_SIZE, then process again.
+  t = performance.now();
+  for (let s = 0; s < N; s += BULK_SIZE) {
+    const chunk = [];
+    for (let i = s; i < Math.min(N, s + BULK_SIZE); i++) {
+      chunk.push({
+        request: { ix_client_id: 'bench', request_id: `bulk-${i}`, input: makePayload(i) },
+        callbackUrl: null,
+      });
+    }
+    await insertPendingMany(pool, chunk);
+    notifier.notify();
+  }
+  await notifier.settled();
+  const enqueueBulkMs = performance.now() - t;
+  log(`bulk enqueue of ${N}: ${round(enqueueBulkMs)} ms`);
+  const processAfterBulkMs = await processPhase('process after bulk enqueue');
 
   // Every job kept its row and response.
   const { rows: kept } = await probe.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM ix_jobs WHERE status = 'done' AND response -> 'result' ->> 'ok' = 'true'`,
   );
-  if (kept[0]!.n !== N) throw new Error(`expected ${N} done jobs with responses, found ${kept[0]!.n}`);
+  if (kept[0]!.n !== 2 * N)
+    throw new Error(`expected ${2 * N} done jobs with responses, found ${kept[0]!.n}`);
 
   // B: latency with an idle worker (prefetch 0: one job at a time is the point).
   const latPool = workerPool();
@@ -188,14 +220,15 @@ async function main() {
         C,
         prefetch: PREFETCH,
         enqueue_concurrency: ENQ_CONC,
+        bulk_size: BULK_SIZE,
         worker_pool: 4,
         payload_bytes: JSON.stringify(makePayload(N - 1)).length,
         keeps_rows_and_responses: true,
       },
       enqueue_per_s: round(N / (enqueueMs / 1000)),
-      enqueue_bulk_per_s: null,
+      enqueue_bulk_per_s: round(N / (enqueueBulkMs / 1000)),
       process_per_s: round(N / (processMs / 1000)),
-      process_after_bulk_per_s: null,
+      process_after_bulk_per_s: round(N / (processAfterBulkMs / 1000)),
       wal_bytes_per_job: round(walBytes / N),
       latency_start_ms: pcts(start),
       latency_complete_ms: pcts(complete),

@@ -119,6 +119,14 @@ export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError 
     const details = validationDetails(error);
     return new ApiError(400, 'invalid_request', summarize(details), details);
   }
+  // JSON allows strings PostgreSQL cannot store (\u0000): the client's mistake, not ours.
+  if (error.code === '22P05' || error.code === '22021') {
+    return new ApiError(
+      400,
+      'invalid_request',
+      'the request holds text PostgreSQL cannot store (such as \\u0000 in a string); remove it',
+    );
+  }
   const known = error.code ? FRAMEWORK_ERRORS[error.code] : undefined;
   if (known) {
     const message = known.message || `the body is larger than ${maxBodyBytes} bytes (IX_MAX_BODY_BYTES)`;
@@ -153,10 +161,13 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = toApiError(error, maxBodyBytes);
     if (mapped) {
-      request.log.info({ status: mapped.statusCode, code: mapped.code }, mapped.message);
+      request.log.info(
+        { ...request.logContext, status: mapped.statusCode, code: mapped.code },
+        mapped.message,
+      );
       return reply.code(mapped.statusCode).headers(mapped.headers).send(mapped.toBody());
     }
-    request.log.error({ err: error }, 'internal error');
+    request.log.error({ ...request.logContext, err: error }, 'internal error');
     return reply.code(500).send(INTERNAL);
   });
 

@@ -1,20 +1,14 @@
 /** The endpoints. Handlers hold no state: any number of API processes can serve one database. */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
-import {
-  get,
-  getByCorrelation,
-  insertPending,
-  LATEST_VERSION,
-  type PendingNotifier,
-  schemaVersion,
-} from '../store/index.js';
+import { get, getByCorrelation, LATEST_VERSION, type Submitter, schemaVersion } from '../store/index.js';
 import { type Authenticator, type Caller, mayActFor } from './auth.js';
 import { callbackUrlProblem } from './callback-url.js';
 import { ApiError, invalidField } from './errors.js';
+import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
   ErrorSchema,
@@ -35,17 +29,14 @@ export interface RouteDeps {
   pool: pg.Pool;
   config: Config;
   authenticator: Authenticator;
-  /** Wakes idle workers after a new job commits; the insert itself sends no NOTIFY. */
-  notifier: PendingNotifier;
+  submitter: Submitter;
 }
 
 /** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
 const READY_TIMEOUT_MS = 2_000;
 
-/** Later log lines of this request, including its completion line, carry the job's ids. */
-function bindJob(request: FastifyRequest, reply: FastifyReply, job: Job): void {
-  request.log = request.log.child({ job_id: job.job_id, ix_id: job.ix_id });
-  reply.log = request.log;
+function logJob(request: FastifyRequest, job: Job): void {
+  addLogContext(request, { job_id: job.job_id, ix_id: job.ix_id });
 }
 
 function jobNotFound(what: string): ApiError {
@@ -55,16 +46,14 @@ function jobNotFound(what: string): ApiError {
 const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorSchema]));
 
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
-  const { pool, config, authenticator, notifier } = deps;
+  const { pool, config, authenticator, submitter } = deps;
   await parent.register(async (scope) => {
     const app = scope.withTypeProvider<ZodTypeProvider>();
     // Declared up front so every request object keeps one shape; the hook sets it before handlers.
     app.decorateRequest('caller', null as never);
     app.addHook('onRequest', async (request) => {
       request.caller = authenticator.authenticate(request.headers.authorization);
-      if (request.caller.kind === 'client') {
-        request.log = request.log.child({ client_id: request.caller.clientId });
-      }
+      if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
     });
     const security = config.api.apiKeys.size > 0 ? [{ bearer: [] }] : [];
 
@@ -93,9 +82,8 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
           if (problem) throw invalidField('body', '$.callback_url', problem);
         }
-        const { job, created } = await insertPending(pool, ix, callbackUrl);
-        if (created) notifier.notify();
-        bindJob(request, reply, job);
+        const { job, created } = await submitter.submit(ix, callbackUrl);
+        logJob(request, job);
         return reply
           .code(created ? 201 : 200)
           .header('location', `/jobs/${job.job_id}`)
@@ -113,12 +101,12 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           response: { 200: JobSchema, ...errors(400, 401, 404) },
         },
       },
-      async (request, reply) => {
+      async (request) => {
         const jobId = request.params.job_id;
         const job = await get(pool, jobId);
         // Another client's job answers exactly like a missing one, so ids do not leak.
         if (!job || !mayActFor(request.caller, job.client_id)) throw jobNotFound(jobId);
-        bindJob(request, reply, job);
+        logJob(request, job);
         return job;
       },
     );
@@ -133,13 +121,13 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           response: { 200: JobSchema, ...errors(400, 401, 404) },
         },
       },
-      async (request, reply) => {
+      async (request) => {
         const { client_id: clientId, request_id: requestId } = request.query;
         const job = mayActFor(request.caller, clientId)
           ? await getByCorrelation(pool, clientId, requestId)
           : null;
         if (!job) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
-        bindJob(request, reply, job);
+        logJob(request, job);
         return job;
       },
     );

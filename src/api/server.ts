@@ -1,14 +1,15 @@
 /** Builds the Fastify instance (nothing listens until `startApi`). */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { PendingNotifier } from '../store/index.js';
+import { Submitter } from '../store/index.js';
 import { assertSafeExposure, createAuthenticator } from './auth.js';
 import { installErrorHandling } from './errors.js';
+import { IxLogController } from './logging.js';
 import { registerOpenApi } from './openapi.js';
 import { registerHealthRoutes, registerJobRoutes } from './routes.js';
 
@@ -44,7 +45,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger.child({ component: 'api' }),
     genReqId: requestId,
-    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    logController: new IxLogController(),
     bodyLimit: config.api.maxBodyBytes,
     connectionTimeout: HTTP_TIMEOUTS.connectionTimeoutMs,
     requestTimeout: HTTP_TIMEOUTS.requestTimeoutMs,
@@ -52,8 +53,21 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     http: { headersTimeout: HTTP_TIMEOUTS.headersTimeoutMs },
     // Idle keep-alive sockets must not hold a graceful close open.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // Requests that arrive while closing are still served (the pool outlives the server); the
+    // hook below makes every response from then on close its connection.
+    return503OnClosing: false,
   }) as unknown as FastifyInstance;
+
+  // Node's close() drops only the connections idle at that moment; one busy then would, once its
+  // response went out, idle for the whole keep-alive timeout (72 s) and hold the close open.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
+  });
 
   app.setValidatorCompiler(validatorCompiler);
   // Responses are Jobs already hydrated through JobSchema by the store; validating them a second
@@ -61,27 +75,22 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   // JSON only: without this, fastify would parse text/plain and answer a 400 instead of a 415.
   app.removeContentTypeParser('text/plain');
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
-
   installErrorHandling(app, config.api.maxBodyBytes);
   await registerOpenApi(app, process.env.npm_package_version ?? '0.1.0');
   registerHealthRoutes(app, pool);
-  // Without a wake-up, a job submitted to idle workers would wait for their fallback poll.
-  const notifier = new PendingNotifier(pool, (error) =>
-    logger.warn(
-      { err: error },
-      'could not notify workers of new jobs; they will find them at their next poll',
-    ),
-  );
-  // The caller ends the pool after close: no NOTIFY may still be using it by then.
-  app.addHook('onClose', () => notifier.settled());
+  // Concurrent submits share statements (one commit for many), and wake workers after commit.
+  const submitter = new Submitter(pool, {
+    onNotifyError: (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
+  });
+  // Submissions and their wake-ups finish before the pool they use can be ended.
+  app.addHook('onClose', async () => {
+    await submitter.settled();
+  });
   await registerJobRoutes(app, {
     pool,
     config,
     authenticator: createAuthenticator(config.api.apiKeys),
-    notifier,
+    submitter,
   });
   await app.ready();
   return app;

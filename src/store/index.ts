@@ -27,6 +27,7 @@ export {
   type Held,
   type InsertResult,
   insertPending,
+  insertPendingMany,
   markDone,
   markError,
   notifyPending,
@@ -34,6 +35,7 @@ export {
   PENDING_CHANNEL,
   PendingNotifier,
   releaseJobs,
+  type Submission,
   type SweepOptions,
   type SweepResult,
   sweepOrphans,
@@ -43,3 +45,4 @@ export {
   workerRemove,
 } from './jobs.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
+export { Submitter, type SubmitterOptions } from './submitter.js';

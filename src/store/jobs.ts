@@ -81,51 +81,77 @@ export interface InsertResult {
 }
 
 const INSERT_SQL = `
-  WITH inserted AS (
+  WITH submitted AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+      AS s(job_id uuid, ix_id text, client_id text, request_id text, callback_url text, input jsonb)
+  ), inserted AS (
     INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input)
-    VALUES ($1, $2, $3, $4, $5, $6)
+    SELECT job_id, ix_id, client_id, request_id, callback_url, input FROM submitted ORDER BY job_id
     ON CONFLICT (client_id, request_id) DO NOTHING
     RETURNING ${JOB_COLUMNS}
   ), queued AS (
-    INSERT INTO ix_job_queue (job_id) SELECT job_id FROM inserted
+    INSERT INTO ix_job_queue (job_id) SELECT job_id FROM inserted ORDER BY job_id
   )
   SELECT * FROM inserted`;
 
+const SELECT_BY_ID_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`;
+
 const SELECT_BY_CORRELATION_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE client_id = $1 AND request_id = $2`;
+
+const SELECT_BY_CORRELATIONS_SQL = `
+  SELECT ${JOB_COLUMNS} FROM ix_jobs
+  WHERE (client_id, request_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`;
+
+/**
+ * A named statement: each connection parses and plans it once, not on every call. The claim's
+ * plan alone took 1.3 ms (EXPLAIN ANALYZE), as long as executing a claim of 50 jobs.
+ */
+function prepared(name: string, text: string, values: unknown[]) {
+  return { name, text, values };
+}
 
 function isUniqueViolation(error: unknown, constraint: string): boolean {
   const e = error as { code?: string; constraint?: string };
   return e.code === '23505' && e.constraint === constraint;
 }
 
+export interface Submission {
+  request: RequestIX;
+  callbackUrl: string | null;
+}
+
+const correlationKey = (clientId: string, requestId: string) => JSON.stringify([clientId, requestId]);
+
 /**
- * Inserts a pending job, idempotently on `(client_id, request_id)`: the first insert wins and a
- * replay returns that job unchanged (status, request, callback URL). One round trip for a new
- * job; a replay takes a second, read-only one. The caller's `ix_id` is ignored: the server
- * always assigns its own.
+ * Inserts pending jobs, idempotently on `(client_id, request_id)`: the first insert of a key
+ * wins, and a replay (in an earlier call or earlier in the same batch) returns that job
+ * unchanged: status, request, callback URL. Results come in the order of `submissions`. One
+ * statement for the whole batch, plus one read-only one when some keys already existed. The
+ * callers' `ix_id`s are ignored: the server always assigns its own.
  *
  * It sends no NOTIFY itself: PostgreSQL serialises the commits of notifying transactions
  * (fsync included), which measured 233 inserts/s against 1,939 without, 10 callers on one
- * server. After committing a created job, wake workers through a PendingNotifier, which
+ * server. After committing created jobs, wake workers through a PendingNotifier, which
  * coalesces many inserts into one notification.
  */
-export async function insertPending(
-  db: Db,
-  request: RequestIX,
-  callbackUrl: string | null,
-): Promise<InsertResult> {
-  const input = JSON.stringify(request.input);
+export async function insertPendingMany(db: Db, submissions: readonly Submission[]): Promise<InsertResult[]> {
+  if (submissions.length === 0) return [];
+  let inserted: JobRow[] = [];
   for (let tries = 0; ; tries++) {
+    // Ascending ids in submission order: the queue takes the batch in job_id order, so a batch
+    // is claimed in the order it was submitted (UUIDv7s drawn within one millisecond are not).
+    const jobIds = submissions.map(() => newJobId()).sort();
+    const rows = submissions.map(({ request, callbackUrl }, i) => ({
+      job_id: jobIds[i],
+      ix_id: newIxId(),
+      client_id: request.ix_client_id,
+      request_id: request.request_id,
+      callback_url: callbackUrl,
+      input: request.input,
+    }));
     try {
-      const { rows } = await db.query<JobRow>(INSERT_SQL, [
-        newJobId(),
-        newIxId(),
-        request.ix_client_id,
-        request.request_id,
-        callbackUrl,
-        input,
-      ]);
-      if (rows[0]) return { job: hydrate(rows[0]), created: true };
+      inserted = (await db.query<JobRow>(prepared('ix_job_insert_many', INSERT_SQL, [JSON.stringify(rows)])))
+        .rows;
       break;
     } catch (error) {
       // 2^64 ix_ids make a collision all but impossible; if one happens, draw again.
@@ -133,42 +159,78 @@ export async function insertPending(
       throw error;
     }
   }
-  const { rows } = await db.query<JobRow>(SELECT_BY_CORRELATION_SQL, [
-    request.ix_client_id,
-    request.request_id,
-  ]);
-  if (!rows[0]) {
-    // ON CONFLICT saw a row this snapshot cannot (a REPEATABLE READ caller racing another insert).
-    throw new Error(
-      `insertPending: (${request.ix_client_id}, ${request.request_id}) conflicts with a row not visible to this transaction; retry`,
+  const created = new Map(inserted.map((row) => [correlationKey(row.client_id, row.request_id), row]));
+  const existing = new Map<string, JobRow>();
+  const missing = submissions.filter(
+    (s) => !created.has(correlationKey(s.request.ix_client_id, s.request.request_id)),
+  );
+  if (missing.length > 0) {
+    const { rows } = await db.query<JobRow>(
+      prepared('ix_job_get_by_correlations', SELECT_BY_CORRELATIONS_SQL, [
+        missing.map((s) => s.request.ix_client_id),
+        missing.map((s) => s.request.request_id),
+      ]),
     );
+    for (const row of rows) existing.set(correlationKey(row.client_id, row.request_id), row);
   }
-  return { job: hydrate(rows[0]), created: false };
+  const claimedKeys = new Set<string>();
+  return submissions.map(({ request }) => {
+    const key = correlationKey(request.ix_client_id, request.request_id);
+    const fresh = created.get(key);
+    // Only the first submission of a key in this batch is the one that created it.
+    if (fresh && !claimedKeys.has(key)) {
+      claimedKeys.add(key);
+      return { job: hydrate(fresh), created: true };
+    }
+    const row = fresh ?? existing.get(key);
+    if (!row) {
+      // ON CONFLICT saw a row this snapshot cannot (a REPEATABLE READ caller racing another insert).
+      throw new Error(
+        `insertPending: (${request.ix_client_id}, ${request.request_id}) conflicts with a row not visible to this transaction; retry`,
+      );
+    }
+    return { job: hydrate(row), created: false };
+  });
+}
+
+/** One job; see insertPendingMany. */
+export async function insertPending(
+  db: Db,
+  request: RequestIX,
+  callbackUrl: string | null,
+): Promise<InsertResult> {
+  const [result] = await insertPendingMany(db, [{ request, callbackUrl }]);
+  return result!;
 }
 
 export async function get(db: Db, jobId: string): Promise<Job | null> {
-  const { rows } = await db.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`, [jobId]);
+  const { rows } = await db.query<JobRow>(prepared('ix_job_get', SELECT_BY_ID_SQL, [jobId]));
   return rows[0] ? hydrate(rows[0]) : null;
 }
 
 export async function getByCorrelation(db: Db, clientId: string, requestId: string): Promise<Job | null> {
-  const { rows } = await db.query<JobRow>(SELECT_BY_CORRELATION_SQL, [clientId, requestId]);
+  const { rows } = await db.query<JobRow>(
+    prepared('ix_job_get_by_correlation', SELECT_BY_CORRELATION_SQL, [clientId, requestId]),
+  );
   return rows[0] ? hydrate(rows[0]) : null;
 }
 
+// `= ANY(ARRAY(…))` makes both steps index lookups of exactly the picked rows: written as a
+// join, the planner hashed the whole queue and sequentially scanned ix_jobs: 42 ms to claim
+// 1,000 jobs with 30,000 rows in the table, against 24 ms as lookups (EXPLAIN ANALYZE).
 export const CLAIM_SQL = `
   WITH picked AS (
     DELETE FROM ix_job_queue
-    WHERE seq IN (SELECT seq FROM ix_job_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+    WHERE seq = ANY (ARRAY (SELECT seq FROM ix_job_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED))
     RETURNING seq, job_id
   ), leased AS (
     INSERT INTO ix_job_leases (job_id, worker_id) SELECT job_id, $2 FROM picked
   ), claimed AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
-    FROM picked WHERE j.job_id = picked.job_id AND j.status = 'pending'
-    RETURNING picked.seq, ${JOB_COLUMNS.replace(/(\w+)/g, 'j.$1')}
+    WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM picked)) AND j.status = 'pending'
+    RETURNING ${JOB_COLUMNS.replace(/(\w+)/g, 'j.$1')}
   )
-  SELECT * FROM claimed ORDER BY seq`;
+  SELECT claimed.* FROM claimed JOIN picked USING (job_id) ORDER BY picked.seq`;
 
 /**
  * Claims up to `limit` pending jobs, oldest first, in one statement: each is dispatched to at
@@ -178,7 +240,7 @@ export const CLAIM_SQL = `
 export async function claimPending(db: Db, limit: number, workerId: string | null = null): Promise<Job[]> {
   if (!Number.isInteger(limit) || limit < 1)
     throw new RangeError(`claimPending: limit must be ≥ 1, got ${limit}`);
-  const { rows } = await db.query<JobRow>(CLAIM_SQL, [limit, workerId]);
+  const { rows } = await db.query<JobRow>(prepared('ix_job_claim_many', CLAIM_SQL, [limit, workerId]));
   return rows.map(hydrate);
 }
 
@@ -227,7 +289,9 @@ export async function completeMany(db: Db, outcomes: readonly Outcome[]): Promis
     }
     return { job_id: o.jobId, attempt: o.attempt, status: o.status, response: o.response };
   });
-  const { rows } = await db.query<{ job_id: string }>(COMPLETE_SQL, [JSON.stringify(payload)]);
+  const { rows } = await db.query<{ job_id: string }>(
+    prepared('ix_job_complete_many', COMPLETE_SQL, [JSON.stringify(payload)]),
+  );
   return new Set(rows.map((r) => r.job_id));
 }
 

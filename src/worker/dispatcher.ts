@@ -44,6 +44,7 @@ export class Worker {
   /** Claimed and not yet recorded (buffered, running, or awaiting the completion batch). */
   private readonly held = new Map<string, Job>();
   private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly controllers = new Map<string, AbortController>();
   private buffer: Job[] = [];
   private completions: Outcome[] = [];
   private claiming: Promise<void> | null = null;
@@ -52,7 +53,6 @@ export class Worker {
   private registered = false;
   private started = false;
   private stopping: Promise<void> | null = null;
-  private readonly shutdown = new AbortController();
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
 
@@ -192,17 +192,19 @@ export class Worker {
   }
 
   private async run(job: Job): Promise<void> {
-    const logger = this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
-    logger.debug('job started');
+    const jobLogger = () =>
+      this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
+    const controller = new AbortController();
+    this.controllers.set(job.job_id, controller);
     const response = await runPipeline(this.options.pipeline, job, {
       timeoutSeconds: this.config.requestTimeoutSeconds,
-      shutdown: this.shutdown.signal,
-      logger,
+      controller,
+      logger: jobLogger,
     });
+    this.controllers.delete(job.job_id);
     // Put back at shutdown: its outcome no longer belongs to this worker.
     if (!this.held.has(job.job_id)) return;
-    if (response.error === null) logger.debug('job done');
-    else logger.info({ error: response.error }, 'job ended in error');
+    if (response.error !== null) jobLogger().info({ error: response.error }, 'job ended in error');
     this.completions.push({
       jobId: job.job_id,
       attempt: job.attempts,
@@ -295,7 +297,7 @@ export class Worker {
         .map((id) => this.held.get(id))
         .filter((j) => j !== undefined);
       await this.release(unfinished, true);
-      this.shutdown.abort(new Error('worker shutting down'));
+      for (const controller of this.controllers.values()) controller.abort(new Error('worker shutting down'));
       await Promise.all(this.inFlight.values());
     }
     await this.drain();

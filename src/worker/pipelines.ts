@@ -75,7 +75,9 @@ async function modulePipeline(path: string): Promise<Pipeline> {
   } catch (error) {
     throw new ConfigError('IX_PIPELINE', `cannot load ${path}: ${(error as Error).message}`);
   }
-  const candidate = loaded.default;
+  // A module compiled as CommonJS (a .ts file outside an ESM package) nests its default export.
+  const nested = loaded.default as { default?: unknown } | undefined;
+  const candidate = typeof nested === 'function' ? nested : nested?.default;
   if (typeof candidate !== 'function') {
     throw new ConfigError('IX_PIPELINE', `${path} has no default export that is a function`);
   }

@@ -1,16 +1,19 @@
 /**
- * The real server on a free loopback port, driven through the typed client over HTTP.
- * The job is completed with the store's claimPending + markDone between submit and waitFor,
- * standing in for the worker until it is merged.
+ * The real server on a free loopback port, driven through the typed client over HTTP, with a
+ * real worker finishing the jobs.
  */
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningApi, startApi } from '../../src/api/index.js';
 import { IxApiError, IxClient, IxWaitTimeoutError } from '../../src/client/index.js';
 import { loadConfig } from '../../src/config.js';
-import { claimPending, markDone } from '../../src/store/index.js';
+import { createPool } from '../../src/store/index.js';
+import { echoPipeline } from '../../src/worker/index.js';
 import { captureLogs } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
-import { makeRequest, success } from '../support/factories.js';
+import { makeRequest } from '../support/factories.js';
+import { makeWorker } from '../support/worker.js';
 
 const KEY = 'e2e-key-of-acme-0123456789';
 const db = useTestDatabase();
@@ -41,15 +44,19 @@ describe('ix API over HTTP', () => {
     expect(await client.getByCorrelation('acme', request.request_id)).toEqual(job);
     expect((await client.submit(request)).created).toBe(false);
 
-    const waiting = client.waitFor(job.job_id, { timeoutMs: 10_000, intervalMs: 50 });
-    const [claimed] = await claimPending(db.pool, 1);
-    expect(claimed?.job_id).toBe(job.job_id);
-    expect(await markDone(db.pool, job.job_id, claimed!.attempts, success(job.ix_id, { pages: 3 }))).toBe(
-      true,
-    );
-
-    const finished = await waiting;
-    expect(finished).toMatchObject({ status: 'done', response: { error: null, result: { pages: 3 } } });
+    // A worker that polls only every ten minutes: it finds the first job when it starts, and
+    // the second only if the API woke it after committing the submit.
+    const worker = makeWorker(db, echoPipeline, { pollIntervalMs: 600_000 });
+    await worker.start();
+    try {
+      const finished = await client.waitFor(job.job_id, { timeoutMs: 10_000, intervalMs: 50 });
+      expect(finished).toMatchObject({ status: 'done', response: { error: null, result: request.input } });
+      const second = await client.submit(makeRequest({ ix_client_id: 'acme', input: { pages: 3 } }));
+      const done = await client.waitFor(second.job.job_id, { timeoutMs: 5_000, intervalMs: 20 });
+      expect(done).toMatchObject({ status: 'done', response: { result: { pages: 3 } } });
+    } finally {
+      await worker.stop();
+    }
   });
 
   it('throws IxApiError with status and code for API errors', async () => {
@@ -72,6 +79,44 @@ describe('ix API over HTTP', () => {
     await expect(client.waitFor(job.job_id, { timeoutMs: 200, intervalMs: 50 })).rejects.toBeInstanceOf(
       IxWaitTimeoutError,
     );
+  });
+
+  it('closes gracefully with a request in flight: it is answered, then its connection closes', async () => {
+    // A "PostgreSQL" that accepts connections and never answers keeps /readyz in flight (2 s).
+    const silent = createServer(() => {});
+    const sockets: Socket[] = [];
+    silent.on('connection', (socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const hangingPool = createPool(`postgres://postgres@127.0.0.1:${port}/none`, { max: 1 });
+    const server = await startApi({
+      pool: hangingPool,
+      config: loadConfig({ IX_PORT: '0' }),
+      logger: captureLogs().logger,
+    });
+    try {
+      const url = new URL(server.address);
+      const client = connect(Number(url.port), url.hostname);
+      let received = '';
+      client.on('data', (chunk) => {
+        received += String(chunk);
+      });
+      client.write('GET /readyz HTTP/1.1\r\nHost: ix\r\nConnection: keep-alive\r\n\r\n');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const clientClosed = once(client, 'close');
+      const started = Date.now();
+      await server.close();
+      await clientClosed;
+      // Without `Connection: close` the answered socket would idle for the 72 s keep-alive.
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(received).toMatch(/^HTTP\/1\.1 503/);
+      expect(received).toContain('"code":"not_ready"');
+      expect(received.toLowerCase()).toContain('connection: close');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+      await hangingPool.end();
+    }
   });
 
   it('closes gracefully: an idle keep-alive connection does not hold close open', async () => {

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HTTP_TIMEOUTS } from '../../src/api/index.js';
 import { type Job, JobSchema } from '../../src/contracts/index.js';
 import { buildTestApi, type CapturedLogs, captureLogs, countJobs, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
@@ -164,6 +165,20 @@ describe('POST /jobs', () => {
     }
   });
 
+  it('concurrent submits share statements, and one unstorable body fails alone with a 400', async () => {
+    const good = Array.from({ length: 20 }, () => makeRequest());
+    const bad = makeRequest({ input: { text: 'nul \u0000 byte' } });
+    const responses = await Promise.all([
+      ...good.map((request) => submit({ request, callback_url: null })),
+      submit({ request: bad, callback_url: null }),
+    ]);
+    expect(responses.slice(0, 20).map((r) => r.statusCode)).toEqual(Array(20).fill(201));
+    expectError(responses[20]!, 400, 'invalid_request');
+    expect(responses[20]!.json().error.message).toMatch(/cannot store/);
+    const ids = new Set(responses.slice(0, 20).map((r) => (r.json() as Job).job_id));
+    expect(ids.size).toBe(20);
+  });
+
   it('413 for a body over IX_MAX_BODY_BYTES', async () => {
     const response = await submit({ request: makeRequest({ input: 'x'.repeat(5000) }), callback_url: null });
     const error = expectError(response, 413, 'payload_too_large');
@@ -239,6 +254,16 @@ describe('routing', () => {
   });
 });
 
+describe('the HTTP server', () => {
+  it('has explicit header, request, keep-alive and idle timeouts', () => {
+    expect(app.server.headersTimeout).toBe(HTTP_TIMEOUTS.headersTimeoutMs);
+    expect(app.server.requestTimeout).toBe(HTTP_TIMEOUTS.requestTimeoutMs);
+    expect(app.server.keepAliveTimeout).toBe(HTTP_TIMEOUTS.keepAliveTimeoutMs);
+    expect(app.server.timeout).toBe(HTTP_TIMEOUTS.connectionTimeoutMs);
+    expect(HTTP_TIMEOUTS.headersTimeoutMs).toBeLessThan(HTTP_TIMEOUTS.requestTimeoutMs);
+  });
+});
+
 describe('probes and documentation', () => {
   it('200 on /healthz and /readyz with a migrated database', async () => {
     expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
@@ -263,5 +288,12 @@ describe('probes and documentation', () => {
     const docs = await app.inject({ method: 'GET', url: '/docs' });
     expect(docs.statusCode).toBe(200);
     expect(docs.headers['content-type']).toContain('text/html');
+    // The page's assets come from this server (node_modules), not from the internet.
+    const assets = [...docs.body.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => m[1] ?? '');
+    expect(assets.length).toBeGreaterThan(0);
+    for (const asset of assets) {
+      expect(asset).toMatch(/^\/docs\//);
+      expect((await app.inject({ method: 'GET', url: asset })).statusCode).toBe(200);
+    }
   });
 });

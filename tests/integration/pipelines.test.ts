@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RequestIX } from '../../src/contracts/index.js';
-import { httpPipeline } from '../../src/worker/index.js';
+import { httpPipeline, loadPipeline } from '../../src/worker/index.js';
 import { startServer, type TestServer } from '../support/http.js';
 import { silentLogger } from '../support/worker.js';
 
@@ -46,5 +49,39 @@ describe('the http pipeline', () => {
     expect(outcome).toEqual({
       error: 'pipeline service answered HTTP 200 with invalid JSON: <html>not json</html>',
     });
+  });
+});
+
+describe('pipelines from users’ modules (IX_PIPELINE=path)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ix-pipeline-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('loads the default export of a JavaScript module', async () => {
+    const path = join(dir, 'upper.mjs');
+    writeFileSync(
+      path,
+      'export default async (request) => ({ result: String(request.input.text).toUpperCase() });\n',
+    );
+    const pipeline = await loadPipeline({ module: path }, null);
+    expect(await pipeline({ ...request, input: { text: 'scan' } }, ctx())).toEqual({ result: 'SCAN' });
+  });
+
+  it('loads a TypeScript module', async () => {
+    const path = join(dir, 'typed.ts');
+    writeFileSync(
+      path,
+      'export default async (request: { request_id: string }): Promise<{ result: string }> => ({ result: request.request_id });\n',
+    );
+    const pipeline = await loadPipeline({ module: path }, null);
+    expect(await pipeline(request, ctx())).toEqual({ result: 'r1' });
+  });
+
+  it('refuses a module without a default function, naming IX_PIPELINE', async () => {
+    const path = join(dir, 'nothing.mjs');
+    writeFileSync(path, 'export const helper = 1;\n');
+    await expect(loadPipeline({ module: path }, null)).rejects.toThrow(/IX_PIPELINE: .*no default export/);
+    await expect(loadPipeline({ module: join(dir, 'missing.mjs') }, null)).rejects.toThrow(
+      /IX_PIPELINE: cannot load/,
+    );
   });
 });

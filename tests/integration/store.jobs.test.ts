@@ -9,6 +9,7 @@ import {
   get,
   getByCorrelation,
   insertPending,
+  insertPendingMany,
   markDone,
   markError,
   PendingNotifier,
@@ -459,5 +460,34 @@ describe('releaseJobs', () => {
     expect(await get(db.pool, a!.job_id)).toMatchObject({ status: 'pending', attempts: 0, started_at: null });
     expect(await get(db.pool, b!.job_id)).toMatchObject({ status: 'pending', attempts: 1 });
     expect((await claimPending(db.pool, 5)).map((j) => j.job_id)).toEqual([a!.job_id, b!.job_id]);
+  });
+});
+
+describe('insertPendingMany', () => {
+  it('inserts a batch in one statement, in order, and replays known keys unchanged', async () => {
+    const known = await insertPending(db.pool, makeRequest(), 'https://known.example.com/cb');
+    const fresh = [makeRequest(), makeRequest(), makeRequest()];
+    const results = await insertPendingMany(db.pool, [
+      { request: fresh[0]!, callbackUrl: null },
+      { request: known.job.request, callbackUrl: 'https://other.example.com/cb' },
+      { request: fresh[1]!, callbackUrl: 'https://example.com/1' },
+      { request: { ...fresh[1]!, input: 'a replay inside the batch' }, callbackUrl: null },
+      { request: fresh[2]!, callbackUrl: null },
+    ]);
+    expect(results.map((r) => r.created)).toEqual([true, false, true, false, true]);
+    expect(results[1]!.job).toEqual(known.job);
+    expect(results[3]!.job).toEqual(results[2]!.job);
+    expect(results[3]!.job.request.input).toEqual(fresh[1]!.input);
+    const claimed = await claimPending(db.pool, 10);
+    expect(claimed.map((j) => j.request_id)).toEqual([
+      known.job.request_id,
+      fresh[0]!.request_id,
+      fresh[1]!.request_id,
+      fresh[2]!.request_id,
+    ]);
+  });
+
+  it('an empty batch does nothing', async () => {
+    expect(await insertPendingMany(db.pool, [])).toEqual([]);
   });
 });

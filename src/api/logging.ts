@@ -1,0 +1,44 @@
+/**
+ * Request logs: fastify's per-request lines carry `request_id`; the completion line also
+ * carries `client_id`, `job_id` and `ix_id` once known. They are collected on the request and
+ * added to that one line rather than bound through pino child loggers: two extra children per
+ * request measured ~80 µs of CPU per submit (about a quarter of the API's own cost), even with
+ * the level set so that nothing is written.
+ */
+import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+
+export type LogContext = Record<string, string>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Ids learned while handling the request, for its log lines; never keys or bodies. */
+    logContext: LogContext | null;
+  }
+}
+
+export function addLogContext(request: FastifyRequest, context: LogContext): void {
+  request.logContext = request.logContext ? { ...request.logContext, ...context } : context;
+}
+
+export class IxLogController extends LogController {
+  constructor() {
+    super({ requestIdLogLabel: 'request_id' });
+  }
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    if (this.isLogDisabled(request)) return;
+    const context = request.logContext ?? {};
+    if (error) {
+      reply.log.error(
+        { ...context, res: reply, err: error, responseTime: reply.elapsedTime },
+        'request errored',
+      );
+    } else {
+      reply.log.info({ ...context, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    }
+  }
+}
