@@ -86,7 +86,9 @@ const INSERT_SQL = `
       AS s(job_id uuid, ix_id text, client_id text, request_id text, callback_url text, input jsonb)
   ), inserted AS (
     INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input)
-    SELECT job_id, ix_id, client_id, request_id, callback_url, input FROM submitted ORDER BY job_id
+    -- jsonb_to_recordset reads a JSON null as SQL NULL; input null is valid JSON, kept as such.
+    SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb)
+    FROM submitted ORDER BY job_id
     ON CONFLICT (client_id, request_id) DO NOTHING
     RETURNING ${JOB_COLUMNS}
   ), queued AS (
