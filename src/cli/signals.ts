@@ -16,6 +16,7 @@ export function untilSignal(): Promise<NodeJS.Signals> {
         return;
       }
       received = true;
+      process.stderr.write(`ix: ${signal} received, stopping\n`);
       resolve(signal);
     };
     process.on('SIGTERM', onSignal);

@@ -74,7 +74,9 @@ describe('ix start with an embedded PostgreSQL', () => {
       response: { error: null, result: { n: 1 } },
     });
     // Ctrl-C under `npm start` arrives twice (terminal and npm): the second must not cut the stop short.
+    // Signals of one kind are not queued: the second is sent once the first was taken.
     ix.child.kill('SIGINT');
+    await eventually(async () => ix.stderr().includes('SIGINT received, stopping'), 'ix stopping');
     expect(await ix.stop('SIGINT')).toBe(0);
     expect(ix.stderr()).toContain('SIGINT received, already stopping');
     expect(postmasterPid(dataDir)).toBeNull();
