@@ -1,4 +1,4 @@
-export { type Caller, isLoopbackHost } from './auth.js';
+export { assertSafeExposure, type Caller, isLoopbackHost } from './auth.js';
 export { callbackUrlProblem, isNonPublicAddress, MAX_CALLBACK_URL_LENGTH } from './callback-url.js';
 export { ApiError, type ErrorBody, type ErrorCode, type ErrorDetail } from './errors.js';
 export { type SubmitBody, SubmitBodySchema } from './schemas.js';

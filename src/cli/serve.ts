@@ -1,7 +1,7 @@
 /** `ix start` (API + worker, embedded PostgreSQL by default) and `ix api` (API only). */
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
-import { startApi } from '../api/index.js';
+import { assertSafeExposure, startApi } from '../api/index.js';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import {
@@ -88,7 +88,9 @@ async function serve(command: 'start' | 'api', args: string[]): Promise<void> {
   const logger = createLogger(config.logLevel);
   const withWorker = command === 'start';
   const postgresUrl = withWorker ? config.postgresUrl : requirePostgresUrl(config, command);
-  // Before anything starts, so a bad IX_PIPELINE is reported without touching a database.
+  // Before anything starts, so a bad IX_PIPELINE or an open API on a public address is reported
+  // without initialising or starting a database first.
+  assertSafeExposure(config);
   const pipeline = withWorker ? await loadPipeline(config.worker.pipeline, config.worker.pipelineUrl) : null;
 
   const teardown = new Teardown();

@@ -36,6 +36,12 @@ describe('configuration errors stop ix with one line naming the variable, exit 2
     expect(stdout).toBe('');
   });
 
+  it('an open API on a public address, before any database is started', async () => {
+    const { code, stderr } = await runCli(['start'], { IX_HOST: '0.0.0.0', IX_DATA_DIR: '/nonexistent/ix' });
+    expect(code).toBe(2);
+    expect(oneLine(stderr)).toMatch(/^ix: IX_API_KEYS: is required when the API listens on a non-loopback/);
+  });
+
   it('a missing module pipeline', async () => {
     const { code, stderr } = await runCli(['worker'], {
       IX_POSTGRES_URL: db.url,
