@@ -121,19 +121,23 @@ export class Worker {
   }
 
   private freeSlots(): number {
-    // Outcomes waiting to be recorded count against capacity, so a slow database slows
-    // claiming instead of letting held jobs pile up in memory.
     const capacity = this.config.concurrency + this.config.prefetch;
-    return capacity - this.inFlight.size - this.buffer.length - this.completions.length;
+    // Outcomes not yet recorded do not hold a slot, so the next batch is claimed and run while
+    // the last one is written; but two capacities of them stop claiming, so a slow database
+    // slows the worker down instead of piling held jobs up in memory.
+    const unrecorded = this.held.size - this.inFlight.size - this.buffer.length;
+    if (unrecorded >= 2 * capacity) return 0;
+    return capacity - this.inFlight.size - this.buffer.length;
   }
 
   /**
    * With a prefetch buffer, claim again only once a quarter of the capacity is free: a few
-   * large claims cost far fewer round trips than one per finished job. Without one, any free
-   * slot is worth a claim (slow pipelines, where a round trip is nothing).
+   * large claims cost far fewer round trips than one per finished job (traced: a claim of 1
+   * after every claim of 1,009). Without one, any free slot is worth a claim (slow pipelines,
+   * where a round trip is nothing).
    */
   private minimumClaim(): number {
-    if (this.config.prefetch === 0 || this.inFlight.size === 0) return 1;
+    if (this.config.prefetch === 0) return 1;
     return Math.max(1, Math.floor((this.config.concurrency + this.config.prefetch) / 4));
   }
 
@@ -216,9 +220,13 @@ export class Worker {
 
   /** Records outcomes in batches: one statement for everything that finished meanwhile. */
   private flush(): Promise<void> {
-    this.flushing ??= this.flushLoop().finally(() => {
-      this.flushing = null;
-    });
+    // Starts on the next turn of the event loop, so every job that finished in this one shares
+    // the statement (fast pipelines finish hundreds per turn; traced: a batch of 1, then 1,009).
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.flushLoop())
+      .finally(() => {
+        this.flushing = null;
+      });
     return this.flushing;
   }
 
