@@ -1,18 +1,15 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { callbackClaimDue, callbackPendingCount, createPool, get } from '../../src/store/index.js';
 import { makeDeliverer, TestClock } from '../support/callbacks.js';
 import { useTestDatabase } from '../support/db.js';
 import { finishedJobs } from '../support/jobs.js';
-import { type Receiver, startReceiver } from '../support/receiver.js';
+import { type Receiver, useReceiver } from '../support/receiver.js';
 
 const db = useTestDatabase();
+const receiverOfTest = useReceiver();
 let receiver: Receiver;
-
-beforeEach(async () => {
-  receiver = await startReceiver();
-});
-afterEach(async () => {
-  await receiver.close();
+beforeEach(() => {
+  receiver = receiverOfTest.current;
 });
 
 describe('durable delivery', () => {

@@ -1,26 +1,24 @@
 import { Webhook } from 'standardwebhooks';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { get } from '../../src/store/index.js';
-import { captureLogger, makeDeliverer, newSecret, TestClock } from '../support/callbacks.js';
+import { makeDeliverer, newSecret, TestClock } from '../support/callbacks.js';
 import { useTestDatabase } from '../support/db.js';
 import { finishedJobs } from '../support/jobs.js';
-import { type Receiver, startReceiver } from '../support/receiver.js';
+import { captureLogs } from '../support/logs.js';
+import { type Receiver, useReceiver } from '../support/receiver.js';
 
 const db = useTestDatabase();
+const receiverOfTest = useReceiver();
 let receiver: Receiver;
-
-beforeEach(async () => {
-  receiver = await startReceiver();
-});
-afterEach(async () => {
-  await receiver.close();
+beforeEach(() => {
+  receiver = receiverOfTest.current;
 });
 
 describe('callback delivery', () => {
   it('delivers a done and an error job once each, signed so standardwebhooks verifies, status unchanged', async () => {
     const secret = newSecret();
     const jobs = await finishedJobs(db.pool, receiver.url(), ['done', 'error']);
-    const { logger, lines } = captureLogger();
+    const { logger, entries: lines } = captureLogs();
     const deliverer = makeDeliverer({ pool: db.pool, env: { IX_CALLBACK_SECRET: secret }, logger });
     expect(await deliverer.runOnce()).toBe(2);
     expect(await deliverer.runOnce()).toBe(0);
@@ -59,7 +57,7 @@ describe('callback delivery', () => {
 
   it('sends unsigned without a secret, and warns about it once', async () => {
     await finishedJobs(db.pool, receiver.url(), ['done']);
-    const { logger, lines } = captureLogger();
+    const { logger, entries: lines } = captureLogs();
     const deliverer = makeDeliverer({ pool: db.pool, logger });
     await deliverer.runOnce();
     await deliverer.runOnce();

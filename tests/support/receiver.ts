@@ -1,6 +1,7 @@
 /** A callback receiver on loopback for delivery tests: records each request, answers as told. */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach } from 'vitest';
 
 export interface Received {
   headers: IncomingHttpHeaders;
@@ -73,4 +74,21 @@ export async function startReceiver(
     },
   };
   return receiver;
+}
+
+/** A fresh receiver for each test of the file, closed after it. */
+export function useReceiver(): { readonly current: Receiver } {
+  const state: { current?: Receiver } = {};
+  beforeEach(async () => {
+    state.current = await startReceiver();
+  });
+  afterEach(async () => {
+    await state.current?.close();
+  });
+  return {
+    get current() {
+      if (!state.current) throw new Error('useReceiver: the receiver exists only inside tests');
+      return state.current;
+    },
+  };
 }
