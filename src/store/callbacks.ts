@@ -7,7 +7,7 @@
  */
 import type { CallbackStatus, Job } from '../contracts/index.js';
 import type { Db } from './db.js';
-import { hydrate, JOB_COLUMNS, type JobRow } from './jobs.js';
+import { hydrate, JOB_COLUMNS, type JobRow, prepared } from './jobs.js';
 
 export interface CallbackClaim {
   job: Job;
@@ -55,12 +55,14 @@ export async function callbackClaimDue(
     throw new RangeError(`callbackClaimDue: limit must be ≥ 1, got ${limit}`);
   if (!(options.leaseSeconds > 0))
     throw new RangeError(`callbackClaimDue: leaseSeconds must be > 0, got ${options.leaseSeconds}`);
-  const { rows } = await db.query<JobRow & { queue_attempt: number }>(CALLBACK_CLAIM_SQL, [
-    limit,
-    options.leaseSeconds,
-    options.now ?? null,
-    options.firstDelaySeconds ?? 0,
-  ]);
+  const { rows } = await db.query<JobRow & { queue_attempt: number }>(
+    prepared('ix_callback_claim_due', CALLBACK_CLAIM_SQL, [
+      limit,
+      options.leaseSeconds,
+      options.now ?? null,
+      options.firstDelaySeconds ?? 0,
+    ]),
+  );
   return rows.map((row) => ({ job: hydrate(row), attempt: row.queue_attempt + 1 }));
 }
 

@@ -16,6 +16,8 @@ export function createPool(connectionString: string, options: CreatePoolOptions 
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'ix',
+    // Timestamps are read back as text in UTC (see isoTimestamp in jobs.ts).
+    options: '-c TimeZone=UTC',
     // A connection that cannot be had in 10 s means PostgreSQL is down or saturated; fail the
     // caller with a clear error instead of queueing forever.
     connectionTimeoutMillis: 10_000,

@@ -14,7 +14,7 @@ import {
 } from '../store/index.js';
 import { Listener } from './listener.js';
 import type { Pipeline } from './pipeline.js';
-import { runPipeline } from './run.js';
+import { JobAbort, runPipeline } from './run.js';
 import { Sweeper } from './sweeper.js';
 
 export interface WorkerOptions {
@@ -44,7 +44,7 @@ export class Worker {
   /** Claimed and not yet recorded (buffered, running, or awaiting the completion batch). */
   private readonly held = new Map<string, Job>();
   private readonly inFlight = new Map<string, Promise<void>>();
-  private readonly controllers = new Map<string, AbortController>();
+  private readonly aborts = new Map<string, JobAbort>();
   private buffer: Job[] = [];
   private completions: Outcome[] = [];
   private claiming: Promise<void> | null = null;
@@ -198,14 +198,14 @@ export class Worker {
   private async run(job: Job): Promise<void> {
     const jobLogger = () =>
       this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
-    const controller = new AbortController();
-    this.controllers.set(job.job_id, controller);
+    const abort = new JobAbort();
+    this.aborts.set(job.job_id, abort);
     const response = await runPipeline(this.options.pipeline, job, {
       timeoutSeconds: this.config.requestTimeoutSeconds,
-      controller,
+      abort,
       logger: jobLogger,
     });
-    this.controllers.delete(job.job_id);
+    this.aborts.delete(job.job_id);
     // Put back at shutdown: its outcome no longer belongs to this worker.
     if (!this.held.has(job.job_id)) return;
     if (response.error !== null) jobLogger().info({ error: response.error }, 'job ended in error');
@@ -305,7 +305,7 @@ export class Worker {
         .map((id) => this.held.get(id))
         .filter((j) => j !== undefined);
       await this.release(unfinished, true);
-      for (const controller of this.controllers.values()) controller.abort(new Error('worker shutting down'));
+      for (const abort of this.aborts.values()) abort.abort(new Error('worker shutting down'));
       await Promise.all(this.inFlight.values());
     }
     await this.drain();

@@ -23,10 +23,10 @@ function abortable(ms: number, signal: AbortSignal): Promise<void> {
  * For trying ix out and for tests: the result is the input. `input.fail` (a string) makes it
  * return that error; `input.sleep_ms` makes it wait that long, abortably.
  */
-export const echoPipeline: Pipeline = async (request, { signal }) => {
+export const echoPipeline: Pipeline = async (request, ctx) => {
   const input = request.input;
   if (input !== null && typeof input === 'object' && !Array.isArray(input)) {
-    if (typeof input.sleep_ms === 'number' && input.sleep_ms > 0) await abortable(input.sleep_ms, signal);
+    if (typeof input.sleep_ms === 'number' && input.sleep_ms > 0) await abortable(input.sleep_ms, ctx.signal);
     if (typeof input.fail === 'string') return { error: input.fail };
   }
   return { result: input };

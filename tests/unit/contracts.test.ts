@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { JobSchema, RequestIXSchema, ResponseIXSchema } from '../../src/contracts/index.js';
 import { newIxId, newJobId } from '../../src/store/ids.js';
+import { isoTimestamp } from '../../src/store/jobs.js';
 
 describe('RequestIX', () => {
   it('accepts any JSON input and an optional ix_id', () => {
@@ -78,5 +79,20 @@ describe('ids', () => {
 
   it('ix ids are 16 lowercase hex', () => {
     expect(newIxId()).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
+
+describe('isoTimestamp', () => {
+  it('prints PostgreSQL timestamps exactly as Date.toISOString() would', () => {
+    const cases: [string, string][] = [
+      ['2026-11-30 00:16:38.422345+00', '2026-11-30T00:16:38.422Z'],
+      ['2026-11-30 00:16:38.4+00', '2026-11-30T00:16:38.400Z'],
+      ['2026-11-30 00:16:38+00', '2026-11-30T00:16:38.000Z'],
+      ['2026-11-30 01:16:38.5+01', '2026-11-30T00:16:38.500Z'],
+      ['2026-11-30 05:46:38.123+05:30', '2026-11-30T00:16:38.123Z'],
+    ];
+    for (const [text, iso] of cases) expect(isoTimestamp(text)).toBe(iso);
+    const now = new Date();
+    expect(isoTimestamp(now)).toBe(now.toISOString());
   });
 });
