@@ -4,7 +4,7 @@
  * prepares a migrated template database; each test file clones its own from it.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -24,12 +24,46 @@ declare module 'vitest' {
   }
 }
 
+const EMBEDDED_PREFIX = 'ix-test-pg-';
+const OWNER_FILE = 'owner.pid';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A suite killed before its teardown leaves its embedded PostgreSQL running in its temp
+ * directory (seen here: two such servers skewing benchmarks for an hour). Stop and remove those
+ * whose owning test run is gone; a concurrent run's server, whose owner lives, is left alone.
+ */
+function removeOrphanedServers(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(EMBEDDED_PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    const owner = join(dir, OWNER_FILE);
+    if (existsSync(owner) && alive(Number(readFileSync(owner, 'utf8')))) continue;
+    const pidFile = join(dir, 'pg', 'postmaster.pid');
+    if (existsSync(pidFile)) {
+      const postmaster = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      if (postmaster > 0 && alive(postmaster)) process.kill(postmaster, 'SIGQUIT');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let embedded: EmbeddedPostgres | null = null;
   let embeddedDir: string | null = null;
   let serverUrl = process.env.IX_TEST_DATABASE_URL || process.env.IX_POSTGRES_URL || '';
   if (serverUrl === '') {
-    embeddedDir = mkdtempSync(join(tmpdir(), 'ix-test-pg-'));
+    removeOrphanedServers();
+    embeddedDir = mkdtempSync(join(tmpdir(), EMBEDDED_PREFIX));
+    writeFileSync(join(embeddedDir, OWNER_FILE), String(process.pid));
     embedded = await startEmbeddedPostgres({ dataDir: embeddedDir });
     serverUrl = embedded.url;
     console.log(`[ix tests] no IX_TEST_DATABASE_URL: running on an embedded PostgreSQL (${embeddedDir})`);
