@@ -15,6 +15,7 @@ import {
   migrateUp,
   startEmbeddedPostgres,
 } from '../../src/store/index.js';
+import { isAlive, killPostmaster } from './cli.js';
 import { withDatabase } from './urls.js';
 
 declare module 'vitest' {
@@ -27,15 +28,6 @@ declare module 'vitest' {
 const EMBEDDED_PREFIX = 'ix-test-pg-';
 const OWNER_FILE = 'owner.pid';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * A suite killed before its teardown leaves its embedded PostgreSQL running in its temp
  * directory (seen here: two such servers skewing benchmarks for an hour). Stop and remove those
@@ -46,12 +38,8 @@ function removeOrphanedServers(): void {
     if (!name.startsWith(EMBEDDED_PREFIX)) continue;
     const dir = join(tmpdir(), name);
     const owner = join(dir, OWNER_FILE);
-    if (existsSync(owner) && alive(Number(readFileSync(owner, 'utf8')))) continue;
-    const pidFile = join(dir, 'pg', 'postmaster.pid');
-    if (existsSync(pidFile)) {
-      const postmaster = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-      if (postmaster > 0 && alive(postmaster)) process.kill(postmaster, 'SIGQUIT');
-    }
+    if (existsSync(owner) && isAlive(Number(readFileSync(owner, 'utf8')))) continue;
+    killPostmaster(dir);
     rmSync(dir, { recursive: true, force: true });
   }
 }
