@@ -7,7 +7,7 @@
  */
 import type { CallbackStatus, Job } from '../contracts/index.js';
 import type { Db } from './db.js';
-import { hydrate, JOB_COLUMNS, type JobRow, prepared } from './jobs.js';
+import { hydrate, JOB_COLUMNS_OF_J, type JobRow, prepared } from './jobs.js';
 
 export interface CallbackClaim {
   job: Job;
@@ -42,7 +42,7 @@ export const CALLBACK_CLAIM_SQL = `
     FROM due WHERE q.job_id = due.job_id
     RETURNING q.job_id, q.attempt
   )
-  SELECT leased.attempt AS queue_attempt, ${JOB_COLUMNS.replace(/(\w+)/g, 'j.$1')}
+  SELECT leased.attempt AS queue_attempt, ${JOB_COLUMNS_OF_J}
   FROM leased JOIN ix_jobs j ON j.job_id = leased.job_id`;
 
 /** Claims up to `limit` due deliveries in one statement; none is handed to two callers at once. */

@@ -32,6 +32,9 @@ export class CorruptJobError extends Error {
 export const JOB_COLUMNS = `job_id, ix_id, client_id, request_id, created_at, callback_url, input, status, attempts,
   started_at, finished_at, callback_status, response, callback_attempts`;
 
+/** JOB_COLUMNS of `ix_jobs j`, for statements that join it. */
+export const JOB_COLUMNS_OF_J = JOB_COLUMNS.replace(/(\w+)/g, 'j.$1');
+
 export interface JobRow {
   job_id: string;
   ix_id: string;
@@ -255,7 +258,7 @@ export const CLAIM_SQL = `
   ), claimed AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
     WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM picked)) AND j.status = 'pending'
-    RETURNING ${JOB_COLUMNS.replace(/(\w+)/g, 'j.$1')}
+    RETURNING ${JOB_COLUMNS_OF_J}
   )
   SELECT claimed.* FROM claimed JOIN picked USING (job_id) ORDER BY picked.seq`;
 
