@@ -27,7 +27,7 @@ export async function startWorkerParts(
     config: config.worker,
     pipeline,
     logger,
-    onRecorded: () => deliverer.wake(),
+    onCallbacksDue: () => deliverer.wake(),
   });
   await worker.start();
   deliverer.start();

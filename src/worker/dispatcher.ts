@@ -25,8 +25,8 @@ export interface WorkerOptions {
   pipeline: Pipeline;
   logger: Logger;
   workerId?: string;
-  /** Called after outcomes were recorded (e.g. to wake callback delivery at once). */
-  onRecorded?: () => void;
+  /** Called after outcomes of jobs with a callback URL were recorded (to wake delivery at once). */
+  onCallbacksDue?: () => void;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -237,7 +237,9 @@ export class Worker {
       this.completions = [];
       try {
         const applied = await completeMany(this.options.pool, batch);
+        let callbacksDue = false;
         for (const outcome of batch) {
+          if (applied.has(outcome.jobId) && this.held.get(outcome.jobId)?.callback_url) callbacksDue = true;
           this.held.delete(outcome.jobId);
           if (!applied.has(outcome.jobId)) {
             const job = { ix_id: outcome.response.ix_id, job_id: outcome.jobId };
@@ -245,7 +247,8 @@ export class Worker {
           }
         }
         backoffMs = 100;
-        if (applied.size > 0) this.options.onRecorded?.();
+        // Only then: a delivery pass per batch of callback-less jobs would be a wasted query.
+        if (callbacksDue) this.options.onCallbacksDue?.();
       } catch (error) {
         // Outcomes are fenced on their attempt, so writing them again later is safe.
         this.completions.unshift(...batch);
