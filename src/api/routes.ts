@@ -51,9 +51,16 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
     const app = scope.withTypeProvider<ZodTypeProvider>();
     // Declared up front so every request object keeps one shape; the hook sets it before handlers.
     app.decorateRequest('caller', null as never);
-    app.addHook('onRequest', async (request) => {
-      request.caller = authenticator.authenticate(request.headers.authorization);
+    // Callback-style hooks here and in server.ts: an async hook costs a promise per request.
+    app.addHook('onRequest', (request, _reply, done) => {
+      try {
+        request.caller = authenticator.authenticate(request.headers.authorization);
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
       if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
+      done();
     });
     const security = config.api.apiKeys.size > 0 ? [{ bearer: [] }] : [];
 
