@@ -4,10 +4,12 @@
  * a child process so the load generator does not share its event loop, then runs autocannon:
  * 10 keep-alive connections, a unique request id per request, 10 s after a 2 s warm-up.
  * Then 5 s of the same submits straight into the store (the PostgreSQL ceiling right now) and
- * the API process's CPU time per submit. Prints one JSON line.
+ * the CPU time per submit of the API process, of PostgreSQL and of the load generator, which
+ * share the machine. Prints one JSON line.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -65,6 +67,41 @@ async function serve(): Promise<void> {
   // per submit can be told apart from PostgreSQL's and the load generator's.
   process.on('message', () => process.send?.({ cpu: process.cpuUsage() }));
   process.send?.({ address: api.address });
+}
+
+/** IX_BENCH_CPU_PROFILE=dir writes a V8 CPU profile of the API process there, for reading with DevTools. */
+function profileFlags(): string[] {
+  const dir = process.env.IX_BENCH_CPU_PROFILE;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU time of every local `postgres` process (server and backends) from /proc, in µs; null where
+ * there is no /proc. The three processes share two cores, so each one's share says which to cut.
+ */
+async function postgresCpuMicros(): Promise<number | null> {
+  let pids: string[];
+  try {
+    pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return null;
+  }
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    if (!stat.includes('(postgres)')) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the command name.
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks * 1_000_000) / TICKS_PER_SECOND;
+}
+
+function ownCpuMicros(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
 }
 
 async function childCpuMicros(child: ChildProcess): Promise<number> {
@@ -141,14 +178,21 @@ async function main(): Promise<void> {
   let child: ChildProcess | undefined;
   try {
     await migrateUp(pool);
-    child = fork(fileURLToPath(import.meta.url), ['serve'], { execArgv: ['--import', 'tsx'] });
+    child = fork(fileURLToPath(import.meta.url), ['serve'], {
+      execArgv: ['--import', 'tsx', ...profileFlags()],
+    });
     const [message] = (await once(child, 'message')) as [{ address: string }];
     await load(message.address, WARMUP_S, 'warmup');
     const cpuBefore = await childCpuMicros(child);
+    const postgresBefore = await postgresCpuMicros();
+    const loadBefore = ownCpuMicros();
     const result = await load(message.address, DURATION_S, 'run');
+    const loadCpuMicros = ownCpuMicros() - loadBefore;
+    const postgresAfter = await postgresCpuMicros();
     const apiCpuMicros = (await childCpuMicros(child)) - cpuBefore;
     const storeOnlyPerSecond = await storeOnly(database, STORE_ONLY_S);
     const created = result.statusCodeStats['201']?.count ?? 0;
+    const perSubmit = (micros: number) => (created === 0 ? null : Math.round(micros / created));
     const { rows } = await pool.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM ix_jobs WHERE request_id LIKE 'run-%'`,
     );
@@ -162,7 +206,12 @@ async function main(): Promise<void> {
         latency_p99_ms: result.latency.p99,
         latency_max_ms: result.latency.max,
         store_only_inserts_per_s: storeOnlyPerSecond,
-        api_cpu_us_per_submit: created === 0 ? null : Math.round(apiCpuMicros / created),
+        api_cpu_us_per_submit: perSubmit(apiCpuMicros),
+        postgres_cpu_us_per_submit:
+          postgresBefore === null || postgresAfter === null
+            ? null
+            : perSubmit(postgresAfter - postgresBefore),
+        load_generator_cpu_us_per_submit: perSubmit(loadCpuMicros),
         created,
         rows_written: rows[0]?.n ?? 0,
         non2xx: result.non2xx,
