@@ -5,13 +5,19 @@
  */
 import { hostname } from 'node:os';
 import pg from 'pg';
+import { z } from 'zod';
 import {
+  CALLBACK_STATUSES,
+  CallbackAttemptSchema,
   type CallbackStatus,
+  IX_ID_PATTERN,
+  JOB_STATUSES,
   type Job,
-  JobSchema,
+  type JobStatus,
   type JsonValue,
   type RequestIX,
   type ResponseIX,
+  ResponseIXSchema,
 } from '../contracts/index.js';
 import type { Db } from './db.js';
 import { newIxId, newJobId } from './ids.js';
@@ -52,30 +58,62 @@ export interface JobRow {
   callback_attempts: unknown;
 }
 
-/** Every row read back goes through the Job contract; one that does not fit is a bug, named. */
+const STATUSES: ReadonlySet<string> = new Set(JOB_STATUSES);
+const CALLBACK_STATUS_SET: ReadonlySet<string> = new Set(CALLBACK_STATUSES);
+const CallbackAttemptsSchema = z.array(CallbackAttemptSchema);
+
+/** A JSONB document checked against its schema; its problems are added to `problems`. */
+function document<T>(schema: z.ZodType<T>, value: unknown, column: string, problems: string[]): T | null {
+  if (value === null) return null;
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues)
+    problems.push(`${[column, ...issue.path].join('.')}: ${issue.message}`);
+  return null;
+}
+
+/**
+ * Every row read back is checked against the Job contract; one that does not fit is a bug,
+ * named. By hand rather than through JobSchema.safeParse, which was 15% of a busy worker's CPU
+ * and much of its garbage (profiled, claims of no-op jobs): the scalar columns are checked
+ * directly (the uuid and timestamptz types hold their own), the JSONB documents by their schemas.
+ */
 export function hydrate(row: JobRow): Job {
-  const parsed = JobSchema.safeParse({
+  const problems: string[] = [];
+  if (!IX_ID_PATTERN.test(row.ix_id)) problems.push('ix_id: not 16 lowercase hex characters');
+  if (row.client_id.length < 1 || row.client_id.length > 128)
+    problems.push('client_id: not 1–128 characters');
+  if (row.request_id.length < 1 || row.request_id.length > 256)
+    problems.push('request_id: not 1–256 characters');
+  if (!STATUSES.has(row.status)) problems.push(`status: unknown "${row.status}"`);
+  if (row.callback_status !== null && !CALLBACK_STATUS_SET.has(row.callback_status))
+    problems.push(`callback_status: unknown "${row.callback_status}"`);
+  if (!Number.isInteger(row.attempts) || row.attempts < 0) problems.push('attempts: not a count');
+  const response = document(ResponseIXSchema, row.response, 'response', problems);
+  const callbackAttempts = document(
+    CallbackAttemptsSchema,
+    row.callback_attempts,
+    'callback_attempts',
+    problems,
+  );
+  if (problems.length > 0) throw new CorruptJobError(row.job_id, problems.join('; '));
+  return {
     job_id: row.job_id,
     ix_id: row.ix_id,
     client_id: row.client_id,
     request_id: row.request_id,
-    status: row.status,
+    status: row.status as JobStatus,
     // The request is stored as its parts: the identifiers have columns of their own.
     request: { ix_client_id: row.client_id, request_id: row.request_id, ix_id: row.ix_id, input: row.input },
-    response: row.response,
+    response,
     callback_url: row.callback_url,
-    callback_status: row.callback_status,
-    callback_attempts: row.callback_attempts,
+    callback_status: row.callback_status as CallbackStatus | null,
+    callback_attempts: callbackAttempts,
     attempts: row.attempts,
     created_at: isoTimestamp(row.created_at),
     started_at: row.started_at === null ? null : isoTimestamp(row.started_at),
     finished_at: row.finished_at === null ? null : isoTimestamp(row.finished_at),
-  });
-  if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new CorruptJobError(row.job_id, detail);
-  }
-  return parsed.data;
+  };
 }
 
 export interface InsertResult {

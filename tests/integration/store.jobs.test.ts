@@ -1,7 +1,10 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { JobSchema } from '../../src/contracts/index.js';
 import {
   CorruptJobError,
+  callbackClaimDue,
+  callbackRecordAttempt,
   claimNextPending,
   claimPending,
   completeMany,
@@ -171,6 +174,37 @@ describe('get and getByCorrelation', () => {
     await expect(read).rejects.toBeInstanceOf(CorruptJobError);
     await expect(get(db.pool, job.job_id)).rejects.toThrow(job.job_id);
     await expect(get(db.pool, job.job_id)).rejects.toThrow(/response\.ix_id/);
+  });
+});
+
+describe('hydration', () => {
+  it('every job read back, in every state, satisfies the Job contract', async () => {
+    const jobs = [];
+    for (let i = 0; i < 4; i++)
+      jobs.push((await insertPending(db.pool, makeRequest(), 'https://example.com/cb')).job);
+    const claimed = await claimPending(db.pool, 3);
+    const [running, done, failed, pending] = jobs;
+    await markDone(db.pool, done!.job_id, 0, success(done!.ix_id));
+    await markError(db.pool, failed!.job_id, 0, failure(failed!.ix_id, 'boom'));
+    await callbackClaimDue(db.pool, 10, { leaseSeconds: 60 });
+    await callbackRecordAttempt(db.pool, done!.job_id, 1, {
+      statusCode: 503,
+      error: 'HTTP 503',
+      next: { retryInSeconds: 5 },
+    });
+    await callbackRecordAttempt(db.pool, failed!.job_id, 1, {
+      statusCode: 200,
+      error: null,
+      next: 'delivered',
+    });
+    const read = await Promise.all([pending, running, done, failed].map((job) => get(db.pool, job!.job_id)));
+    expect(read.map((job) => [job?.status, job?.callback_status, job?.callback_attempts?.length])).toEqual([
+      ['pending', null, undefined],
+      ['running', null, undefined],
+      ['done', null, 1],
+      ['error', 'delivered', 1],
+    ]);
+    for (const job of [...read, ...claimed]) expect(JobSchema.parse(job)).toEqual(job);
   });
 });
 
