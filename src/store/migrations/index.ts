@@ -1,8 +1,9 @@
 import { jobs } from './0001_jobs.js';
 import { callbacks } from './0002_callbacks.js';
+import { hotUpdates } from './0003_hot_updates.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
 
 /** In version order; a new migration is appended here. */
-export const MIGRATIONS: readonly Migration[] = [jobs, callbacks];
+export const MIGRATIONS: readonly Migration[] = [jobs, callbacks, hotUpdates];
