@@ -9,7 +9,6 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -17,6 +16,7 @@ import { startApi } from '../src/api/index.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { createPool, insertPending, migrateUp } from '../src/store/index.js';
+import { ownCpuMicros, postgresCpuMicros } from './cpu.js';
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/ix_bench_api';
 const CONNECTIONS = 10;
@@ -73,35 +73,6 @@ async function serve(): Promise<void> {
 function profileFlags(): string[] {
   const dir = process.env.IX_BENCH_CPU_PROFILE;
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
-}
-
-const TICKS_PER_SECOND = 100;
-
-/**
- * CPU time of every local `postgres` process (server and backends) from /proc, in µs; null where
- * there is no /proc. The three processes share two cores, so each one's share says which to cut.
- */
-async function postgresCpuMicros(): Promise<number | null> {
-  let pids: string[];
-  try {
-    pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
-  } catch {
-    return null;
-  }
-  let ticks = 0;
-  for (const pid of pids) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    if (!stat.includes('(postgres)')) continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the command name.
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return (ticks * 1_000_000) / TICKS_PER_SECOND;
-}
-
-function ownCpuMicros(): number {
-  const { user, system } = process.cpuUsage();
-  return user + system;
 }
 
 async function childCpuMicros(child: ChildProcess): Promise<number> {

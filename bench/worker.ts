@@ -16,6 +16,7 @@ import {
   PendingNotifier,
 } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
+import { ownCpuMicros, postgresCpuMicros } from './cpu.js';
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
 const N = Number(env('N', '20000'));
@@ -110,10 +111,13 @@ async function main() {
   onJob = () => {
     handled++;
   };
-  async function processPhase(label: string): Promise<number> {
+  /** Wall time, and the CPU this process (the worker) and PostgreSQL spent, per job. */
+  async function processPhase(label: string) {
     const wPool = workerPool();
     const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger });
     handled = 0;
+    const postgresBefore = await postgresCpuMicros();
+    const ownBefore = ownCpuMicros();
     const started = performance.now();
     await worker.start();
     // Like the peers' "queue empty" probe: nothing pending and nothing running. (Counting done
@@ -126,12 +130,22 @@ async function main() {
       await new Promise((r) => setTimeout(r, 2));
     }
     const ms = performance.now() - started;
+    const workerCpu = ownCpuMicros() - ownBefore;
+    const postgresAfter = await postgresCpuMicros();
     await worker.stop();
     await wPool.end();
     log(`${label}: handled ${handled}, all finished in ${round(ms)} ms`);
-    return ms;
+    return {
+      ms,
+      workerCpuPerJob: round(workerCpu / N),
+      postgresCpuPerJob:
+        postgresBefore === null || postgresAfter === null
+          ? null
+          : round((postgresAfter - postgresBefore) / N),
+    };
   }
-  const processMs = await processPhase('process after single enqueue');
+  const processed = await processPhase('process after single enqueue');
+  const processMs = processed.ms;
   const walBytes = await walSince(wal0);
   log(`WAL for enqueue + process: ${walBytes} bytes`);
 
@@ -151,7 +165,7 @@ async function main() {
   await notifier.settled();
   const enqueueBulkMs = performance.now() - t;
   log(`bulk enqueue of ${N}: ${round(enqueueBulkMs)} ms`);
-  const processAfterBulkMs = await processPhase('process after bulk enqueue');
+  const processAfterBulkMs = (await processPhase('process after bulk enqueue')).ms;
 
   // Every job kept its row and response.
   const { rows: kept } = await probe.query<{ n: number }>(
@@ -230,6 +244,9 @@ async function main() {
       process_per_s: round(N / (processMs / 1000)),
       process_after_bulk_per_s: round(N / (processAfterBulkMs / 1000)),
       wal_bytes_per_job: round(walBytes / N),
+      // ix's own: where the machine's two cores went while processing (after single enqueue).
+      worker_cpu_us_per_job: processed.workerCpuPerJob,
+      postgres_cpu_us_per_job: processed.postgresCpuPerJob,
       latency_start_ms: pcts(start),
       latency_complete_ms: pcts(complete),
       latency_samples: LAT_SAMPLES,
