@@ -108,20 +108,27 @@ async function main() {
 
   // Process from the pre-filled queue: clock from worker start to every job finished.
   let handled = 0;
+  let allHandled: (() => void) | null = null;
   onJob = () => {
-    handled++;
+    if (++handled === N) allHandled?.();
   };
   /** Wall time, and the CPU this process (the worker) and PostgreSQL spent, per job. */
   async function processPhase(label: string) {
     const wPool = workerPool();
     const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger });
     handled = 0;
+    const handlersDone = new Promise<void>((resolve) => {
+      allHandled = resolve;
+    });
     const postgresBefore = await postgresCpuMicros();
     const ownBefore = ownCpuMicros();
     const started = performance.now();
     await worker.start();
-    // Like the peers' "queue empty" probe: nothing pending and nothing running. (Counting done
-    // rows instead would scan the whole table every 2 ms.) Checked in full below.
+    // As the peers' harness does: wait for every handler to have run, then poll every 2 ms
+    // until the database has nothing pending and nothing running. (Polling from the start
+    // would load PostgreSQL with 500 probes a second that the peers' runs do not have.)
+    // Every outcome is checked in full below.
+    await handlersDone;
     for (;;) {
       const { rows } = await probe.query<{ finished: boolean }>(
         'SELECT NOT EXISTS (SELECT 1 FROM ix_job_queue) AND NOT EXISTS (SELECT 1 FROM ix_job_leases) AS finished',
