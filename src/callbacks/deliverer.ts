@@ -48,6 +48,7 @@ export class CallbackDeliverer {
   private loop: Promise<void> | null = null;
   private stopping = false;
   private wakeUp: (() => void) | null = null;
+  private woken = false;
 
   constructor(options: CallbackDelivererOptions) {
     this.pool = options.pool;
@@ -93,19 +94,22 @@ export class CallbackDeliverer {
     this.warnIfUnsigned();
     this.loop = (async () => {
       while (!this.stopping) {
+        this.woken = false;
         let attempted = 0;
         try {
           attempted = await this.runOnce();
         } catch (error) {
           this.logger.error({ err: error }, 'callback pass failed; retrying after the idle wait');
         }
-        if (attempted < this.batchSize && !this.stopping) await this.sleep(this.idleMs);
+        // A wake during the pass may be for a callback the pass's claim came too early to see.
+        if (attempted < this.batchSize && !this.stopping && !this.woken) await this.sleep(this.idleMs);
       }
     })();
   }
 
-  /** Cuts an idle wait short (e.g. when jobs were just finished). */
+  /** Cuts an idle wait short, or skips the next one if a pass is running (jobs just finished). */
   wake(): void {
+    this.woken = true;
     this.wakeUp?.();
   }
 

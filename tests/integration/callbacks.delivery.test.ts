@@ -176,6 +176,34 @@ describe('callback delivery', () => {
     expect(receiver.counts()).toEqual(new Map([[`msg_${job!.job_id}`, 2]]));
   });
 
+  it('a wake during a pass is not lost: the next pass runs without the idle wait', async () => {
+    const [first] = await finishedJobs(db.pool, receiver.url(), ['done']);
+    // The first delivery hangs until its 1 s timeout, so the pass is still running when woken.
+    receiver.respond = (_r, n) => (n === 1 ? 'hang' : { status: 200 });
+    const deliverer = makeDeliverer({
+      pool: db.pool,
+      env: { IX_CALLBACK_TIMEOUT_SECONDS: '1' },
+      options: { idleMs: 60_000 },
+    });
+    deliverer.start();
+    try {
+      for (let i = 0; i < 100 && receiver.requests.length === 0; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(receiver.requests).toHaveLength(1);
+      const [second] = await finishedJobs(db.pool, receiver.url(), ['done']);
+      deliverer.wake();
+      for (let i = 0; i < 100 && (await get(db.pool, second!.job_id))?.callback_status !== 'delivered'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect((await get(db.pool, second!.job_id))?.callback_status).toBe('delivered');
+      expect((await get(db.pool, first!.job_id))?.callback_attempts?.[0]?.error).toBe(
+        'timed out after 1000 ms',
+      );
+    } finally {
+      await deliverer.stop();
+    }
+  });
+
   it('start() delivers in the background and stop() ends the loop', async () => {
     const deliverer = makeDeliverer({ pool: db.pool, options: { idleMs: 50 } });
     deliverer.start();
