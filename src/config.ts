@@ -45,6 +45,13 @@ export interface Config {
     maxAttempts: number;
     shutdownGraceSeconds: number;
   };
+  /** For `ix submit` and `ix get` over HTTP instead of on the database. */
+  client: {
+    /** An ix API to talk to, e.g. `http://ix.internal:8080`; null: use IX_POSTGRES_URL. */
+    apiUrl: string | null;
+    /** Sent as `Authorization: Bearer …`; a key of that server's IX_API_KEYS. */
+    apiKey: string | null;
+  };
   callbacks: {
     /** `whsec_…` secrets, newest first; two while rotating. */
     secrets: string[];
@@ -85,7 +92,12 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `expected true or false, got "${value}"`);
 }
 
-function httpUrl(name: string, value: string): string {
+function optionalHttpUrl(env: Env, name: string): string | null {
+  const value = raw(env, name);
+  return value === undefined ? null : httpUrl(name, value);
+}
+
+export function httpUrl(name: string, value: string): string {
   let url: URL;
   try {
     url = new URL(value);
@@ -197,8 +209,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   }
 
   const kind = pipeline(env);
-  const pipelineUrlValue = raw(env, 'IX_PIPELINE_URL');
-  const pipelineUrl = pipelineUrlValue === undefined ? null : httpUrl('IX_PIPELINE_URL', pipelineUrlValue);
+  const pipelineUrl = optionalHttpUrl(env, 'IX_PIPELINE_URL');
   if (kind === 'http' && pipelineUrl === null) {
     throw new ConfigError('IX_PIPELINE_URL', 'is required when IX_PIPELINE=http');
   }
@@ -236,6 +247,10 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       heartbeatTimeoutSeconds,
       maxAttempts: integer(env, 'IX_MAX_ATTEMPTS', 3, 1, 1_000),
       shutdownGraceSeconds: integer(env, 'IX_SHUTDOWN_GRACE_SECONDS', 30, 0, 86_400),
+    },
+    client: {
+      apiUrl: optionalHttpUrl(env, 'IX_API_URL'),
+      apiKey: raw(env, 'IX_API_KEY') ?? null,
     },
     callbacks: {
       secrets: callbackSecrets(env),

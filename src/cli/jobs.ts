@@ -1,10 +1,15 @@
-/** `ix submit` and `ix get`: the store directly, on IX_POSTGRES_URL. */
+/**
+ * `ix submit` and `ix get`: over HTTP through an ix API when given `--url` (or IX_API_URL),
+ * else on the store directly, on IX_POSTGRES_URL.
+ */
 import { readFileSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
+import { parseArgs } from 'node:util';
 import type { z } from 'zod';
 import { callbackUrlProblem, SubmitBodySchema } from '../api/index.js';
-import { loadConfig } from '../config.js';
-import { JobSchema } from '../contracts/index.js';
+import { IxApiError, IxClient } from '../client/index.js';
+import { type Config, ConfigError, httpUrl, loadConfig } from '../config.js';
+import { type Job, JobSchema } from '../contracts/index.js';
 import { get, insertPending, notifyPending } from '../store/index.js';
 import { openConfiguredPool, requirePostgresUrl } from './database.js';
 import { UsageError } from './usage.js';
@@ -58,41 +63,116 @@ export function parseSubmission(source: string) {
   return result.data;
 }
 
-export async function submit(args: string[]): Promise<void> {
-  if (args.length > 1) throw new UsageError('submit takes at most one FILE', 'submit');
-  const config = loadConfig();
-  const url = requirePostgresUrl(config, 'submit');
-  const { request, callback_url: callbackUrl } = parseSubmission(await readInput(args[0]));
-  if (callbackUrl !== null) {
-    const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
-    if (problem) throw new InvalidRequestError([`$.callback_url: ${problem}`]);
+/** The API to talk to: `--url`, else IX_API_URL; null means the database. */
+function apiClient(config: Config, url: string | undefined, command: string): IxClient | null {
+  let baseUrl = config.client.apiUrl;
+  if (url !== undefined) {
+    try {
+      baseUrl = httpUrl('--url', url);
+    } catch (error) {
+      throw new UsageError((error as ConfigError).message, command);
+    }
   }
-  const pool = await openConfiguredPool(url, { max: 1, applicationName: 'ix submit' });
+  if (baseUrl === null) return null;
+  return new IxClient({
+    baseUrl,
+    ...(config.client.apiKey === null ? {} : { apiKey: config.client.apiKey }),
+  });
+}
+
+/**
+ * The API's answer, as the database path would give it: a client mistake (4xx) exits 2 with the
+ * server's message and fields, a missing job exits 1, an unreachable server exits 1 naming it.
+ */
+async function overHttp<T>(baseUrl: string, call: () => Promise<T>, lookingUpJob = false): Promise<T> {
   try {
-    const { job, created } = await insertPending(pool, request, callbackUrl);
-    if (created) await notifyPending(pool);
-    else console.error(`ix: already submitted as job ${job.job_id}; this is that job`);
-    console.log(JSON.stringify(job, null, 2));
-  } finally {
-    await pool.end();
+    return await call();
+  } catch (error) {
+    if (error instanceof IxApiError) {
+      if (error.status === 404 && lookingUpJob) throw new JobNotFoundError(error.message);
+      if (error.status === 401 || error.status === 403) throw new ConfigError('IX_API_KEY', error.message);
+      if (error.status >= 400 && error.status < 500)
+        throw new InvalidRequestError([
+          error.message,
+          ...error.details.map((d) => `${d.path}: ${d.message}`),
+        ]);
+      throw error;
+    }
+    // fetch fails with "fetch failed"; the reason (ECONNREFUSED, bad port, …) is its cause.
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const reason = cause?.code ?? cause?.message ?? (error as Error).message;
+    throw new Error(`cannot reach the ix API at ${baseUrl} (${reason})`);
   }
+}
+
+function printJob(job: Job): void {
+  console.log(JSON.stringify(job, null, 2));
+}
+
+type Submit = (submission: z.infer<typeof SubmitBodySchema>) => Promise<{ job: Job; created: boolean }>;
+
+/** Where a submission goes: the API when there is one, else the store (checked before reading input). */
+function submitter(config: Config, client: IxClient | null): Submit {
+  if (client) {
+    return ({ request, callback_url: callbackUrl }) =>
+      overHttp(client.baseUrl, () => client.submit(request, callbackUrl));
+  }
+  const url = requirePostgresUrl(config, 'submit');
+  return async ({ request, callback_url: callbackUrl }) => {
+    if (callbackUrl !== null) {
+      const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
+      if (problem) throw new InvalidRequestError([`$.callback_url: ${problem}`]);
+    }
+    const pool = await openConfiguredPool(url, { max: 1, applicationName: 'ix submit' });
+    try {
+      const result = await insertPending(pool, request, callbackUrl);
+      if (result.created) await notifyPending(pool);
+      return result;
+    } finally {
+      await pool.end();
+    }
+  };
+}
+
+export async function submit(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { url: { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (positionals.length > 1) throw new UsageError('submit takes at most one FILE', 'submit');
+  const config = loadConfig();
+  const send = submitter(config, apiClient(config, values.url, 'submit'));
+  const { job, created } = await send(parseSubmission(await readInput(positionals[0])));
+  if (!created) console.error(`ix: already submitted as job ${job.job_id}; this is that job`);
+  printJob(job);
 }
 
 /** Exit 1 when there is no such job. */
 export class JobNotFoundError extends Error {}
 
 export async function getJob(args: string[]): Promise<void> {
-  const [jobId, ...extra] = args;
+  const { values, positionals } = parseArgs({
+    args,
+    options: { url: { type: 'string' } },
+    allowPositionals: true,
+  });
+  const [jobId, ...extra] = positionals;
   if (jobId === undefined || extra.length > 0) throw new UsageError('get takes one JOB_ID', 'get');
   if (!JobSchema.shape.job_id.safeParse(jobId).success)
     throw new UsageError(`"${jobId}" is not a job id (a UUID)`, 'get');
   const config = loadConfig();
+  const client = apiClient(config, values.url, 'get');
+  if (client) {
+    printJob(await overHttp(client.baseUrl, () => client.get(jobId), true));
+    return;
+  }
   const url = requirePostgresUrl(config, 'get');
   const pool = await openConfiguredPool(url, { max: 1, applicationName: 'ix get' });
   try {
     const job = await get(pool, jobId);
     if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
-    console.log(JSON.stringify(job, null, 2));
+    printJob(job);
   } finally {
     await pool.end();
   }

@@ -51,15 +51,23 @@ ${ENVIRONMENT}`,
 
 up applies migrations (default: all, up to ${LATEST_VERSION}); down reverts them (default: one
 step; --to 0 removes everything). Needs IX_POSTGRES_URL.`,
-  submit: `Usage: ix submit [FILE]
+  submit: `Usage: ix submit [--url URL] [FILE]
 
 Submits the request JSON in FILE (or on stdin when FILE is absent or -) and prints the job.
 The JSON is a RequestIX ({"ix_client_id", "request_id", "input"}) or, to be called back,
 {"request": RequestIX, "callback_url": "https://…"}. Submitting the same ix_client_id and
-request_id again prints the existing job. Needs IX_POSTGRES_URL.`,
-  get: `Usage: ix get JOB_ID
+request_id again prints the existing job.
 
-Prints the job, or exits 1 when there is none. Needs IX_POSTGRES_URL.`,
+Options:
+  --url URL   submit through the ix API at URL (default IX_API_URL), with the key in
+              IX_API_KEY; without either, straight into the database at IX_POSTGRES_URL`,
+  get: `Usage: ix get [--url URL] JOB_ID
+
+Prints the job, or exits 1 when there is none.
+
+Options:
+  --url URL   ask the ix API at URL (default IX_API_URL), with the key in IX_API_KEY;
+              without either, the database at IX_POSTGRES_URL`,
 };
 
 export const USAGE = `Usage: ix <command> [options]
@@ -69,8 +77,8 @@ Commands:
   api                           the REST API only
   worker [--concurrency N]      run jobs through the pipeline and deliver callbacks
   migrate up|down [--to N]      apply or revert schema migrations (latest: ${LATEST_VERSION})
-  submit [FILE]                 submit a request JSON from FILE or stdin; prints the job
-  get JOB_ID                    print a job
+  submit [--url URL] [FILE]     submit a request JSON from FILE or stdin; prints the job
+  get [--url URL] JOB_ID        print a job
 
 Options:
   -h, --help                    this help, or a command's (ix start --help)

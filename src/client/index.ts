@@ -65,7 +65,7 @@ export interface WaitOptions {
 const TERMINAL: ReadonlySet<Job['status']> = new Set(['done', 'error']);
 
 export class IxClient {
-  private readonly baseUrl: string;
+  readonly baseUrl: string;
   private readonly fetch: typeof fetch;
   private readonly timeoutMs: number;
   private readonly headers: Record<string, string>;

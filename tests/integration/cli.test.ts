@@ -4,6 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contracts/index.js';
 import { CLI, cleanEnv, exited, runCli, startIx } from '../support/cli.js';
@@ -166,6 +168,78 @@ describe('ix submit and ix get', () => {
     const invalid = await runCli(['get', 'nope'], env());
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toMatch(/^ix: "nope" is not a job id/);
+  });
+});
+
+describe('ix submit and ix get --url: over HTTP, through ix api', () => {
+  const KEY = 'cli-http-key-0123456789';
+
+  it('submits, replays and gets with the client key; every failure exits as on the database', async () => {
+    const api = await startIx({ IX_POSTGRES_URL: db.url, IX_API_KEYS: `cli=${KEY}` }, 'api');
+    try {
+      const env = { IX_API_KEY: KEY };
+      const request = JSON.stringify({ ix_client_id: 'cli', request_id: 'http-1', input: { pages: 3 } });
+      const first = await runCli(['submit', '--url', api.address], env, request);
+      expect(first.code).toBe(0);
+      const job = JSON.parse(first.stdout) as Job;
+      expect(job).toMatchObject({ client_id: 'cli', request_id: 'http-1', status: 'pending' });
+
+      const replay = await runCli(['submit', '--url', api.address], env, request);
+      expect(JSON.parse(replay.stdout)).toEqual(job);
+      expect(replay.stderr).toContain(`already submitted as job ${job.job_id}`);
+
+      // IX_API_URL stands in for --url.
+      const fetched = await runCli(['get', job.job_id], { ...env, IX_API_URL: api.address });
+      expect(fetched.code).toBe(0);
+      expect(JSON.parse(fetched.stdout)).toEqual(job);
+
+      const unknown = await runCli(
+        ['get', '--url', api.address, '00000000-0000-4000-8000-000000000000'],
+        env,
+      );
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/^ix: 404 not_found: no job 00000000-0000-4000-8000-000000000000/);
+
+      const wrongKey = await runCli(
+        ['submit', '--url', api.address],
+        { IX_API_KEY: 'not-the-key-at-all' },
+        request,
+      );
+      expect(wrongKey.code).toBe(2);
+      expect(oneLine(wrongKey.stderr)).toBe('ix: IX_API_KEY: 401 unauthorized: unknown API key');
+
+      const badCallback = await runCli(
+        ['submit', '--url', api.address],
+        env,
+        JSON.stringify({
+          request: { ix_client_id: 'cli', request_id: 'http-2', input: 1 },
+          callback_url: 'ftp://x',
+        }),
+      );
+      expect(badCallback.code).toBe(2);
+      expect(badCallback.stderr).toMatch(/^ix: invalid request:\n {2}400 invalid_request: /);
+      expect(badCallback.stderr).toMatch(/^ {2}\$\.callback_url: /m);
+    } finally {
+      expect(await api.stop('SIGTERM')).toBe(0);
+    }
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('an unreachable API exits 1 naming it; a malformed --url is a usage error', async () => {
+    const request = JSON.stringify({ ix_client_id: 'cli', request_id: 'x', input: 1 });
+    // A port that was free a moment ago: nothing listens there.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const url = `http://127.0.0.1:${port}`;
+    const down = await runCli(['submit', '--url', url], {}, request);
+    expect(down.code).toBe(1);
+    expect(oneLine(down.stderr)).toBe(`ix: cannot reach the ix API at ${url} (ECONNREFUSED)`);
+    const malformed = await runCli(['get', '--url', 'ftp://nowhere', '00000000-0000-4000-8000-000000000000']);
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toMatch(/^ix: --url: must be an http\(s\) URL/);
   });
 });
 

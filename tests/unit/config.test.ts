@@ -39,6 +39,7 @@ describe('loadConfig', () => {
     expectConfigError({ IX_PIPELINE: 'magic' }, 'IX_PIPELINE', /echo, http or a path/);
     expectConfigError({ IX_PIPELINE: 'http' }, 'IX_PIPELINE_URL', /required when IX_PIPELINE=http/);
     expectConfigError({ IX_CALLBACK_ALLOW_PRIVATE: 'maybe' }, 'IX_CALLBACK_ALLOW_PRIVATE', /true or false/);
+    expectConfigError({ IX_API_URL: 'ix.internal:8080' }, 'IX_API_URL', /http\(s\) URL/);
     expectConfigError(
       { IX_CALLBACK_RETRY_SCHEDULE: '0,5s' },
       'IX_CALLBACK_RETRY_SCHEDULE',
