@@ -9,6 +9,8 @@ import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 
 export type LogContext = Record<string, string>;
 
+const ABOVE_INFO: ReadonlySet<string> = new Set(['warn', 'error', 'fatal', 'silent']);
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** Ids learned while handling the request, for its log lines; never keys or bodies. */
@@ -17,7 +19,8 @@ declare module 'fastify' {
 }
 
 export function addLogContext(request: FastifyRequest, context: LogContext): void {
-  request.logContext = request.logContext ? { ...request.logContext, ...context } : context;
+  if (request.logContext) Object.assign(request.logContext, context);
+  else request.logContext = { ...context };
 }
 
 export class IxLogController extends LogController {
@@ -31,6 +34,8 @@ export class IxLogController extends LogController {
     reply: FastifyReply,
   ): void {
     if (this.isLogDisabled(request)) return;
+    // Most requests end well: at a level above info, building their line would be wasted work.
+    if (!error && ABOVE_INFO.has(reply.log.level)) return;
     const context = request.logContext ?? {};
     if (error) {
       reply.log.error(
