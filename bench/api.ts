@@ -1,22 +1,19 @@
 /**
  * Submit throughput of the API over HTTP: `npm run bench:api`.
- * Creates (and afterwards drops) its own database on IX_POSTGRES_URL's server, starts the API in
- * a child process so the load generator does not share its event loop, then runs autocannon:
+ * Creates (and afterwards drops) its own database on IX_POSTGRES_URL's server, starts the built
+ * `ix api` (`npm run build` first; the npm script does) in a process of its own, then runs autocannon:
  * 10 keep-alive connections, a unique request id per request, 10 s after a 2 s warm-up.
  * Then 5 s of the same submits straight into the store (the PostgreSQL ceiling right now) and
  * the CPU time per submit of the API process, of PostgreSQL and of the load generator, which
  * share the machine. Prints one JSON line.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { startApi } from '../src/api/index.js';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/log.js';
 import { createPool, insertPending, migrateUp } from '../src/store/index.js';
-import { ownCpuMicros, postgresCpuMicros } from './cpu.js';
+import { ownCpuMicros, postgresCpuMicros, processCpuMicros } from './cpu.js';
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/ix_bench_api';
 const CONNECTIONS = 10;
@@ -48,37 +45,37 @@ function databaseName(database: URL): string {
   return name;
 }
 
-/** The child: the API as `ix api` would run it, with keys so authentication is measured too. */
-async function serve(): Promise<void> {
-  const config = loadConfig({
-    IX_POSTGRES_URL: databaseUrl().toString(),
-    IX_PORT: '0',
-    IX_LOG_LEVEL: 'warn',
-    IX_API_KEYS: `${CLIENT}=${KEY}`,
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+/**
+ * The API as users run it: the built `ix api` in a process of its own (so the load generator
+ * does not share its event loop), with keys so authentication is measured too. Resolves with
+ * the address it prints once listening.
+ */
+async function startIxApi(database: URL): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, [...profileFlags(), CLI, 'api'], {
+    env: {
+      PATH: process.env.PATH,
+      IX_POSTGRES_URL: database.toString(),
+      IX_PORT: '0',
+      IX_LOG_LEVEL: 'warn',
+      IX_API_KEYS: `${CLIENT}=${KEY}`,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
-  const pool = createPool(config.postgresUrl!, { max: config.dbPoolSize, applicationName: 'ix bench api' });
-  const api = await startApi({ pool, config, logger: createLogger(config.logLevel) });
-  process.once('SIGTERM', async () => {
-    await api.close();
-    await pool.end();
-    process.exit(0);
-  });
-  // The parent asks for this process's CPU time around the measured run, so the API's own cost
-  // per submit can be told apart from PostgreSQL's and the load generator's.
-  process.on('message', () => process.send?.({ cpu: process.cpuUsage() }));
-  process.send?.({ address: api.address });
+  let stderr = '';
+  for await (const chunk of child.stderr!) {
+    stderr += chunk;
+    const address = /ix listening on (http:\/\/\S+)/.exec(stderr)?.[1];
+    if (address) return { child, address };
+  }
+  throw new Error(`ix api exited before listening:\n${stderr}`);
 }
 
 /** IX_BENCH_CPU_PROFILE=dir writes a V8 CPU profile of the API process there, for reading with DevTools. */
 function profileFlags(): string[] {
   const dir = process.env.IX_BENCH_CPU_PROFILE;
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
-}
-
-async function childCpuMicros(child: ChildProcess): Promise<number> {
-  child.send('cpu');
-  const [message] = (await once(child, 'message')) as [{ cpu: NodeJS.CpuUsage }];
-  return message.cpu.user + message.cpu.system;
 }
 
 async function load(address: string, seconds: number, prefix: string) {
@@ -149,18 +146,18 @@ async function main(): Promise<void> {
   let child: ChildProcess | undefined;
   try {
     await migrateUp(pool);
-    child = fork(fileURLToPath(import.meta.url), ['serve'], {
-      execArgv: ['--import', 'tsx', ...profileFlags()],
-    });
-    const [message] = (await once(child, 'message')) as [{ address: string }];
-    await load(message.address, WARMUP_S, 'warmup');
-    const cpuBefore = await childCpuMicros(child);
+    const api = await startIxApi(database);
+    child = api.child;
+    const apiCpu = () => processCpuMicros(api.child.pid!);
+    await load(api.address, WARMUP_S, 'warmup');
+    const cpuBefore = await apiCpu();
     const postgresBefore = await postgresCpuMicros();
     const loadBefore = ownCpuMicros();
-    const result = await load(message.address, DURATION_S, 'run');
+    const result = await load(api.address, DURATION_S, 'run');
     const loadCpuMicros = ownCpuMicros() - loadBefore;
     const postgresAfter = await postgresCpuMicros();
-    const apiCpuMicros = (await childCpuMicros(child)) - cpuBefore;
+    const cpuAfter = await apiCpu();
+    const apiCpuMicros = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
     const storeOnlyPerSecond = await storeOnly(database, STORE_ONLY_S);
     const created = result.statusCodeStats['201']?.count ?? 0;
     const perSubmit = (micros: number) => (created === 0 ? null : Math.round(micros / created));
@@ -177,7 +174,7 @@ async function main(): Promise<void> {
         latency_p99_ms: result.latency.p99,
         latency_max_ms: result.latency.max,
         store_only_inserts_per_s: storeOnlyPerSecond,
-        api_cpu_us_per_submit: perSubmit(apiCpuMicros),
+        api_cpu_us_per_submit: apiCpuMicros === null ? null : perSubmit(apiCpuMicros),
         postgres_cpu_us_per_submit:
           postgresBefore === null || postgresAfter === null
             ? null
@@ -200,5 +197,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === 'serve') await serve();
-else await main();
+await main();
