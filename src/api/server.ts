@@ -71,8 +71,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.setValidatorCompiler(validatorCompiler);
-  // Responses are Jobs already hydrated through JobSchema by the store; validating them a second
-  // time on the way out would only cost throughput.
+  // Responses are Jobs the store already checked against the Job contract; validating them again
+  // on the way out would only cost throughput.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   // JSON only: without this, fastify would parse text/plain and answer a 400 instead of a 415.
   app.removeContentTypeParser('text/plain');

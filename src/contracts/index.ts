@@ -1,6 +1,6 @@
 /**
- * The wire format of ix, in one place: every request body is parsed and every row read back from
- * PostgreSQL is hydrated through these schemas (snake_case, as in the seed).
+ * The wire format of ix, in one place: every request body is parsed through these schemas, and
+ * every row read back from PostgreSQL is checked against them (snake_case, as in the seed).
  */
 import { z } from 'zod';
 
