@@ -1,11 +1,11 @@
 /**
  * Submit throughput of the API over HTTP: `npm run bench:api`.
  * Creates (and afterwards drops) its own database on IX_POSTGRES_URL's server, starts the built
- * `ix api` (`npm run build` first; the npm script does) in a process of its own, then runs autocannon:
- * 10 keep-alive connections, a unique request id per request, 10 s after a 2 s warm-up.
- * Then 5 s of the same submits straight into the store (the PostgreSQL ceiling right now) and
- * the CPU time per submit of the API process, of PostgreSQL and of the load generator, which
- * share the machine. Prints one JSON line.
+ * `ix api` (the npm script builds first) in a process of its own, then loads it: 10 keep-alive
+ * connections, a unique request id per request, 10 s after a 2 s warm-up, with autocannon, or
+ * with wrk when IX_BENCH_LOAD=wrk. Then 5 s of the same submits straight into the store (the
+ * PostgreSQL ceiling right now), and the CPU time per submit of the API process, of PostgreSQL
+ * and of the load generator, which share the machine's cores. Prints one JSON line.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { createPool, insertPending, migrateUp } from '../src/store/index.js';
-import { ownCpuMicros, postgresCpuMicros, processCpuMicros } from './cpu.js';
+import { exitedChildrenCpuMicros, ownCpuMicros, postgresCpuMicros, processCpuMicros } from './cpu.js';
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/ix_bench_api';
 const CONNECTIONS = 10;
@@ -78,9 +78,24 @@ function profileFlags(): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
-async function load(address: string, seconds: number, prefix: string) {
+interface LoadResult {
+  created: number;
+  durationS: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  /** The load generator's own CPU time over the run. */
+  cpuMicros: number | null;
+}
+
+/** autocannon in this process: the default load generator. */
+async function autocannonLoad(address: string, seconds: number, prefix: string): Promise<LoadResult> {
   let sequence = 0;
-  return autocannon({
+  const before = ownCpuMicros();
+  const result = await autocannon({
     url: address,
     connections: CONNECTIONS,
     pipelining: 1,
@@ -107,7 +122,69 @@ async function load(address: string, seconds: number, prefix: string) {
       },
     ],
   });
+  return {
+    created: result.statusCodeStats['201']?.count ?? 0,
+    durationS: result.duration,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    maxMs: result.latency.max,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    cpuMicros: ownCpuMicros() - before,
+  };
 }
+
+const WRK_UNITS_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+function wrkMs(output: string, pattern: RegExp): number {
+  const match = pattern.exec(output);
+  if (!match?.[1] || !match[2]) throw new Error(`bench: wrk printed no ${pattern}:\n${output}`);
+  return Number(match[1]) * (WRK_UNITS_MS[match[2]] ?? Number.NaN);
+}
+
+/**
+ * wrk (C; `apt-get install wrk`), one thread, the same 10 connections and request shape: it
+ * spends ~40 µs of CPU a request where autocannon spends ~150, on the two cores the API and
+ * PostgreSQL share. Every 2xx counts as created: request ids are unique, and rows_written
+ * checks it.
+ */
+async function wrkLoad(address: string, seconds: number, prefix: string): Promise<LoadResult> {
+  const script = fileURLToPath(new URL('./wrk-submit.lua', import.meta.url));
+  const before = await exitedChildrenCpuMicros();
+  const wrk = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', script, address], {
+    env: { PATH: process.env.PATH, IX_BENCH_KEY: KEY, IX_BENCH_PREFIX: prefix },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  wrk.stdout.on('data', (chunk: Buffer) => {
+    output += chunk;
+  });
+  const [code] = (await once(wrk, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`bench: wrk exited with ${code}:\n${output}`);
+  const after = await exitedChildrenCpuMicros();
+  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(output);
+  if (!total?.[1] || !total[2] || !total[3]) throw new Error(`bench: cannot read wrk's output:\n${output}`);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1] ?? 0);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
+  return {
+    created: Number(total[1]) - non2xx,
+    durationS: (Number(total[2]) * (WRK_UNITS_MS[total[3]] ?? Number.NaN)) / 1000,
+    p50Ms: wrkMs(output, /\s50%\s+([\d.]+)(us|ms|s)/),
+    p99Ms: wrkMs(output, /\s99%\s+([\d.]+)(us|ms|s)/),
+    maxMs: wrkMs(output, /Latency\s+[\d.]+\w+\s+[\d.]+\w+\s+([\d.]+)(us|ms|s)/),
+    non2xx,
+    errors: socket ? Number(socket[1]) + Number(socket[2]) + Number(socket[3]) : 0,
+    timeouts: socket ? Number(socket[4]) : 0,
+    cpuMicros: before === null || after === null ? null : after - before,
+  };
+}
+
+const LOAD_GENERATOR = process.env.IX_BENCH_LOAD ?? 'autocannon';
+if (LOAD_GENERATOR !== 'autocannon' && LOAD_GENERATOR !== 'wrk') {
+  throw new Error(`IX_BENCH_LOAD: expected autocannon or wrk, got "${LOAD_GENERATOR}"`);
+}
+const load = LOAD_GENERATOR === 'wrk' ? wrkLoad : autocannonLoad;
 
 /**
  * The same submits straight into the store, 10 at a time, no HTTP: the ceiling PostgreSQL
@@ -152,14 +229,12 @@ async function main(): Promise<void> {
     await load(api.address, WARMUP_S, 'warmup');
     const cpuBefore = await apiCpu();
     const postgresBefore = await postgresCpuMicros();
-    const loadBefore = ownCpuMicros();
     const result = await load(api.address, DURATION_S, 'run');
-    const loadCpuMicros = ownCpuMicros() - loadBefore;
     const postgresAfter = await postgresCpuMicros();
     const cpuAfter = await apiCpu();
     const apiCpuMicros = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
     const storeOnlyPerSecond = await storeOnly(database, STORE_ONLY_S);
-    const created = result.statusCodeStats['201']?.count ?? 0;
+    const { created } = result;
     const perSubmit = (micros: number) => (created === 0 ? null : Math.round(micros / created));
     const { rows } = await pool.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM ix_jobs WHERE request_id LIKE 'run-%'`,
@@ -167,19 +242,20 @@ async function main(): Promise<void> {
     console.log(
       JSON.stringify({
         bench: 'api.submit',
+        load_generator: LOAD_GENERATOR,
         connections: CONNECTIONS,
-        duration_s: result.duration,
-        submits_per_s: Math.round(created / result.duration),
-        latency_p50_ms: result.latency.p50,
-        latency_p99_ms: result.latency.p99,
-        latency_max_ms: result.latency.max,
+        duration_s: result.durationS,
+        submits_per_s: Math.round(created / result.durationS),
+        latency_p50_ms: result.p50Ms,
+        latency_p99_ms: result.p99Ms,
+        latency_max_ms: result.maxMs,
         store_only_inserts_per_s: storeOnlyPerSecond,
         api_cpu_us_per_submit: apiCpuMicros === null ? null : perSubmit(apiCpuMicros),
         postgres_cpu_us_per_submit:
           postgresBefore === null || postgresAfter === null
             ? null
             : perSubmit(postgresAfter - postgresBefore),
-        load_generator_cpu_us_per_submit: perSubmit(loadCpuMicros),
+        load_generator_cpu_us_per_submit: result.cpuMicros === null ? null : perSubmit(result.cpuMicros),
         created,
         rows_written: rows[0]?.n ?? 0,
         non2xx: result.non2xx,

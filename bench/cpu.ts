@@ -41,6 +41,15 @@ export async function postgresCpuMicros(): Promise<number | null> {
   return (ticks * 1_000_000) / TICKS_PER_SECOND;
 }
 
+/** CPU time of this process's children that have exited and been waited for (wrk), in µs. */
+export async function exitedChildrenCpuMicros(): Promise<number | null> {
+  const stat = await readFile('/proc/self/stat', 'utf8').catch(() => null);
+  if (stat === null) return null;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // cutime and cstime: fields 16 and 17 of stat(5), 14 and 15 after the command name.
+  return ((Number(fields[13]) + Number(fields[14])) * 1_000_000) / TICKS_PER_SECOND;
+}
+
 export function ownCpuMicros(): number {
   const { user, system } = process.cpuUsage();
   return user + system;
