@@ -271,22 +271,17 @@ interface PendingRow {
 
 /** A job just inserted: the row as sent, the column defaults, and PostgreSQL's created_at. */
 function pendingJob(row: PendingRow, createdAt: string): Job {
-  return {
-    job_id: row.job_id,
-    ix_id: row.ix_id,
-    client_id: row.client_id,
-    request_id: row.request_id,
+  return hydrate({
+    ...row,
+    created_at: createdAt,
     status: 'pending',
-    request: { ix_client_id: row.client_id, request_id: row.request_id, ix_id: row.ix_id, input: row.input },
-    response: null,
-    callback_url: row.callback_url,
-    callback_status: null,
-    callback_attempts: null,
     attempts: 0,
-    created_at: isoTimestamp(createdAt),
     started_at: null,
     finished_at: null,
-  };
+    callback_status: null,
+    response: null,
+    callback_attempts: null,
+  });
 }
 
 /** One job; see insertPendingMany. */
