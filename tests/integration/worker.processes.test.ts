@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RequestIX } from '../../src/contracts/index.js';
 import { get, insertPending, notifyPending } from '../../src/store/index.js';
 import { Sweeper } from '../../src/worker/index.js';
+import { CLI, cleanEnv, exited } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
 import { startServer } from '../support/http.js';
@@ -23,17 +24,12 @@ const db = useTestDatabase();
 const children: ChildProcess[] = [];
 
 function spawnWorker(env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['dist/cli.js', 'worker'], {
-    env: { ...process.env, IX_POSTGRES_URL: db.url, IX_LOG_LEVEL: 'warn', ...env },
+  const child = spawn(process.execPath, [CLI, 'worker'], {
+    env: cleanEnv({ IX_POSTGRES_URL: db.url, ...env }),
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   children.push(child);
   return child;
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
 afterEach(async () => {
