@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
+import type pg from 'pg';
 import type { z } from 'zod';
 import { callbackUrlProblem, SubmitBodySchema } from '../api/index.js';
 import { IxApiError, IxClient } from '../client/index.js';
@@ -61,6 +62,21 @@ export function parseSubmission(source: string) {
     throw new InvalidRequestError(enveloped ? problems : problems.map((p) => p.replace(/^\$\.request/, '$')));
   }
   return result.data;
+}
+
+/** `[--url URL] positionals…`, the arguments of both submit and get. */
+function parseUrlArgs(args: string[]) {
+  return parseArgs({ args, options: { url: { type: 'string' } }, allowPositionals: true });
+}
+
+/** Runs `work` on a one-connection pool on `url`, closed afterwards. */
+async function onDatabase<T>(url: string, command: string, work: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const pool = await openConfiguredPool(url, { max: 1, applicationName: `ix ${command}` });
+  try {
+    return await work(pool);
+  } finally {
+    await pool.end();
+  }
 }
 
 /** The API to talk to: `--url`, else IX_API_URL; null means the database. */
@@ -123,23 +139,16 @@ function submitter(config: Config, client: IxClient | null): Submit {
       const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
       if (problem) throw new InvalidRequestError([`$.callback_url: ${problem}`]);
     }
-    const pool = await openConfiguredPool(url, { max: 1, applicationName: 'ix submit' });
-    try {
+    return onDatabase(url, 'submit', async (pool) => {
       const result = await insertPending(pool, request, callbackUrl);
       if (result.created) await notifyPending(pool);
       return result;
-    } finally {
-      await pool.end();
-    }
+    });
   };
 }
 
 export async function submit(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { url: { type: 'string' } },
-    allowPositionals: true,
-  });
+  const { values, positionals } = parseUrlArgs(args);
   if (positionals.length > 1) throw new UsageError('submit takes at most one FILE', 'submit');
   const config = loadConfig();
   const send = submitter(config, apiClient(config, values.url, 'submit'));
@@ -152,11 +161,7 @@ export async function submit(args: string[]): Promise<void> {
 export class JobNotFoundError extends Error {}
 
 export async function getJob(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { url: { type: 'string' } },
-    allowPositionals: true,
-  });
+  const { values, positionals } = parseUrlArgs(args);
   const [jobId, ...extra] = positionals;
   if (jobId === undefined || extra.length > 0) throw new UsageError('get takes one JOB_ID', 'get');
   if (!JobSchema.shape.job_id.safeParse(jobId).success)
@@ -167,13 +172,7 @@ export async function getJob(args: string[]): Promise<void> {
     printJob(await overHttp(client.baseUrl, () => client.get(jobId), true));
     return;
   }
-  const url = requirePostgresUrl(config, 'get');
-  const pool = await openConfiguredPool(url, { max: 1, applicationName: 'ix get' });
-  try {
-    const job = await get(pool, jobId);
-    if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
-    printJob(job);
-  } finally {
-    await pool.end();
-  }
+  const job = await onDatabase(requirePostgresUrl(config, 'get'), 'get', (pool) => get(pool, jobId));
+  if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
+  printJob(job);
 }
