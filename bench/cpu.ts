@@ -3,23 +3,30 @@ import { readdir, readFile } from 'node:fs/promises';
 
 const TICKS_PER_SECOND = 100;
 
-/** utime + stime of one process from /proc/<pid>/stat, in ticks; null if it cannot be read. */
-async function processTicks(pid: string): Promise<{ command: string; ticks: number } | null> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
-  if (stat === null) return null;
-  const close = stat.lastIndexOf(')');
-  const fields = stat.slice(close + 2).split(' ');
-  // utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the command name.
-  return {
-    command: stat.slice(stat.indexOf('(') + 1, close),
-    ticks: Number(fields[11]) + Number(fields[12]),
-  };
+/** A process's /proc/<pid>/stat: its command, and the fields after it (stat(5) field 3 on). */
+async function stat(pid: string): Promise<{ command: string; fields: string[] } | null> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (text === null) return null;
+  const close = text.lastIndexOf(')');
+  return { command: text.slice(text.indexOf('(') + 1, close), fields: text.slice(close + 2).split(' ') };
 }
+
+/** Two clock-tick fields of a stat, summed, in µs. */
+function micros(fields: string[], first: number, second: number): number {
+  return ((Number(fields[first]) + Number(fields[second])) * 1_000_000) / TICKS_PER_SECOND;
+}
+
+// utime and stime are fields 14 and 15 of stat(5), 11 and 12 after the command name; cutime and
+// cstime (children waited for) 16 and 17, so 13 and 14.
+const UTIME = 11;
+const STIME = 12;
+const CUTIME = 13;
+const CSTIME = 14;
 
 /** CPU time of one process (e.g. the API under load), in µs; null where there is no /proc. */
 export async function processCpuMicros(pid: number): Promise<number | null> {
-  const read = await processTicks(String(pid));
-  return read === null ? null : (read.ticks * 1_000_000) / TICKS_PER_SECOND;
+  const read = await stat(String(pid));
+  return read === null ? null : micros(read.fields, UTIME, STIME);
 }
 
 /**
@@ -33,21 +40,18 @@ export async function postgresCpuMicros(): Promise<number | null> {
   } catch {
     return null;
   }
-  let ticks = 0;
+  let total = 0;
   for (const pid of pids) {
-    const read = await processTicks(pid);
-    if (read?.command === 'postgres') ticks += read.ticks;
+    const read = await stat(pid);
+    if (read?.command === 'postgres') total += micros(read.fields, UTIME, STIME);
   }
-  return (ticks * 1_000_000) / TICKS_PER_SECOND;
+  return total;
 }
 
 /** CPU time of this process's children that have exited and been waited for (wrk), in µs. */
 export async function exitedChildrenCpuMicros(): Promise<number | null> {
-  const stat = await readFile('/proc/self/stat', 'utf8').catch(() => null);
-  if (stat === null) return null;
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // cutime and cstime: fields 16 and 17 of stat(5), 14 and 15 after the command name.
-  return ((Number(fields[13]) + Number(fields[14])) * 1_000_000) / TICKS_PER_SECOND;
+  const read = await stat('self');
+  return read === null ? null : micros(read.fields, CUTIME, CSTIME);
 }
 
 export function ownCpuMicros(): number {
