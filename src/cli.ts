@@ -77,3 +77,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 process.exitCode = await main(process.argv.slice(2));
+// Everything ix started is stopped by now. What still holds the event loop open is not ix's to
+// wait for: a pipeline that ignored its abort signal (its job was handed back already), or a
+// statement stuck behind a lock. Give output a moment to flush, then exit regardless.
+setTimeout(() => process.exit(), 1_000).unref();

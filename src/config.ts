@@ -44,6 +44,10 @@ export interface Config {
     heartbeatTimeoutSeconds: number;
     maxAttempts: number;
     shutdownGraceSeconds: number;
+    /** A result (or error) larger than this as JSON ends its job `error`; also caps what the http pipeline reads. */
+    maxResultBytes: number;
+    /** The worker claims no more once the inputs it holds add up to this many stored bytes. */
+    maxHeldBytes: number;
   };
   /** For `ix submit` and `ix get` over HTTP instead of on the database. */
   client: {
@@ -247,6 +251,10 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       heartbeatTimeoutSeconds,
       maxAttempts: integer(env, 'IX_MAX_ATTEMPTS', 3, 1, 1_000),
       shutdownGraceSeconds: integer(env, 'IX_SHUTDOWN_GRACE_SECONDS', 30, 0, 86_400),
+      // PostgreSQL keeps at most ~255 MB in one jsonb value; well below that, one result this
+      // large is already a memory hazard for the worker holding it.
+      maxResultBytes: integer(env, 'IX_PIPELINE_MAX_RESULT_BYTES', 16_777_216, 1_024, 134_217_728),
+      maxHeldBytes: integer(env, 'IX_WORKER_MAX_HELD_BYTES', 67_108_864, 1_024, 17_179_869_184),
     },
     client: {
       apiUrl: optionalHttpUrl(env, 'IX_API_URL'),

@@ -5,6 +5,7 @@ import { assertSafeExposure, startApi } from '../api/index.js';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import {
+  closePool,
   databaseCreateIfMissing,
   type EmbeddedPostgres,
   migrateUp,
@@ -91,14 +92,14 @@ async function serve(command: 'start' | 'api', args: string[]): Promise<void> {
   // Before anything starts, so a bad IX_PIPELINE or an open API on a public address is reported
   // without initialising or starting a database first.
   assertSafeExposure(config);
-  const pipeline = withWorker ? await loadPipeline(config.worker.pipeline, config.worker.pipelineUrl) : null;
+  const pipeline = withWorker ? await loadPipeline(config.worker) : null;
 
   const teardown = new Teardown();
   try {
     const database = postgresUrl
       ? await configuredDatabase(postgresUrl, config, command)
       : await embeddedDatabase(config, teardown);
-    teardown.add('closing the database pool', () => database.pool.end());
+    teardown.add('closing the database pool', () => closePool(database.pool));
     if (withWorker) {
       const applied = await migrateUp(database.pool);
       if (applied.length > 0) logger.info({ applied }, 'migrated');

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { CallbackDeliverer } from '../callbacks/index.js';
 import { type Config, loadConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
+import { closePool } from '../store/index.js';
 import { loadPipeline, type Pipeline, Worker } from '../worker/index.js';
 import { openConfiguredPool, requirePostgresUrl } from './database.js';
 import { untilSignal } from './signals.js';
@@ -48,7 +49,7 @@ export async function worker(args: string[]): Promise<void> {
   const url = requirePostgresUrl(config, 'worker');
   const logger = createLogger(config.logLevel);
   // Before connecting, so a bad IX_PIPELINE is reported even when the database is down too.
-  const pipeline = await loadPipeline(config.worker.pipeline, config.worker.pipelineUrl);
+  const pipeline = await loadPipeline(config.worker);
   const pool = await openConfiguredPool(url, { max: config.dbPoolSize, applicationName: 'ix worker' });
   try {
     const parts = await startWorkerParts(pool, url, config, logger, pipeline);
@@ -56,6 +57,6 @@ export async function worker(args: string[]): Promise<void> {
     logger.info({ signal }, 'shutting down');
     await parts.stop();
   } finally {
-    await pool.end();
+    await closePool(pool);
   }
 }

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { settlesWithin } from '../time.js';
 
 /**
  * Anything that runs a query: a pool, a checked-out client, or a transaction's client. Every
@@ -27,6 +28,14 @@ export function createPool(connectionString: string, options: CreatePoolOptions 
   // that on the pool and would crash the process if nobody listened. The next query reconnects.
   pool.on('error', () => {});
   return pool;
+}
+
+/**
+ * Ends the pool, waiting at most `ms` for its clients to come back: a statement stuck behind a
+ * lock would otherwise hold a stopping process open for as long as the lock is held.
+ */
+export async function closePool(pool: pg.Pool, ms = 5_000): Promise<void> {
+  await settlesWithin(pool.end(), ms);
 }
 
 /** Runs `work` in a transaction on a client of `pool`, committing on success. */
@@ -104,3 +113,25 @@ export async function databaseCreateIfMissing(db: Db, database: string): Promise
   await db.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
   return true;
 }
+
+/**
+ * Whether a failed statement may succeed if simply tried again: the connection or the server
+ * went away or is overloaded, a timeout or lock wait cut it, or it lost a serialization or
+ * deadlock race. Anything else (bad data, a violated constraint) fails again the same way.
+ */
+export function isTransientDatabaseError(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') {
+    // A socket's error: ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, …
+    if (code.startsWith('E')) return true;
+    // 08 connection exception, 53 insufficient resources, 57 operator intervention (admin
+    // shutdown, statement timeout, cannot connect now), 58 system error, 40 rollbacks
+    // (serialization failure, deadlock), 55P03 lock not available.
+    return ['08', '53', '57', '58', '40'].includes(code.slice(0, 2)) || code === '55P03';
+  }
+  // pg's own words for a connection lost or never had (no code of their own).
+  return typeof message === 'string' && PG_CONNECTION_FAILURES.test(message);
+}
+
+const PG_CONNECTION_FAILURES =
+  /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Query read timeout/i;

@@ -8,17 +8,22 @@ export {
 } from './callbacks.js';
 export {
   type CreatePoolOptions,
+  closePool,
   createPool,
   DatabaseUnreachableError,
   type Db,
   databaseCreateIfMissing,
+  isTransientDatabaseError,
   openPool,
   withoutPassword,
   withTransaction,
 } from './db.js';
 export { type EmbeddedPostgres, EmbeddedPostgresError, startEmbeddedPostgres } from './embedded.js';
 export {
+  type Claimed,
+  type ClaimOptions,
   CorruptJobError,
+  claimJobs,
   claimNextPending,
   claimPending,
   completeMany,
@@ -28,10 +33,12 @@ export {
   type InsertResult,
   insertPending,
   insertPendingMany,
+  jobStartMany,
   markDone,
   markError,
   notifyPending,
   type Outcome,
+  outcomeKey,
   PENDING_CHANNEL,
   PendingNotifier,
   releaseJobs,

@@ -135,9 +135,9 @@ const INSERT_SQL = `
     SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb)
     FROM submitted ORDER BY job_id
     ON CONFLICT (client_id, request_id) DO NOTHING
-    RETURNING job_id, created_at
+    RETURNING job_id, created_at, pg_column_size(input) AS input_bytes
   ), queued AS (
-    INSERT INTO ix_job_queue (job_id) SELECT job_id FROM inserted ORDER BY job_id
+    INSERT INTO ix_job_queue (job_id, input_bytes) SELECT job_id, input_bytes FROM inserted ORDER BY job_id
   )
   SELECT job_id, created_at FROM inserted`;
 
@@ -306,84 +306,186 @@ export async function getByCorrelation(db: Db, clientId: string, requestId: stri
   return rows[0] ? hydrate(rows[0]) : null;
 }
 
-// `= ANY(ARRAY(…))` makes both steps index lookups of exactly the picked rows: written as a
+// `= ANY(ARRAY(…))` makes every step index lookups of exactly the picked rows: written as a
 // join, the planner hashed the whole queue and sequentially scanned ix_jobs: 42 ms to claim
 // 1,000 jobs with 30,000 rows in the table, against 24 ms as lookups (EXPLAIN ANALYZE).
+// The final SELECT reads ix_jobs as it was before `started` changed it (a statement sees one
+// snapshot), so a started job's status and started_at come from `started`.
 export const CLAIM_SQL = `
-  WITH picked AS (
-    DELETE FROM ix_job_queue
-    WHERE seq = ANY (ARRAY (SELECT seq FROM ix_job_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED))
-    RETURNING seq, job_id
+  WITH candidates AS (
+    SELECT seq, job_id, input_bytes FROM ix_job_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+  ), chosen AS (
+    SELECT seq, job_id, input_bytes, row_number() OVER (ORDER BY seq) AS n
+    FROM (SELECT *, sum(input_bytes) OVER (ORDER BY seq) - input_bytes AS bytes_before FROM candidates) c
+    WHERE $4::bigint IS NULL OR bytes_before < $4::bigint
+  ), picked AS (
+    DELETE FROM ix_job_queue WHERE seq = ANY (ARRAY (SELECT seq FROM chosen)) RETURNING job_id
   ), leased AS (
     INSERT INTO ix_job_leases (job_id, worker_id) SELECT job_id, $2 FROM picked
-  ), claimed AS (
+  ), started AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
-    WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM picked)) AND j.status = 'pending'
-    RETURNING ${JOB_COLUMNS_OF_J}
+    WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM chosen WHERE n <= $3)) AND j.status = 'pending'
+    RETURNING j.job_id, j.started_at
   )
-  SELECT claimed.* FROM claimed JOIN picked USING (job_id) ORDER BY picked.seq`;
+  SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at')},
+    j.claim_epoch, c.input_bytes
+  FROM chosen c
+  JOIN ix_jobs j ON j.job_id = c.job_id
+  LEFT JOIN started s ON s.job_id = c.job_id
+  WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM chosen)) AND j.status = 'pending'
+  ORDER BY c.seq`;
+
+/** A job as one claim holds it: enough to start it, run it and record or hand back its outcome. */
+export interface Claimed {
+  job: Job;
+  /** Whether the claim started it (status `running`), or it waits unstarted, still `pending`. */
+  started: boolean;
+  /** The job's `claim_epoch` at the claim: starting it applies only while that is unchanged. */
+  claimEpoch: number;
+  /** The stored size of its input, counted against the claimer's byte budget. */
+  inputBytes: number;
+}
+
+export interface ClaimOptions {
+  limit: number;
+  /** Leases the jobs to this worker; null: only the age rule of `sweepOrphans` rescues them. */
+  workerId: string | null;
+  /** How many of the claimed jobs (the oldest) start at once; the rest wait, `pending`. */
+  startNow: number;
+  /** Stop before the inputs claimed exceed this many stored bytes (one job always fits). */
+  maxInputBytes?: number | null;
+}
 
 /**
  * Claims up to `limit` pending jobs, oldest first, in one statement: each is dispatched to at
- * most one caller (`FOR UPDATE SKIP LOCKED`), moves to `running` and is leased to `workerId`,
- * whose heartbeat keeps it (null: only the age rule of `sweepOrphans` rescues it).
+ * most one caller (`FOR UPDATE SKIP LOCKED`) and leased to `workerId`, whose heartbeat keeps it.
+ * The oldest `startNow` move to `running`; the rest stay `pending` until `jobStartMany`, so a
+ * claimer that dies is charged an attempt only for what it had started.
  */
-export async function claimPending(db: Db, limit: number, workerId: string | null = null): Promise<Job[]> {
+export async function claimJobs(db: Db, options: ClaimOptions): Promise<Claimed[]> {
+  const { limit, workerId, startNow } = options;
   if (!Number.isInteger(limit) || limit < 1)
-    throw new RangeError(`claimPending: limit must be ≥ 1, got ${limit}`);
-  const { rows } = await db.query<JobRow>(prepared('ix_job_claim_many', CLAIM_SQL, [limit, workerId]));
-  return rows.map(hydrate);
+    throw new RangeError(`claimJobs: limit must be ≥ 1, got ${limit}`);
+  const { rows } = await db.query<JobRow & { claim_epoch: number; input_bytes: number }>(
+    prepared('ix_job_claim', CLAIM_SQL, [limit, workerId, startNow, options.maxInputBytes ?? null]),
+  );
+  return rows.map((row) => ({
+    job: hydrate(row),
+    started: row.status === 'running',
+    claimEpoch: row.claim_epoch,
+    inputBytes: row.input_bytes,
+  }));
+}
+
+/** Claims and starts up to `limit` jobs at once; see claimJobs. */
+export async function claimPending(db: Db, limit: number, workerId: string | null = null): Promise<Job[]> {
+  const claimed = await claimJobs(db, { limit, workerId, startNow: limit });
+  return claimed.map((c) => c.job);
 }
 
 export async function claimNextPending(db: Db, workerId: string | null = null): Promise<Job | null> {
   return (await claimPending(db, 1, workerId))[0] ?? null;
 }
 
+// A claim is held, unstarted, while its job is `pending` at the claim's attempt and epoch: every
+// way back to the queue moves the epoch on. Running already, at the same attempt and epoch, by
+// this worker: an earlier try of this very start that committed but whose answer was lost.
+const START_SQL = `
+  UPDATE ix_jobs j SET status = 'running', worker_id = $4,
+    started_at = CASE WHEN j.status = 'pending' THEN now() ELSE j.started_at END
+  FROM unnest($1::uuid[], $2::integer[], $3::integer[]) AS s(job_id, attempt, claim_epoch)
+  WHERE j.job_id = s.job_id AND j.attempts = s.attempt AND j.claim_epoch = s.claim_epoch
+    AND (j.status = 'pending' OR (j.status = 'running' AND j.worker_id = $4))
+  RETURNING j.job_id, j.started_at`;
+
+/**
+ * Marks claimed jobs `running`: from then on a worker that dies costs them an attempt, and the
+ * API shows them started. Applies only to a claim still held: one handed back meanwhile (its
+ * epoch moved on) is left alone. Returns each started job's `started_at` by job id.
+ */
+export async function jobStartMany(
+  db: Db,
+  workerId: string,
+  claims: readonly Pick<Claimed, 'job' | 'claimEpoch'>[],
+): Promise<Map<string, string>> {
+  if (claims.length === 0) return new Map();
+  const { rows } = await db.query<{ job_id: string; started_at: string }>(
+    prepared('ix_job_start_many', START_SQL, [
+      claims.map((c) => c.job.job_id),
+      claims.map((c) => c.job.attempts),
+      claims.map((c) => c.claimEpoch),
+      workerId,
+    ]),
+  );
+  return new Map(rows.map((row) => [row.job_id, isoTimestamp(row.started_at)]));
+}
+
 export interface Outcome {
   jobId: string;
   /** The `attempts` the job had when claimed: an outcome applies only to that attempt. */
   attempt: number;
+  /** The `claim_epoch` it had when claimed (0 if never handed back unstarted). */
+  claimEpoch?: number;
+  /** When its pipeline was called, for a job whose start was never marked: its `started_at`. */
+  startedAt?: string | null;
   response: ResponseIX;
   /** `done` iff `response.error` is null, unless forced to `error`. */
   status: 'done' | 'error';
+  /** `response` as JSON, when the caller has written it already (and so knows it can be). */
+  responseJson?: string;
 }
 
+/** How an outcome is told apart from another attempt's outcome of the same job. */
+export const outcomeKey = (jobId: string, attempt: number): string => `${jobId}/${attempt}`;
+
+// An outcome belongs to the claim that ran it: the job is still held at the same attempt and
+// claim epoch, either `running` or claimed but never marked started (a worker runs fresh jobs
+// without waiting for that mark; see jobStartMany). A lease row exists while a job is claimed,
+// and every way back to the queue deletes it and moves the attempt or the epoch on.
 const COMPLETE_SQL = `
   WITH outcome AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb) AS o(job_id uuid, attempt integer, status text, response jsonb)
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+      AS o(job_id uuid, attempt integer, claim_epoch integer, started_at timestamptz, status text, response jsonb)
   ), finished AS (
-    UPDATE ix_jobs j SET status = o.status, response = o.response, finished_at = now()
+    UPDATE ix_jobs j SET status = o.status, response = o.response, finished_at = now(),
+      started_at = coalesce(j.started_at, least(o.started_at, now()), now())
     FROM outcome o
-    WHERE j.job_id = o.job_id AND j.status = 'running' AND j.attempts = o.attempt
-    RETURNING j.job_id, j.callback_url
+    WHERE j.job_id = o.job_id AND j.attempts = o.attempt AND j.claim_epoch = o.claim_epoch
+      AND (j.status = 'running'
+        OR (j.status = 'pending' AND EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.job_id = j.job_id)))
+    RETURNING j.job_id, o.attempt, j.callback_url
   ), released AS (
     DELETE FROM ix_job_leases l USING finished WHERE l.job_id = finished.job_id
   ), callbacks AS (
     INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM finished WHERE callback_url IS NOT NULL
   )
-  SELECT job_id FROM finished`;
+  SELECT job_id, attempt FROM finished`;
 
 /**
  * Records outcomes, many in one statement. Each applies only while its job is `running` at the
  * same attempt, so terminal states never change and a worker whose job was swept and claimed
- * again cannot overwrite the newer attempt. Returns the ids that applied. A job with a callback
- * URL is queued for delivery in the same statement, so the outcome and the duty to deliver it
- * are durable together.
+ * again cannot overwrite the newer attempt. Returns the `outcomeKey`s that applied. A job with
+ * a callback URL is queued for delivery in the same statement, so the outcome and the duty to
+ * deliver it are durable together. One outcome PostgreSQL cannot store fails the whole
+ * statement: callers record a failed batch's outcomes one by one to find it.
  */
 export async function completeMany(db: Db, outcomes: readonly Outcome[]): Promise<Set<string>> {
   if (outcomes.length === 0) return new Set();
-  const payload = outcomes.map((o) => {
+  const parts = outcomes.map((o) => {
     if ((o.status === 'done') !== (o.response.error === null)) {
       throw new Error(
         `job ${o.jobId}: status ${o.status} contradicts response.error ${JSON.stringify(o.response.error)}`,
       );
     }
-    return { job_id: o.jobId, attempt: o.attempt, status: o.status, response: o.response };
+    // Ids, numbers, status and timestamps are plain tokens: only the response needs JSON.stringify.
+    const response = o.responseJson ?? JSON.stringify(o.response);
+    const startedAt = o.startedAt ? `"${o.startedAt}"` : 'null';
+    return `{"job_id":"${o.jobId}","attempt":${o.attempt},"claim_epoch":${o.claimEpoch ?? 0},"started_at":${startedAt},"status":"${o.status}","response":${response}}`;
   });
-  const { rows } = await db.query<{ job_id: string }>(
-    prepared('ix_job_complete_many', COMPLETE_SQL, [JSON.stringify(payload)]),
+  const { rows } = await db.query<{ job_id: string; attempt: number }>(
+    prepared('ix_job_complete_many', COMPLETE_SQL, [`[${parts.join(',')}]`]),
   );
-  return new Set(rows.map((r) => r.job_id));
+  return new Set(rows.map((r) => outcomeKey(r.job_id, r.attempt)));
 }
 
 /** `done` iff `response.error` is null, else `error`; false when the attempt no longer runs. */
@@ -394,7 +496,7 @@ export async function markDone(
   response: ResponseIX,
 ): Promise<boolean> {
   const status = response.error === null ? 'done' : 'error';
-  return (await completeMany(db, [{ jobId, attempt, response, status }])).has(jobId);
+  return (await completeMany(db, [{ jobId, attempt, response, status }])).has(outcomeKey(jobId, attempt));
 }
 
 /** Always `error` (so the response must carry one); false when the attempt no longer runs. */
@@ -404,7 +506,9 @@ export async function markError(
   attempt: number,
   response: ResponseIX & { error: string },
 ): Promise<boolean> {
-  return (await completeMany(db, [{ jobId, attempt, response, status: 'error' }])).has(jobId);
+  return (await completeMany(db, [{ jobId, attempt, response, status: 'error' }])).has(
+    outcomeKey(jobId, attempt),
+  );
 }
 
 /** Never touches `status`; returns whether the job exists. */
@@ -428,97 +532,126 @@ export interface SweepOptions {
 }
 
 export interface SweepResult {
-  /** Back to `pending` with `attempts + 1`. */
+  /** Had started: back to `pending` with `attempts + 1`. */
   requeued: string[];
+  /** Claimed but never started: back to the queue as they were, `attempts` unchanged. */
+  returned: string[];
   /** Ended `error`: abandoned after `maxAttempts` attempts. */
   abandoned: string[];
 }
 
-// Locks the job row before its lease, the same order as completion, so a sweep racing a
-// completion waits instead of deadlocking; the re-checked `status`/`attempts` then skip it.
+// How a job held by a worker goes back: a started one (`running`) is charged an attempt, or at
+// the budget abandoned; an unstarted claim (`pending` with a lease) is handed back as it was,
+// its claim_epoch moved on so the stale claim can never start it. Used by the sweep and by a
+// worker's own release; `held` names the job rows, locked (as UPDATE targets) before their
+// lease rows, the same order as completion, so one racing another waits instead of deadlocking,
+// and the re-checked status, attempts and epoch then skip what the other already moved.
+const HAND_BACK = `
+  moved AS (
+    UPDATE ix_jobs j SET
+      attempts = j.attempts + CASE WHEN h.status = 'running' THEN 1 ELSE 0 END,
+      claim_epoch = j.claim_epoch + CASE WHEN h.status = 'pending' THEN 1 ELSE 0 END,
+      started_at = NULL,
+      worker_id = NULL,
+      status = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN 'error' ELSE 'pending' END,
+      finished_at = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN now() END,
+      response = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN jsonb_build_object(
+        'ix_id', j.ix_id, 'result', NULL,
+        'error', format('abandoned after %s attempts: each attempt''s worker died or stalled', j.attempts + 1)) END
+    FROM held h
+    WHERE j.job_id = h.job_id AND j.status = h.status AND j.attempts = h.attempt AND j.claim_epoch = h.claim_epoch
+    RETURNING j.job_id, j.status, h.status AS was, j.callback_url, pg_column_size(j.input) AS input_bytes
+  ), released AS (
+    DELETE FROM ix_job_leases l USING moved WHERE l.job_id = moved.job_id
+  ), requeued AS (
+    INSERT INTO ix_job_queue (job_id, input_bytes)
+    SELECT job_id, input_bytes FROM moved WHERE status = 'pending' ORDER BY job_id
+  ), callbacks AS (
+    INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM moved WHERE status = 'error' AND callback_url IS NOT NULL
+  )
+  SELECT job_id, status, was FROM moved`;
+
+interface HandedBack {
+  job_id: string;
+  status: string;
+  was: string;
+}
+
+function handedBack(rows: readonly HandedBack[]): SweepResult {
+  const result: SweepResult = { requeued: [], returned: [], abandoned: [] };
+  for (const row of rows) {
+    if (row.status === 'error') result.abandoned.push(row.job_id);
+    else (row.was === 'running' ? result.requeued : result.returned).push(row.job_id);
+  }
+  return result;
+}
+
+// The age rule applies to started jobs only: a claim waiting in a live worker's buffer is that
+// worker's, however long it waits. `finished_at = now()` in HAND_BACK is the database clock; the
+// injected clock only decides who is stale.
 const SWEEP_SQL = `
   WITH params AS (
     SELECT coalesce($1::timestamptz, now()) AS now, $2::integer AS max_running, $3::integer AS heartbeat_timeout,
       $4::integer AS max_attempts
-  ), stale AS (
-    SELECT j.job_id, j.attempts
+  ), held AS (
+    SELECT j.job_id, j.status, j.attempts AS attempt, j.claim_epoch, p.max_attempts
     FROM ix_job_leases l
     JOIN ix_jobs j ON j.job_id = l.job_id
     LEFT JOIN ix_workers w ON w.worker_id = l.worker_id
     CROSS JOIN params p
-    WHERE j.status = 'running' AND (
-      j.started_at < p.now - make_interval(secs => p.max_running)
+    WHERE j.status IN ('running', 'pending') AND (
+      (j.status = 'running' AND j.started_at < p.now - make_interval(secs => p.max_running))
       OR (p.heartbeat_timeout IS NOT NULL AND l.worker_id IS NOT NULL
           AND (w.worker_id IS NULL OR w.heartbeat_at < p.now - make_interval(secs => p.heartbeat_timeout))))
-  ), moved AS (
-    UPDATE ix_jobs j SET
-      attempts = j.attempts + 1,
-      started_at = NULL,
-      worker_id = NULL,
-      status = CASE WHEN j.attempts + 1 >= p.max_attempts THEN 'error' ELSE 'pending' END,
-      finished_at = CASE WHEN j.attempts + 1 >= p.max_attempts THEN p.now END,
-      response = CASE WHEN j.attempts + 1 >= p.max_attempts THEN jsonb_build_object(
-        'ix_id', j.ix_id, 'result', NULL,
-        'error', format('abandoned after %s attempts: each attempt''s worker died or stalled', j.attempts + 1)) END
-    FROM stale s CROSS JOIN params p
-    WHERE j.job_id = s.job_id AND j.status = 'running' AND j.attempts = s.attempts
-    RETURNING j.job_id, j.status, j.callback_url
-  ), released AS (
-    DELETE FROM ix_job_leases l USING moved WHERE l.job_id = moved.job_id
-  ), requeued AS (
-    INSERT INTO ix_job_queue (job_id) SELECT job_id FROM moved WHERE status = 'pending'
-  ), callbacks AS (
-    INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM moved WHERE status = 'error' AND callback_url IS NOT NULL
-  )
-  SELECT job_id, status FROM moved`;
+  ), ${HAND_BACK}`;
 
 /**
- * Rescues running jobs whose worker is gone (stale heartbeat) or that have run longer than
- * `maxRunningSeconds`: back to `pending` with `attempts + 1` and `started_at` cleared, or, at
- * `maxAttempts`, to `error`. One statement; safe to run in many workers at once. Pending and
- * terminal jobs are never touched. Workers are woken for requeued jobs on commit.
+ * Rescues the jobs of workers that are gone (stale heartbeat, or no worker row) and started jobs
+ * that have run longer than `maxRunningSeconds`: a started one back to `pending` with
+ * `attempts + 1` (at `maxAttempts`, `error` instead), an unstarted claim back to the queue as it
+ * was. One statement; safe to run in many workers at once. Workers are woken for what went back.
  */
 export async function sweepOrphans(db: Db, options: SweepOptions): Promise<SweepResult> {
-  const { rows } = await db.query<{ job_id: string; status: string }>(SWEEP_SQL, [
+  const { rows } = await db.query<HandedBack>(SWEEP_SQL, [
     options.now ?? null,
     options.maxRunningSeconds,
     options.heartbeatTimeoutSeconds ?? null,
     options.maxAttempts ?? null,
   ]);
-  const result: SweepResult = { requeued: [], abandoned: [] };
-  for (const row of rows) (row.status === 'pending' ? result.requeued : result.abandoned).push(row.job_id);
-  if (result.requeued.length > 0) await notifyPending(db);
+  const result = handedBack(rows);
+  if (result.requeued.length + result.returned.length > 0) await notifyPending(db);
   return result;
 }
 
 export interface Held {
   jobId: string;
   attempt: number;
+  claimEpoch: number;
+  /** Whether its pipeline was started (it is then charged an attempt). */
+  started: boolean;
 }
 
 const RELEASE_SQL = `
   WITH held AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb) AS h(job_id uuid, attempt integer)
-  ), moved AS (
-    UPDATE ix_jobs j SET status = 'pending', started_at = NULL, worker_id = NULL,
-      attempts = j.attempts + CASE WHEN $2::boolean THEN 1 ELSE 0 END
-    FROM held h WHERE j.job_id = h.job_id AND j.status = 'running' AND j.attempts = h.attempt
-    RETURNING j.job_id
-  ), released AS (
-    DELETE FROM ix_job_leases l USING moved WHERE l.job_id = moved.job_id
-  ), requeued AS (
-    INSERT INTO ix_job_queue (job_id) SELECT job_id FROM moved
-  )
-  SELECT job_id FROM moved`;
+    SELECT job_id, CASE WHEN started THEN 'running' ELSE 'pending' END AS status, attempt, claim_epoch,
+      NULL::integer AS max_attempts
+    FROM jsonb_to_recordset($1::jsonb) AS h(job_id uuid, attempt integer, claim_epoch integer, started boolean)
+  ), ${HAND_BACK}`;
 
 /**
- * Puts jobs a worker holds back to `pending` at once (graceful shutdown). `countAttempt` is
- * false for jobs that never started (prefetched), true for ones whose pipeline was aborted.
+ * Puts jobs a worker holds back to `pending` at once (graceful shutdown): a started one, whose
+ * pipeline is being aborted, with `attempts + 1`; an unstarted claim as it was. Returns the ids
+ * that went back.
  */
-export async function releaseJobs(db: Db, held: readonly Held[], countAttempt: boolean): Promise<string[]> {
+export async function releaseJobs(db: Db, held: readonly Held[]): Promise<string[]> {
   if (held.length === 0) return [];
-  const payload = JSON.stringify(held.map((h) => ({ job_id: h.jobId, attempt: h.attempt })));
-  const { rows } = await db.query<{ job_id: string }>(RELEASE_SQL, [payload, countAttempt]);
+  const payload = held.map((h) => ({
+    job_id: h.jobId,
+    attempt: h.attempt,
+    claim_epoch: h.claimEpoch,
+    started: h.started,
+  }));
+  const { rows } = await db.query<HandedBack>(RELEASE_SQL, [JSON.stringify(payload)]);
   if (rows.length > 0) await notifyPending(db);
   return rows.map((r) => r.job_id);
 }

@@ -2,17 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { Job } from '../contracts/index.js';
 import {
-  claimPending,
-  completeMany,
-  type Outcome,
+  claimJobs,
+  type Held,
+  jobStartMany,
   PENDING_CHANNEL,
   releaseJobs,
   workerHeartbeat,
   workerRemove,
 } from '../store/index.js';
+import { Backoff, settlesWithin, sleep } from '../time.js';
+import { type Claim, startsCarefully } from './claim.js';
+import { Completer, type Finished } from './completer.js';
 import { Listener } from './listener.js';
+import { storable } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
 import { JobAbort, runPipeline } from './run.js';
 import { Sweeper } from './sweeper.js';
@@ -29,27 +32,43 @@ export interface WorkerOptions {
   onCallbacksDue?: () => void;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** Runs `work` on the next turn of the event loop, so whatever is queued in this one shares it. */
+const nextTurn = (work: () => Promise<void>): Promise<void> =>
+  new Promise<void>((resolve) => setImmediate(resolve)).then(work);
+
+/** After the grace period, how long aborted pipelines get to return before stop goes on without them. */
+const ABORT_WAIT_MS = 1_000;
+/** After the grace period, how long stop keeps trying to record outcomes and hand jobs back. */
+const RECORD_WAIT_MS = 2_000;
 
 /**
  * Claims jobs (as many as it has free slots, plus `prefetch`), runs each through the pipeline
- * at most `concurrency` at a time, and records outcomes in batches. Wakes on NOTIFY, polls as a
- * fallback, renews its heartbeat, sweeps orphans, and on stop puts back what it cannot finish.
+ * at most `concurrency` at a time, and hands outcomes to its Completer. Wakes on NOTIFY, polls as
+ * a fallback, renews its heartbeat, sweeps orphans, and on stop hands back what it cannot finish.
+ *
+ * Every claim it holds is in `held` and in exactly one of: `buffer` (claimed, not started),
+ * `starting` or `inStart` (a careful start being written, see startsCarefully), `running` (in
+ * the pipeline), or the completer (finished, outcome not recorded yet). A claim leaves `held`
+ * when its outcome is recorded or discarded, or when it is handed back. `unmarked` lists running
+ * claims whose `running` mark is still to be written.
  */
 export class Worker {
   readonly workerId: string;
   private readonly logger: Logger;
   private readonly sweeper: Sweeper;
   private readonly listener: Listener;
-  /** Claimed and not yet recorded (buffered, running, or awaiting the completion batch). */
-  private readonly held = new Map<string, Job>();
-  private readonly inFlight = new Map<string, Promise<void>>();
-  private readonly aborts = new Map<string, JobAbort>();
-  private buffer: Job[] = [];
-  private completions: Outcome[] = [];
+  private readonly completer: Completer;
+  private readonly held = new Set<Claim>();
+  private heldBytes = 0;
+  private buffer: Claim[] = [];
+  private starting: Claim[] = [];
+  private inStart: Claim[] = [];
+  private unmarked: Claim[] = [];
+  private readonly running = new Map<Claim, Promise<void>>();
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
-  private flushing: Promise<void> | null = null;
+  private startLoop: Promise<void> | null = null;
+  private markLoop: Promise<void> | null = null;
   private registered = false;
   private started = false;
   private stopping: Promise<void> | null = null;
@@ -61,13 +80,18 @@ export class Worker {
     this.logger = options.logger.child({ worker_id: this.workerId });
     this.sweeper = new Sweeper(options.pool, options.config, this.logger);
     this.listener = new Listener(options.connectionString, PENDING_CHANNEL, () => this.wake(), this.logger);
+    this.completer = new Completer({
+      pool: options.pool,
+      logger: this.logger,
+      onSettled: (applied, dropped) => this.settled(applied, dropped),
+    });
   }
 
   private get config(): Config['worker'] {
     return this.options.config;
   }
 
-  /** Jobs held here (buffered, running, or with an unrecorded outcome). */
+  /** Claims held here (buffered, starting, running, or with an unrecorded outcome). */
   get heldCount(): number {
     return this.held.size;
   }
@@ -91,16 +115,16 @@ export class Worker {
 
   /**
    * One claim of as many jobs as there are free slots, each run to its recorded outcome; for
-   * tests, which drive the worker step by step. Returns how many jobs it ran.
+   * tests, which drive the worker step by step. Returns how many jobs it claimed.
    */
   async runOnce(): Promise<number> {
     await this.register();
     const claimed = await this.claim();
-    await this.drain();
+    await this.settle();
     return claimed;
   }
 
-  /** Stops claiming, lets running jobs finish within the grace period, puts the rest back. */
+  /** Stops claiming, lets running jobs finish within the grace period, hands back the rest. */
   stop(): Promise<void> {
     this.stopping ??= this.shutDown();
     return this.stopping;
@@ -120,14 +144,17 @@ export class Worker {
     }
   }
 
+  private get startedOrStarting(): number {
+    return this.running.size + this.starting.length + this.inStart.length;
+  }
+
   private freeSlots(): number {
     const capacity = this.config.concurrency + this.config.prefetch;
     // Outcomes not yet recorded do not hold a slot, so the next batch is claimed and run while
     // the last one is written; but two capacities of them stop claiming, so a slow database
     // slows the worker down instead of piling held jobs up in memory.
-    const unrecorded = this.held.size - this.inFlight.size - this.buffer.length;
-    if (unrecorded >= 2 * capacity) return 0;
-    return capacity - this.inFlight.size - this.buffer.length;
+    if (this.completer.size >= 2 * capacity) return 0;
+    return capacity - this.startedOrStarting - this.buffer.length;
   }
 
   /**
@@ -154,20 +181,20 @@ export class Worker {
   }
 
   private async claimLoop(): Promise<void> {
-    let backoffMs = 100;
+    const backoff = new Backoff();
     do {
       this.claimAgain = false;
       const free = this.freeSlots();
       if (free < this.minimumClaim()) return;
       try {
         const claimed = await this.claim();
-        backoffMs = 100;
+        backoff.reset();
         // A full batch means more may be waiting: keep going while slots are free.
         if (claimed === free) this.claimAgain = true;
       } catch (error) {
-        this.logger.error({ err: error, retryInMs: backoffMs }, 'claim failed; retrying');
-        await sleep(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 5_000);
+        const retryInMs = backoff.next();
+        this.logger.error({ err: error, retryInMs }, 'claim failed; retrying');
+        await sleep(retryInMs);
         this.claimAgain = true;
       }
     } while (this.claimAgain && !this.stopping);
@@ -175,148 +202,228 @@ export class Worker {
 
   private async claim(): Promise<number> {
     const free = this.freeSlots();
-    if (free <= 0) return 0;
-    const jobs = await claimPending(this.options.pool, free, this.workerId);
-    for (const job of jobs) this.held.set(job.job_id, job);
-    this.buffer.push(...jobs);
+    const budget = this.config.maxHeldBytes - this.heldBytes;
+    if (free <= 0 || budget <= 0) return 0;
+    // The oldest start at once while slots are free; the rest wait in the buffer, unstarted.
+    const startNow = Math.max(0, this.config.concurrency - this.startedOrStarting - this.buffer.length);
+    const claimed = await claimJobs(this.options.pool, {
+      limit: free,
+      workerId: this.workerId,
+      startNow,
+      maxInputBytes: budget,
+    });
+    for (const { job, started, claimEpoch, inputBytes } of claimed) {
+      const claim: Claim = { job, claimEpoch, inputBytes, marked: started, invokedAt: null, abort: null };
+      this.held.add(claim);
+      this.heldBytes += inputBytes;
+      if (started) this.run(claim);
+      else this.buffer.push(claim);
+    }
     this.startBuffered();
-    return jobs.length;
+    return claimed.length;
   }
 
+  /** Moves buffered claims into free slots, in the order they were claimed. */
   private startBuffered(): void {
-    while (this.inFlight.size < this.config.concurrency && this.buffer.length > 0 && !this.stopping) {
-      const job = this.buffer.shift()!;
-      const run = this.run(job).finally(() => {
-        this.inFlight.delete(job.job_id);
-        this.startBuffered();
-        this.wake();
+    while (!this.stopping && this.buffer.length > 0 && this.startedOrStarting < this.config.concurrency) {
+      const claim = this.buffer.shift()!;
+      if (startsCarefully(claim)) {
+        this.starting.push(claim);
+      } else {
+        this.run(claim);
+        this.unmarked.push(claim);
+      }
+    }
+    if (this.starting.length > 0) {
+      this.startLoop ??= nextTurn(() => this.startCarefully()).finally(() => {
+        this.startLoop = null;
       });
-      this.inFlight.set(job.job_id, run);
+    }
+    if (this.unmarked.length > 0) {
+      this.markLoop ??= nextTurn(() => this.markStarted()).finally(() => {
+        this.markLoop = null;
+      });
     }
   }
 
-  private async run(job: Job): Promise<void> {
+  /**
+   * Marks running jobs started, one statement at a time for whatever is waiting. A job that has
+   * finished by then needs no mark: its outcome records when it started. Only what the API shows
+   * and what a crash would charge depend on it, so a failure is logged and the jobs run on.
+   */
+  private async markStarted(): Promise<void> {
+    while (this.unmarked.length > 0) {
+      const batch = this.unmarked.splice(0).filter((claim) => this.running.has(claim));
+      if (batch.length === 0) continue;
+      try {
+        const startedAt = await jobStartMany(this.options.pool, this.workerId, batch);
+        for (const claim of batch) if (startedAt.has(claim.job.job_id)) claim.marked = true;
+      } catch (error) {
+        this.logger.warn(
+          { err: error, jobs: batch.length },
+          'marking running jobs started failed; they run on',
+        );
+      }
+    }
+  }
+
+  /** Marks started what must be before it runs (see startsCarefully); runs it once that is written. */
+  private async startCarefully(): Promise<void> {
+    const backoff = new Backoff();
+    while (this.starting.length > 0) {
+      this.inStart = this.starting.splice(0);
+      let startedAt: Map<string, string>;
+      try {
+        startedAt = await jobStartMany(this.options.pool, this.workerId, this.inStart);
+      } catch (error) {
+        const batch = this.inStart;
+        this.inStart = [];
+        if (this.stopping) {
+          // Not started: handed back with the buffer.
+          this.buffer.unshift(...batch);
+          return;
+        }
+        this.starting.unshift(...batch);
+        const retryInMs = backoff.next();
+        this.logger.error({ err: error, retryInMs }, 'starting claimed jobs failed; retrying');
+        await sleep(retryInMs);
+        continue;
+      }
+      backoff.reset();
+      const batch = this.inStart;
+      this.inStart = [];
+      for (const claim of batch) {
+        if (startedAt.has(claim.job.job_id)) {
+          claim.marked = true;
+          this.run(claim);
+          continue;
+        }
+        // The claim was handed back meanwhile (this worker was presumed dead): not ours.
+        this.logger.warn(
+          { ix_id: claim.job.ix_id, job_id: claim.job.job_id },
+          'claim handed back before it started; not running it',
+        );
+        this.forget(claim);
+      }
+    }
+  }
+
+  private run(claim: Claim): void {
+    claim.invokedAt = new Date().toISOString();
+    const running = this.execute(claim).finally(() => {
+      this.running.delete(claim);
+      this.startBuffered();
+      this.wake();
+    });
+    this.running.set(claim, running);
+  }
+
+  private async execute(claim: Claim): Promise<void> {
+    const { job } = claim;
     const jobLogger = () =>
       this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
-    const abort = new JobAbort();
-    this.aborts.set(job.job_id, abort);
+    claim.abort = new JobAbort();
     const response = await runPipeline(this.options.pipeline, job, {
       timeoutSeconds: this.config.requestTimeoutSeconds,
-      abort,
+      abort: claim.abort,
       logger: jobLogger,
     });
-    this.aborts.delete(job.job_id);
-    // Put back at shutdown: its outcome no longer belongs to this worker.
-    if (!this.held.has(job.job_id)) return;
+    // Handed back at shutdown: its outcome no longer belongs to this worker.
+    if (!this.held.has(claim)) return;
     if (response.error !== null) jobLogger().info({ error: response.error }, 'job ended in error');
-    this.completions.push({
-      jobId: job.job_id,
-      attempt: job.attempts,
-      response,
-      status: response.error === null ? 'done' : 'error',
-    });
-    this.flush();
+    this.completer.add({ claim, outcome: storable(response, this.config.maxResultBytes) });
   }
 
-  /** Records outcomes in batches: one statement for everything that finished meanwhile. */
-  private flush(): Promise<void> {
-    // Starts on the next turn of the event loop, so every job that finished in this one shares
-    // the statement (fast pipelines finish hundreds per turn; traced: a batch of 1, then 1,009).
-    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.flushLoop())
-      .finally(() => {
-        this.flushing = null;
-      });
-    return this.flushing;
-  }
-
-  private async flushLoop(): Promise<void> {
-    let backoffMs = 100;
-    while (this.completions.length > 0) {
-      const batch = this.completions;
-      this.completions = [];
-      try {
-        const applied = await completeMany(this.options.pool, batch);
-        let callbacksDue = false;
-        for (const outcome of batch) {
-          if (applied.has(outcome.jobId) && this.held.get(outcome.jobId)?.callback_url) callbacksDue = true;
-          this.held.delete(outcome.jobId);
-          if (!applied.has(outcome.jobId)) {
-            const job = { ix_id: outcome.response.ix_id, job_id: outcome.jobId };
-            this.logger.warn(job, 'outcome discarded: the job was rescued and belongs to a newer attempt');
-          }
-        }
-        backoffMs = 100;
-        // Only then: a delivery pass per batch of callback-less jobs would be a wasted query.
-        if (callbacksDue) this.options.onCallbacksDue?.();
-      } catch (error) {
-        // Outcomes are fenced on their attempt, so writing them again later is safe.
-        this.completions.unshift(...batch);
-        this.logger.error({ err: error, retryInMs: backoffMs }, 'recording outcomes failed; retrying');
-        await sleep(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 5_000);
-      }
-      this.wake();
+  private settled(applied: readonly Finished[], dropped: readonly Finished[]): void {
+    let callbacksDue = false;
+    for (const { claim } of applied) {
+      if (claim.job.callback_url) callbacksDue = true;
+      this.forget(claim);
     }
+    for (const { claim } of dropped) this.forget(claim);
+    // Only then: a delivery pass per batch of callback-less jobs would be a wasted query.
+    if (callbacksDue) this.options.onCallbacksDue?.();
+    this.wake();
   }
 
-  /** Waits until nothing is running, buffered or unrecorded. */
-  private async drain(): Promise<void> {
+  private forget(claim: Claim): void {
+    if (this.held.delete(claim)) this.heldBytes -= claim.inputBytes;
+  }
+
+  /** Waits until nothing is buffered, starting, running or unrecorded. */
+  private async settle(): Promise<void> {
     for (;;) {
-      if (this.inFlight.size > 0) await Promise.all(this.inFlight.values());
-      else if (this.completions.length > 0 || this.flushing) await this.flush();
+      if (this.running.size > 0) await Promise.all(this.running.values());
+      else if (this.startLoop) await this.startLoop;
+      else if (this.markLoop) await this.markLoop;
+      else if (this.completer.size > 0) await this.completer.drain(Number.POSITIVE_INFINITY);
+      else if (this.buffer.length > 0) this.startBuffered();
       else return;
     }
   }
 
-  private async release(jobs: Job[], countAttempt: boolean): Promise<void> {
-    if (jobs.length === 0) return;
-    for (const job of jobs) this.held.delete(job.job_id);
+  /**
+   * Gives claims back to the queue: unstarted ones as they were, started ones (their pipeline
+   * being aborted) with an attempt charged. If the database cannot be reached within `ms`, the
+   * sweeper rescues them once this worker's heartbeat is gone.
+   */
+  private async handBack(claims: Claim[], ms: number): Promise<void> {
+    if (claims.length === 0) return;
+    for (const claim of claims) this.forget(claim);
+    const held: Held[] = claims.map((c) => ({
+      jobId: c.job.job_id,
+      attempt: c.job.attempts,
+      claimEpoch: c.claimEpoch,
+      started: c.marked,
+    }));
+    const release = releaseJobs(this.options.pool, held);
     try {
-      await releaseJobs(
-        this.options.pool,
-        jobs.map((job) => ({ jobId: job.job_id, attempt: job.attempts })),
-        countAttempt,
+      if (await settlesWithin(release, ms)) {
+        const released = await release;
+        this.logger.info({ job_ids: released }, 'handed jobs back to the queue');
+        return;
+      }
+      this.logger.error(
+        { jobs: claims.length },
+        'could not hand jobs back in time; the sweeper will rescue them',
       );
-      this.logger.info({ job_ids: jobs.map((j) => j.job_id), countAttempt }, 'put jobs back to pending');
     } catch (error) {
-      // The sweeper rescues them once this worker's heartbeat is gone.
-      this.logger.error({ err: error }, 'could not put jobs back; the sweeper will rescue them');
+      this.logger.error({ err: error }, 'could not hand jobs back; the sweeper will rescue them');
     }
   }
 
   private async shutDown(): Promise<void> {
+    const graceEnds = Date.now() + this.config.shutdownGraceSeconds * 1000;
+    const untilGraceEnds = () => Math.max(0, graceEnds - Date.now());
     this.logger.info({ held: this.held.size }, 'worker stopping');
     clearInterval(this.pollTimer);
     this.sweeper.stop();
     await this.listener.close();
-    await this.claiming;
-    // Prefetched jobs never started: back to the queue without counting an attempt.
-    await this.release(this.buffer.splice(0), false);
+    // A claim or start statement in flight may still bring jobs: wait for it, boundedly.
+    await settlesWithin(this.claiming ?? Promise.resolve(), untilGraceEnds());
+    await settlesWithin(this.startLoop ?? Promise.resolve(), untilGraceEnds());
+    // Claims that never started go back as they were.
+    const unstarted = [...this.buffer.splice(0), ...this.starting.splice(0), ...this.inStart.splice(0)];
+    await this.handBack(unstarted, untilGraceEnds() + RECORD_WAIT_MS);
 
-    const graceMs = this.config.shutdownGraceSeconds * 1000;
-    let graceTimer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(this.inFlight.values()),
-      new Promise<void>((resolve) => {
-        graceTimer = setTimeout(resolve, graceMs);
-      }),
-    ]);
-    clearTimeout(graceTimer);
-    if (this.inFlight.size > 0) {
-      const unfinished = [...this.inFlight.keys()]
-        .map((id) => this.held.get(id))
-        .filter((j) => j !== undefined);
-      await this.release(unfinished, true);
-      for (const abort of this.aborts.values()) abort.abort(new Error('worker shutting down'));
-      await Promise.all(this.inFlight.values());
+    await settlesWithin(Promise.all(this.running.values()), untilGraceEnds());
+    if (this.running.size > 0) {
+      // Whether each is marked started decides how it goes back: let a mark in flight land.
+      await settlesWithin(this.markLoop ?? Promise.resolve(), RECORD_WAIT_MS);
+      const unfinished = [...this.running.keys()];
+      await this.handBack(unfinished, RECORD_WAIT_MS);
+      for (const claim of unfinished) claim.abort?.abort(new Error('worker shutting down'));
+      // A pipeline that ignores its abort signal is not waited for: its job is back already.
+      await settlesWithin(Promise.all(this.running.values()), ABORT_WAIT_MS);
     }
-    await this.drain();
+    await this.completer.drain(Math.max(graceEnds, Date.now()) + RECORD_WAIT_MS);
     clearInterval(this.heartbeatTimer);
-    try {
-      if (this.registered) await workerRemove(this.options.pool, this.workerId);
-    } catch (error) {
-      this.logger.error({ err: error }, 'could not deregister the worker');
+    if (this.registered) {
+      const removed = workerRemove(this.options.pool, this.workerId).catch((error: unknown) => {
+        this.logger.error({ err: error }, 'could not deregister the worker');
+      });
+      if (!(await settlesWithin(removed, RECORD_WAIT_MS)))
+        this.logger.error('could not deregister the worker in time');
     }
     this.logger.info('worker stopped');
   }

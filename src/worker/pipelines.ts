@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigError, type PipelineKind } from '../config.js';
+import { type Config, ConfigError } from '../config.js';
 import type { JsonValue } from '../contracts/index.js';
 import type { Pipeline } from './pipeline.js';
 
@@ -39,8 +39,27 @@ function excerpt(text: string): string {
   return flat.length > EXCERPT_CHARS ? `${flat.slice(0, EXCERPT_CHARS)}…` : flat;
 }
 
+/** The most of a pipeline service's answer the `http` pipeline reads by default (IX_PIPELINE_MAX_RESULT_BYTES). */
+const DEFAULT_MAX_RESPONSE_BYTES = 16_777_216;
+
+/** The body as text, or null once it grows past `maxBytes` (the rest is not read). */
+async function boundedText(response: Response, maxBytes: number): Promise<string | null> {
+  if (!response.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) {
+      await response.body.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** POSTs the request to `url`; a 2xx JSON body is the result. Puts ix in front of any HTTP service. */
-export function httpPipeline(url: string): Pipeline {
+export function httpPipeline(url: string, maxResponseBytes = DEFAULT_MAX_RESPONSE_BYTES): Pipeline {
   return async (request, { signal }) => {
     const response = await fetch(url, {
       method: 'POST',
@@ -49,7 +68,12 @@ export function httpPipeline(url: string): Pipeline {
       signal,
       redirect: 'error',
     });
-    const text = await response.text();
+    const text = await boundedText(response, maxResponseBytes);
+    if (text === null) {
+      return {
+        error: `pipeline service answered HTTP ${response.status} with more than ${maxResponseBytes} bytes (IX_PIPELINE_MAX_RESULT_BYTES)`,
+      };
+    }
     if (!response.ok) return { error: `pipeline service answered HTTP ${response.status}: ${excerpt(text)}` };
     try {
       return { result: JSON.parse(text) as JsonValue };
@@ -84,11 +108,14 @@ async function modulePipeline(path: string): Promise<Pipeline> {
   return candidate as Pipeline;
 }
 
-export async function loadPipeline(kind: PipelineKind, pipelineUrl: string | null): Promise<Pipeline> {
+export async function loadPipeline(
+  config: Pick<Config['worker'], 'pipeline' | 'pipelineUrl' | 'maxResultBytes'>,
+): Promise<Pipeline> {
+  const { pipeline: kind, pipelineUrl } = config;
   if (kind === 'echo') return echoPipeline;
   if (kind === 'http') {
     if (!pipelineUrl) throw new ConfigError('IX_PIPELINE_URL', 'is required when IX_PIPELINE=http');
-    return httpPipeline(pipelineUrl);
+    return httpPipeline(pipelineUrl, config.maxResultBytes);
   }
   return modulePipeline(kind.module);
 }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import { loadPipeline } from '../../src/worker/index.js';
 import { type RunningIx, startIx } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';
@@ -114,7 +115,7 @@ describe('README pipeline example', () => {
     if (!example) throw new Error('the README lost its pipeline example');
     const file = join(dir, 'my-pipeline.js');
     writeFileSync(file, example.body);
-    const pipeline = await loadPipeline({ module: file }, null);
+    const pipeline = await loadPipeline({ ...loadConfig({}).worker, pipeline: { module: file } });
     const ctx = {
       signal: new AbortController().signal,
       ix_id: '0123456789abcdef',

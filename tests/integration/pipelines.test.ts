@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import type { RequestIX } from '../../src/contracts/index.js';
 import { httpPipeline, loadPipeline } from '../../src/worker/index.js';
 import { startServer, type TestServer } from '../support/http.js';
@@ -25,12 +26,17 @@ beforeAll(async () => {
     } else if (req.url === '/boom') {
       res.statusCode = 500;
       res.end('internal failure in the model server');
+    } else if (req.url === '/huge') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ text: 'x'.repeat(100_000) }));
     } else {
       res.end('<html>not json</html>');
     }
   });
 });
 afterAll(() => server.close());
+
+const moduleConfig = (path: string) => ({ ...loadConfig({}).worker, pipeline: { module: path } });
 
 describe('the http pipeline', () => {
   it('takes a 2xx JSON body as the result, having POSTed the request', async () => {
@@ -50,6 +56,15 @@ describe('the http pipeline', () => {
       error: 'pipeline service answered HTTP 200 with invalid JSON: <html>not json</html>',
     });
   });
+
+  it('reads no more of an answer than its byte limit, and says so', async () => {
+    expect(await httpPipeline(`${server.url}/huge`, 200_000)(request, ctx())).toMatchObject({
+      result: { text: expect.any(String) },
+    });
+    expect(await httpPipeline(`${server.url}/huge`, 10_000)(request, ctx())).toEqual({
+      error: 'pipeline service answered HTTP 200 with more than 10000 bytes (IX_PIPELINE_MAX_RESULT_BYTES)',
+    });
+  });
 });
 
 describe('pipelines from users’ modules (IX_PIPELINE=path)', () => {
@@ -62,7 +77,7 @@ describe('pipelines from users’ modules (IX_PIPELINE=path)', () => {
       path,
       'export default async (request) => ({ result: String(request.input.text).toUpperCase() });\n',
     );
-    const pipeline = await loadPipeline({ module: path }, null);
+    const pipeline = await loadPipeline(moduleConfig(path));
     expect(await pipeline({ ...request, input: { text: 'scan' } }, ctx())).toEqual({ result: 'SCAN' });
   });
 
@@ -72,15 +87,15 @@ describe('pipelines from users’ modules (IX_PIPELINE=path)', () => {
       path,
       'export default async (request: { request_id: string }): Promise<{ result: string }> => ({ result: request.request_id });\n',
     );
-    const pipeline = await loadPipeline({ module: path }, null);
+    const pipeline = await loadPipeline(moduleConfig(path));
     expect(await pipeline(request, ctx())).toEqual({ result: 'r1' });
   });
 
   it('refuses a module without a default function, naming IX_PIPELINE', async () => {
     const path = join(dir, 'nothing.mjs');
     writeFileSync(path, 'export const helper = 1;\n');
-    await expect(loadPipeline({ module: path }, null)).rejects.toThrow(/IX_PIPELINE: .*no default export/);
-    await expect(loadPipeline({ module: join(dir, 'missing.mjs') }, null)).rejects.toThrow(
+    await expect(loadPipeline(moduleConfig(path))).rejects.toThrow(/IX_PIPELINE: .*no default export/);
+    await expect(loadPipeline(moduleConfig(join(dir, 'missing.mjs')))).rejects.toThrow(
       /IX_PIPELINE: cannot load/,
     );
   });

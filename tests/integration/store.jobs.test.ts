@@ -5,6 +5,7 @@ import {
   CorruptJobError,
   callbackClaimDue,
   callbackRecordAttempt,
+  claimJobs,
   claimNextPending,
   claimPending,
   completeMany,
@@ -13,8 +14,10 @@ import {
   getByCorrelation,
   insertPending,
   insertPendingMany,
+  jobStartMany,
   markDone,
   markError,
+  outcomeKey,
   PendingNotifier,
   releaseJobs,
   sweepOrphans,
@@ -28,6 +31,7 @@ import { failure, makeRequest, success } from '../support/factories.js';
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase();
+const WORKER = '00000000-0000-7000-8000-0000000000aa';
 
 async function insertMany(n: number, clientId = 'acme') {
   const jobs = [];
@@ -338,7 +342,7 @@ describe('markDone and markError', () => {
       db.pool,
       jobs.map((j) => ({ jobId: j.job_id, attempt: 0, response: success(j.ix_id), status: 'done' as const })),
     );
-    expect(applied).toEqual(new Set(jobs.slice(0, 3).map((j) => j.job_id)));
+    expect(applied).toEqual(new Set(jobs.slice(0, 3).map((j) => outcomeKey(j.job_id, 0))));
     expect((await get(db.pool, jobs[3]!.job_id))?.status).toBe('pending');
   });
 
@@ -408,7 +412,7 @@ describe('sweepOrphans', () => {
     const untouched = [fresh, done, pending].map((j) => j!.job_id);
     const before = await Promise.all(untouched.map((id) => get(db.pool, id)));
     const result = await sweepOrphans(db.pool, { maxRunningSeconds: 600 });
-    expect(result).toEqual({ requeued: [stale!.job_id], abandoned: [] });
+    expect(result).toEqual({ requeued: [stale!.job_id], returned: [], abandoned: [] });
     expect(await get(db.pool, stale!.job_id)).toMatchObject({
       status: 'pending',
       attempts: 1,
@@ -427,6 +431,7 @@ describe('sweepOrphans', () => {
     const future = new Date(Date.now() + 365 * 86_400_000);
     expect(await sweepOrphans(db.pool, { now: future, maxRunningSeconds: 1 })).toEqual({
       requeued: [],
+      returned: [],
       abandoned: [],
     });
     expect(await Promise.all([finished, waiting].map((j) => get(db.pool, j!.job_id)))).toEqual(before);
@@ -486,14 +491,102 @@ describe('sweepOrphans', () => {
 });
 
 describe('releaseJobs', () => {
-  it('puts held jobs back to pending at once, counting an attempt only when asked', async () => {
+  it('puts held jobs back to pending at once, charging an attempt only to a started one', async () => {
     const [a, b] = await insertMany(2);
-    await claimPending(db.pool, 2);
-    expect(await releaseJobs(db.pool, [{ jobId: a!.job_id, attempt: 0 }], false)).toEqual([a!.job_id]);
-    expect(await releaseJobs(db.pool, [{ jobId: b!.job_id, attempt: 0 }], true)).toEqual([b!.job_id]);
-    expect(await get(db.pool, a!.job_id)).toMatchObject({ status: 'pending', attempts: 0, started_at: null });
-    expect(await get(db.pool, b!.job_id)).toMatchObject({ status: 'pending', attempts: 1 });
+    const [started, waiting] = await claimJobs(db.pool, { limit: 2, workerId: WORKER, startNow: 1 });
+    const held = (c: typeof started, wasStarted: boolean) => ({
+      jobId: c!.job.job_id,
+      attempt: c!.job.attempts,
+      claimEpoch: c!.claimEpoch,
+      started: wasStarted,
+    });
+    expect(await releaseJobs(db.pool, [held(started, true), held(waiting, false)])).toEqual(
+      [a!.job_id, b!.job_id].sort(),
+    );
+    expect(await get(db.pool, a!.job_id)).toMatchObject({ status: 'pending', attempts: 1, started_at: null });
+    expect(await get(db.pool, b!.job_id)).toMatchObject({ status: 'pending', attempts: 0, started_at: null });
+    // Handed back: the stale claim can no longer start it.
+    expect(await jobStartMany(db.pool, WORKER, [waiting!])).toEqual(new Map());
     expect((await claimPending(db.pool, 5)).map((j) => j.job_id)).toEqual([a!.job_id, b!.job_id]);
+  });
+});
+
+describe('claimed, not started', () => {
+  it('a claim starts only its oldest startNow jobs; the rest stay pending, leased, until started', async () => {
+    const jobs = await insertMany(3);
+    await workerHeartbeat(db.pool, WORKER);
+    const claimed = await claimJobs(db.pool, { limit: 3, workerId: WORKER, startNow: 1 });
+    expect(claimed.map((c) => [c.job.job_id, c.started, c.job.status])).toEqual([
+      [jobs[0]!.job_id, true, 'running'],
+      [jobs[1]!.job_id, false, 'pending'],
+      [jobs[2]!.job_id, false, 'pending'],
+    ]);
+    expect(claimed[0]!.job.started_at).not.toBeNull();
+    expect(await get(db.pool, jobs[1]!.job_id)).toMatchObject({ status: 'pending', started_at: null });
+    // Nobody else can claim them meanwhile.
+    expect(await claimPending(db.pool, 5)).toEqual([]);
+    const started = await jobStartMany(db.pool, WORKER, [claimed[1]!]);
+    expect([...started.keys()]).toEqual([jobs[1]!.job_id]);
+    expect(await get(db.pool, jobs[1]!.job_id)).toMatchObject({
+      status: 'running',
+      started_at: started.get(jobs[1]!.job_id),
+    });
+    // Starting twice (a retry whose first answer was lost) changes nothing.
+    expect(await jobStartMany(db.pool, WORKER, [claimed[1]!])).toEqual(started);
+  });
+
+  it('the sweep charges a dead worker only for what it had started, and hands back the rest as they were', async () => {
+    const jobs = await insertMany(4);
+    await workerHeartbeat(db.pool, WORKER);
+    const claimed = await claimJobs(db.pool, { limit: 4, workerId: WORKER, startNow: 2 });
+    const result = await sweepOrphans(db.pool, {
+      now: new Date(Date.now() + 3_600_000),
+      maxRunningSeconds: 60,
+      heartbeatTimeoutSeconds: 30,
+      maxAttempts: 3,
+    });
+    expect(result.requeued.sort()).toEqual([jobs[0]!.job_id, jobs[1]!.job_id].sort());
+    expect(result.returned.sort()).toEqual([jobs[2]!.job_id, jobs[3]!.job_id].sort());
+    expect(result.abandoned).toEqual([]);
+    const after = await Promise.all(jobs.map((j) => get(db.pool, j.job_id)));
+    expect(after.map((j) => [j?.status, j?.attempts])).toEqual([
+      ['pending', 1],
+      ['pending', 1],
+      ['pending', 0],
+      ['pending', 0],
+    ]);
+    // The dead worker's stale claims start nothing, even when the same worker claims them again.
+    const again = await claimJobs(db.pool, { limit: 4, workerId: WORKER, startNow: 0 });
+    expect(await jobStartMany(db.pool, WORKER, [claimed[2]!, claimed[3]!])).toEqual(new Map());
+    expect((await jobStartMany(db.pool, WORKER, again)).size).toBe(4);
+  });
+
+  it("the age rule leaves a live worker's unstarted claims alone", async () => {
+    await insertMany(2);
+    await workerHeartbeat(db.pool, WORKER);
+    await claimJobs(db.pool, { limit: 2, workerId: WORKER, startNow: 0 });
+    const later = new Date(Date.now() + 3_600_000);
+    await db.pool.query('UPDATE ix_workers SET heartbeat_at = $1', [later]);
+    const result = await sweepOrphans(db.pool, {
+      now: later,
+      maxRunningSeconds: 60,
+      heartbeatTimeoutSeconds: 30,
+    });
+    expect(result).toEqual({ requeued: [], returned: [], abandoned: [] });
+  });
+
+  it('a claim stops at its byte budget of stored input, but always takes one job', async () => {
+    const big = { text: 'x'.repeat(3_000) };
+    for (let i = 0; i < 4; i++) await insertPending(db.pool, makeRequest({ input: big }), null);
+    const one = await claimJobs(db.pool, { limit: 4, workerId: null, startNow: 4, maxInputBytes: 1 });
+    expect(one).toHaveLength(1);
+    const size = one[0]!.inputBytes;
+    expect(size).toBeGreaterThan(0);
+    const two = await claimJobs(db.pool, { limit: 4, workerId: null, startNow: 4, maxInputBytes: size + 1 });
+    expect(two).toHaveLength(2);
+    expect(
+      await claimJobs(db.pool, { limit: 4, workerId: null, startNow: 4, maxInputBytes: null }),
+    ).toHaveLength(1);
   });
 });
 

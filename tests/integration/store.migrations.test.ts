@@ -94,7 +94,12 @@ describe('claim cost does not grow with finished jobs', () => {
       await client.query('BEGIN');
       const { CLAIM_SQL } = await import('../../src/store/jobs.js');
       const plan = async () => {
-        const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${CLAIM_SQL}`, [10, null]);
+        const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${CLAIM_SQL}`, [
+          10,
+          null,
+          10,
+          1_000_000,
+        ]);
         return rows.map((r) => r['QUERY PLAN']).join('\n');
       };
       // Finished rows are not in the queue at all; the job rows are reached by primary key.
@@ -111,7 +116,7 @@ describe('claim cost does not grow with finished jobs', () => {
       const deep = await plan();
       expect(deep).toMatch(/Index Scan using ix_job_queue_pkey on ix_job_queue/);
       expect(deep).not.toMatch(/Seq Scan on ix_job/);
-      const claimed = await client.query(CLAIM_SQL, [10, null]);
+      const claimed = await client.query(CLAIM_SQL, [10, null, 10, 1_000_000]);
       expect(claimed.rowCount).toBe(10);
       await client.query('ROLLBACK');
     } finally {

@@ -3,6 +3,9 @@
  * in production: exactly once per attempt across processes, and rescue after kill -9.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RequestIX } from '../../src/contracts/index.js';
 import { get, insertPending, notifyPending } from '../../src/store/index.js';
@@ -94,6 +97,84 @@ describe('worker processes', () => {
     const { rows } = await db.pool.query(`SELECT status, attempts FROM ix_jobs`);
     expect(rows).toEqual(Array.from({ length: 5 }, () => ({ status: 'done', attempts: 1 })));
   }, 60_000);
+
+  it('a pipeline that kills its worker charges only the jobs started with it, never prefetched ones, and is abandoned after its budget', async () => {
+    // Concurrency 2, prefetch 20: one claim takes all 21 jobs, two start, the rest wait.
+    const dir = mkdtempSync(join(tmpdir(), 'ix-crash-'));
+    const starts = join(dir, 'starts.log');
+    const pipelineFile = join(dir, 'crash-pipeline.mjs');
+    writeFileSync(starts, '');
+    writeFileSync(
+      pipelineFile,
+      `import { appendFileSync } from 'node:fs';
+export default async function crashOnPoison(request) {
+  appendFileSync(${JSON.stringify(starts)}, request.request_id + '\\n');
+  // The crash comes while the pipeline works, as an OOM or a native fault would.
+  if (request.input && request.input.poison) setTimeout(() => process.kill(process.pid, 'SIGKILL'), 200);
+  await new Promise((resolve) => setTimeout(resolve, request.input && request.input.poison ? 60000 : 20));
+  return { result: { ok: true } };
+}
+`,
+    );
+    try {
+      await submitMany(db.pool, 10);
+      const [poison] = await submitMany(db.pool, 1, { poison: true });
+      await submitMany(db.pool, 10);
+      const sweeper = new Sweeper(db.pool, workerConfig({ maxAttempts: 3 }), silentLogger);
+      let crashes = 0;
+      for (let round = 0; round < 6; round++) {
+        const counts = await statusCounts(db.pool);
+        if ((counts.done ?? 0) + (counts.error ?? 0) === 21) break;
+        const worker = spawnWorker({
+          IX_PIPELINE: pipelineFile,
+          IX_WORKER_CONCURRENCY: '2',
+          IX_WORKER_PREFETCH: '20',
+          IX_MAX_ATTEMPTS: '3',
+        });
+        const finishedOrDied = await Promise.race([
+          exited(worker).then(() => 'died' as const),
+          eventually(
+            async () => {
+              const now = await statusCounts(db.pool);
+              return (now.done ?? 0) + (now.error ?? 0) === 21;
+            },
+            'all finished',
+            30_000,
+          ).then(() => 'finished' as const),
+        ]);
+        if (finishedOrDied === 'finished') {
+          worker.kill('SIGTERM');
+          await exited(worker);
+          break;
+        }
+        crashes += 1;
+        // The dead worker's heartbeat is stale by the injected clock: rescue now.
+        await sweeper.runOnce(new Date(Date.now() + 120_000));
+      }
+      expect(crashes).toBe(3);
+      const startsOf = new Map<string, number>();
+      for (const id of readFileSync(starts, 'utf8').split('\n').filter(Boolean))
+        startsOf.set(id, (startsOf.get(id) ?? 0) + 1);
+      const { rows } = await db.pool.query<{
+        job_id: string;
+        request_id: string;
+        status: string;
+        attempts: number;
+      }>('SELECT job_id, request_id, status, attempts FROM ix_jobs');
+      const poisonRow = rows.find((row) => row.job_id === poison)!;
+      expect(poisonRow).toMatchObject({ status: 'error', attempts: 3 });
+      expect(startsOf.get(poisonRow.request_id)).toBe(3);
+      expect((await get(db.pool, poison!))?.response?.error).toMatch(/abandoned after 3 attempts/);
+      const others = rows.filter((row) => row.job_id !== poison);
+      expect(others.every((row) => row.status === 'done')).toBe(true);
+      // A crash charges only the jobs started or being started then (at most the concurrency,
+      // the poison among them), never the prefetched ones waiting in the buffer.
+      const charged = rows.reduce((sum, row) => sum + row.attempts, 0);
+      expect(charged).toBeLessThanOrEqual(crashes * 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('ix worker delivers the callback of a finished job, signed, right after recording it', async () => {
     const received: { headers: Record<string, unknown>; body: string }[] = [];

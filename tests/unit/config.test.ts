@@ -26,6 +26,8 @@ describe('loadConfig', () => {
       requestTimeoutSeconds: 300,
       heartbeatTimeoutSeconds: 30,
       maxAttempts: 3,
+      maxResultBytes: 16_777_216,
+      maxHeldBytes: 67_108_864,
     });
     expect(config.callbacks.retryScheduleSeconds).toEqual([0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
     expect(config.callbacks.allowPrivate).toBe(false);
@@ -47,6 +49,12 @@ describe('loadConfig', () => {
     );
     expectConfigError({ IX_CALLBACK_SECRET: 'hunter2' }, 'IX_CALLBACK_SECRET', /whsec_/);
     expectConfigError({ IX_LOG_LEVEL: 'loud' }, 'IX_LOG_LEVEL', /one of/);
+    expectConfigError(
+      { IX_PIPELINE_MAX_RESULT_BYTES: '268435456' },
+      'IX_PIPELINE_MAX_RESULT_BYTES',
+      /between/,
+    );
+    expectConfigError({ IX_WORKER_MAX_HELD_BYTES: '10' }, 'IX_WORKER_MAX_HELD_BYTES', /between 1024/);
     expectConfigError(
       { IX_HEARTBEAT_INTERVAL_SECONDS: '20', IX_HEARTBEAT_TIMEOUT_SECONDS: '30' },
       'IX_HEARTBEAT_TIMEOUT_SECONDS',

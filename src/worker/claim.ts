@@ -1,0 +1,33 @@
+import type { Job } from '../contracts/index.js';
+import type { JobAbort } from './run.js';
+
+/**
+ * One claim of a job, as the worker holds it from the claim until its outcome is recorded or it
+ * is handed back. Each claim is its own object, and the worker tracks claims by identity: a job
+ * whose lease was rescued from this very worker and claimed by it again is a second claim, so
+ * nothing the first one does (its cleanup, its stale outcome) can touch the second.
+ */
+export interface Claim {
+  readonly job: Job;
+  /** The job's claim_epoch at the claim: its start and outcome apply only while that holds. */
+  readonly claimEpoch: number;
+  /** The stored size of its input, counted against IX_WORKER_MAX_HELD_BYTES. */
+  readonly inputBytes: number;
+  /** `running` in the database: from then on a dead worker costs the job an attempt. */
+  marked: boolean;
+  /** When its pipeline was called; null while it waits. */
+  invokedAt: string | null;
+  /** The running pipeline's abort switch. */
+  abort: JobAbort | null;
+}
+
+/**
+ * A job that was in the hands of a worker that died or stopped (charged an attempt, or handed
+ * back unstarted) may be what killed it. Such a job is marked `running` before its pipeline is
+ * called, so that if it kills this worker too, it is charged for it and, at the budget,
+ * abandoned. A fresh job starts at once and is marked meanwhile: waiting a round trip before
+ * each start would cap a worker at `concurrency` jobs a round trip.
+ */
+export function startsCarefully(claim: Claim): boolean {
+  return claim.job.attempts > 0 || claim.claimEpoch > 0;
+}

@@ -1,0 +1,174 @@
+/**
+ * Records the outcomes of a worker's jobs in batches, apart from claiming and running them, so a
+ * batch that fails can never take its neighbours or the worker down with it:
+ * - a batch PostgreSQL refuses for one outcome in it (a NUL in a result, a lone surrogate) is
+ *   recorded again one outcome at a time, and the one that still fails ends its job `error`
+ *   with a storable message that says why;
+ * - a batch that fails because the database is unreachable or overloaded is retried with
+ *   backoff, until the worker stops and its deadline passes.
+ */
+import type { Logger } from 'pino';
+import { completeMany, type Db, isTransientDatabaseError, type Outcome, outcomeKey } from '../store/index.js';
+import { Backoff, settlesWithin, sleep } from '../time.js';
+import type { Claim } from './claim.js';
+import { type StorableResponse, unstorable } from './outcome.js';
+
+export interface Finished {
+  claim: Claim;
+  outcome: StorableResponse;
+  /** Set once the outcome was replaced by an `unstorable` one: it is not replaced twice. */
+  replaced?: boolean;
+}
+
+export interface CompleterOptions {
+  pool: Db;
+  logger: Logger;
+  /**
+   * After each statement: the outcomes that applied, and those that no longer could (their job
+   * was rescued and belongs to a newer attempt, or could not be recorded at all).
+   */
+  onSettled(applied: readonly Finished[], dropped: readonly Finished[]): void;
+}
+
+export class Completer {
+  private queue: Finished[] = [];
+  /** Outcomes in the statement being written. */
+  private writing = 0;
+  private flushing: Promise<void> | null = null;
+  private readonly backoff = new Backoff();
+  private givenUp = false;
+
+  constructor(private readonly options: CompleterOptions) {}
+
+  /** Outcomes not recorded yet. */
+  get size(): number {
+    return this.queue.length + this.writing;
+  }
+
+  add(finished: Finished): void {
+    this.queue.push(finished);
+    void this.flush();
+  }
+
+  /**
+   * Writes until nothing is left or `deadline` (epoch ms) passes; says whether everything was
+   * recorded. Past the deadline nothing more is tried: those jobs are left to the sweeper.
+   */
+  async drain(deadline: number): Promise<boolean> {
+    while (this.size > 0) {
+      if (!(await settlesWithin(this.flush(), deadline - Date.now()))) {
+        this.givenUp = true;
+        const left = this.queue.splice(0);
+        this.options.logger.error(
+          { unrecorded: left.length + this.writing },
+          'stopping with outcomes not recorded; their jobs will be rescued',
+        );
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private flush(): Promise<void> {
+    // Starts on the next turn of the event loop, so every job that finished in this one shares
+    // the statement (fast pipelines finish hundreds per turn).
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.flushLoop())
+      .finally(() => {
+        this.flushing = null;
+      });
+    return this.flushing;
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.queue.length > 0 && !this.givenUp) {
+      const batch = this.queue.splice(0);
+      this.writing = batch.length;
+      try {
+        await this.record(batch);
+      } finally {
+        this.writing = 0;
+      }
+    }
+  }
+
+  /** Records `batch`; false when it was put back to be tried again after a backoff. */
+  private async record(batch: Finished[]): Promise<boolean> {
+    let applied: Set<string>;
+    try {
+      applied = await completeMany(this.options.pool, batch.map(toOutcome));
+    } catch (error) {
+      return this.recover(batch, error);
+    }
+    this.backoff.reset();
+    const done: Finished[] = [];
+    const stale: Finished[] = [];
+    for (const finished of batch) {
+      const { job } = finished.claim;
+      (applied.has(outcomeKey(job.job_id, job.attempts)) ? done : stale).push(finished);
+    }
+    for (const { claim } of stale) {
+      this.options.logger.warn(
+        { ix_id: claim.job.ix_id, job_id: claim.job.job_id, attempt: claim.job.attempts },
+        'outcome discarded: the job was rescued and belongs to a newer attempt',
+      );
+    }
+    this.options.onSettled(done, stale);
+    return true;
+  }
+
+  private async recover(batch: Finished[], error: unknown): Promise<boolean> {
+    if (isTransientDatabaseError(error)) {
+      // Outcomes are fenced on their attempt, so writing them again later is safe.
+      this.queue.unshift(...batch);
+      const retryInMs = this.backoff.next();
+      this.options.logger.error({ err: error, retryInMs }, 'recording outcomes failed; retrying');
+      await sleep(retryInMs);
+      return false;
+    }
+    if (batch.length > 1) {
+      // One outcome spoils the statement for all: find it by recording each alone.
+      for (const [i, finished] of batch.entries()) {
+        if (this.givenUp) {
+          this.queue.push(...batch.slice(i));
+          return false;
+        }
+        // Put back already, after a backoff: the rest wait with it.
+        if (!(await this.record([finished]))) {
+          this.queue.push(...batch.slice(i + 1));
+          return false;
+        }
+      }
+      return true;
+    }
+    const finished = batch[0]!;
+    const { job } = finished.claim;
+    const context = { ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts, err: error };
+    if (finished.replaced) {
+      // Not even the plain error could be written: a fault of the database, not of the outcome.
+      this.options.logger.error(context, 'outcome could not be recorded; the job will be rescued');
+      this.options.onSettled([], [finished]);
+      return true;
+    }
+    this.options.logger.warn(context, 'outcome could not be stored; recording it as an error');
+    return this.record([
+      {
+        ...finished,
+        outcome: unstorable(finished.outcome.response, (error as Error).message),
+        replaced: true,
+      },
+    ]);
+  }
+}
+
+function toOutcome({ claim, outcome }: Finished): Outcome {
+  return {
+    jobId: claim.job.job_id,
+    attempt: claim.job.attempts,
+    claimEpoch: claim.claimEpoch,
+    startedAt: claim.marked ? null : claim.invokedAt,
+    response: outcome.response,
+    status: outcome.response.error === null ? 'done' : 'error',
+    responseJson: outcome.json,
+  };
+}
