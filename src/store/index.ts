@@ -25,6 +25,7 @@ export {
   get,
   getByCorrelation,
   type Held,
+  IdempotencyConflictError,
   type InsertResult,
   insertPending,
   insertPendingMany,
