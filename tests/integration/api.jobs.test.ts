@@ -6,7 +6,7 @@ import { HTTP_TIMEOUTS } from '../../src/api/index.js';
 import { type Job, JobSchema } from '../../src/contracts/index.js';
 import { buildTestApi, type CapturedLogs, captureLogs, countJobs, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
-import { makeRequest } from '../support/factories.js';
+import { differingReplays, FIRST_CALLBACK_URL, makeRequest } from '../support/factories.js';
 
 const db = useTestDatabase();
 let app: FastifyInstance;
@@ -81,19 +81,12 @@ describe('POST /jobs', () => {
     expect(replay.json()).toEqual(first.json());
   });
 
-  it.each([
-    ['input', { other: true }, 'https://example.com/hook'],
-    ['callback_url', undefined, 'https://example.com/other'],
-    ['callback_url (none now)', undefined, null],
-  ])(
+  it.each(differingReplays)(
     '409 idempotency_conflict naming the first job when the %s differs; the first job stands',
-    async (_, input, callbackUrl) => {
+    async (_, replayOf, callbackUrl) => {
       const request = makeRequest();
-      const first = (await submit({ request, callback_url: 'https://example.com/hook' })).json() as Job;
-      const replay = await submit({
-        request: { ...request, input: input ?? request.input },
-        callback_url: callbackUrl,
-      });
+      const first = (await submit({ request, callback_url: FIRST_CALLBACK_URL })).json() as Job;
+      const replay = await submit({ request: replayOf(request), callback_url: callbackUrl });
       const error = expectError(replay, 409, 'idempotency_conflict');
       expect(replay.json()).toEqual({
         error: { code: 'idempotency_conflict', message: error.message, job_id: first.job_id },

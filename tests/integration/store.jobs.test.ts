@@ -25,7 +25,7 @@ import {
   workerPruneStale,
 } from '../../src/store/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { failure, makeRequest, success } from '../support/factories.js';
+import { differingReplays, FIRST_CALLBACK_URL, failure, makeRequest, success } from '../support/factories.js';
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase();
@@ -78,16 +78,12 @@ describe('insertPending', () => {
     expect(rows[0].n).toBe(1);
   });
 
-  it.each([
-    ['input', { other: true }, 'https://first.example.com/cb'],
-    ['callback_url', undefined, 'https://second.example.com/cb'],
-    ['callback_url, to none', undefined, null],
-  ])(
+  it.each(differingReplays)(
     'a replay with a different %s is a conflict naming the first job, which stays unchanged',
-    async (_, input, callbackUrl) => {
+    async (_, replayOf, callbackUrl) => {
       const request = makeRequest();
-      const first = await insertPending(db.pool, request, 'https://first.example.com/cb');
-      const replay = await insertPending(db.pool, { ...request, input: input ?? request.input }, callbackUrl);
+      const first = await insertPending(db.pool, request, FIRST_CALLBACK_URL);
+      const replay = await insertPending(db.pool, replayOf(request), callbackUrl);
       expect(replay.created).toBe(false);
       expect(replay.conflict).toBeInstanceOf(IdempotencyConflictError);
       expect(replay.conflict).toMatchObject({
