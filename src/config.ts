@@ -145,6 +145,8 @@ function pipeline(env: Env): PipelineKind {
 /** `acme=key1,beta=key2`, or `@path` to a file with one `client=key` per line (read by the caller). */
 export function parseApiKeys(text: string, variable = 'IX_API_KEYS'): Map<string, string> {
   const keys = new Map<string, string>();
+  // A key names its client: shared by two, it would authenticate as whichever came first.
+  const clientOfKey = new Map<string, string>();
   for (const entry of text.split(/[,\n]/)) {
     const trimmed = entry.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
@@ -157,7 +159,14 @@ export function parseApiKeys(text: string, variable = 'IX_API_KEYS'): Map<string
     if (key.length < 16)
       throw new ConfigError(variable, `the key for client "${client}" is shorter than 16 chars`);
     if (keys.has(client)) throw new ConfigError(variable, `client "${client}" is listed twice`);
+    const holder = clientOfKey.get(key);
+    if (holder !== undefined)
+      throw new ConfigError(
+        variable,
+        `clients "${holder}" and "${client}" have the same key; give each its own`,
+      );
     keys.set(client, key);
+    clientOfKey.set(key, client);
   }
   return keys;
 }

@@ -4,25 +4,10 @@
  * outside public unicast space. Names resolving to private addresses are the delivery side's
  * SSRF guard's business (src/callbacks/), which checks them at connect time.
  */
-import ipaddr from 'ipaddr.js';
+import { isIP } from 'node:net';
+import { bareHostname, refusedRange } from '../callbacks/index.js';
 
 export const MAX_CALLBACK_URL_LENGTH = 2048;
-
-/**
- * True for an IP address that is not public unicast: loopback, private, link-local,
- * unique-local, multicast, unspecified, and the other special ranges ipaddr.js knows (CGNAT,
- * reserved, 6to4/Teredo tunnels that can wrap a private address). IPv4-mapped IPv6 addresses
- * are judged by the IPv4 address they carry. False for anything that is not an IP literal.
- */
-export function isNonPublicAddress(address: string): boolean {
-  const bare = address.replace(/^\[|\]$/g, '');
-  if (!ipaddr.isValid(bare)) return false;
-  let parsed = ipaddr.parse(bare);
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
-    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
-  }
-  return parsed.range() !== 'unicast';
-}
 
 /** Returns what is wrong with `value` as a callback URL, or null when it is acceptable. */
 export function callbackUrlProblem(value: string, allowPrivate: boolean): string | null {
@@ -38,9 +23,12 @@ export function callbackUrlProblem(value: string, allowPrivate: boolean): string
   }
   if (url.hostname === '') return 'must name a host';
   if (allowPrivate) return null;
-  const host = url.hostname.toLowerCase();
-  // `localhost` is loopback by definition (RFC 6761), whatever a resolver says.
-  if (isNonPublicAddress(host) || host === 'localhost' || host.endsWith('.localhost')) {
+  const host = bareHostname(url).toLowerCase();
+  // An IP literal is judged by the delivery guard's own rule; `localhost` is loopback by
+  // definition (RFC 6761), whatever a resolver says; other names are resolved at delivery.
+  const refused =
+    isIP(host) === 0 ? host === 'localhost' || host.endsWith('.localhost') : refusedRange(host) !== null;
+  if (refused) {
     return `must not point at a loopback, private or otherwise non-public address (${host}); set IX_CALLBACK_ALLOW_PRIVATE=true to allow`;
   }
   return null;

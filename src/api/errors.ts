@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { IdempotencyConflictError } from '../store/index.js';
 
 export type ErrorCode =
   | 'invalid_json'
@@ -12,6 +13,7 @@ export type ErrorCode =
   | 'unauthorized'
   | 'forbidden'
   | 'not_found'
+  | 'idempotency_conflict'
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -27,7 +29,8 @@ export interface ErrorDetail {
 }
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details?: ErrorDetail[] };
+  /** `job_id`: the job the error is about, when there is one (idempotency_conflict). */
+  error: { code: ErrorCode; message: string; details?: ErrorDetail[]; job_id?: string };
 }
 
 /** A failure the API means to report as is; thrown from handlers and hooks. */
@@ -38,6 +41,7 @@ export class ApiError extends Error {
     message: string,
     readonly details?: ErrorDetail[],
     readonly headers: Record<string, string> = {},
+    readonly jobId?: string,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -45,7 +49,12 @@ export class ApiError extends Error {
 
   toBody(): ErrorBody {
     return {
-      error: { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) },
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.details ? { details: this.details } : {}),
+        ...(this.jobId ? { job_id: this.jobId } : {}),
+      },
     };
   }
 }
@@ -115,6 +124,11 @@ const FRAMEWORK_ERRORS: Record<string, { status: number; code: ErrorCode; messag
 
 export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError | null {
   if (error instanceof ApiError) return error;
+  // First wins: the client learns which job holds the key instead of a silent 200 with it.
+  if (error instanceof IdempotencyConflictError) {
+    const location = { location: `/jobs/${error.jobId}` };
+    return new ApiError(409, 'idempotency_conflict', error.message, undefined, location, error.jobId);
+  }
   if (error.validation) {
     const details = validationDetails(error);
     return new ApiError(400, 'invalid_request', summarize(details), details);

@@ -71,7 +71,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           summary: 'Submit a job (idempotent on request.ix_client_id + request.request_id)',
           security,
           body: SubmitBodySchema,
-          response: { 200: JobSchema, 201: JobSchema, ...errors(400, 401, 403, 413, 415) },
+          response: { 200: JobSchema, 201: JobSchema, ...errors(400, 401, 403, 409, 413, 415) },
         },
       },
       async (request, reply) => {
@@ -89,8 +89,9 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
           if (problem) throw invalidField('body', '$.callback_url', problem);
         }
-        const { job, created } = await submitter.submit(ix, callbackUrl);
+        const { job, created, conflict } = await submitter.submit(ix, callbackUrl);
         logJob(request, job);
+        if (conflict) throw conflict;
         return reply
           .code(created ? 201 : 200)
           .header('location', `/jobs/${job.job_id}`)

@@ -30,6 +30,10 @@ export const ErrorSchema = z
         .array(z.object({ in: z.string(), path: z.string(), message: z.string() }))
         .optional()
         .meta({ description: 'Each invalid field by its JSONPath' }),
+      job_id: z.uuid().optional().meta({
+        description:
+          'idempotency_conflict: the job already submitted under this ix_client_id and request_id, with a different request',
+      }),
     }),
   })
   .meta({ id: 'Error' });

@@ -21,23 +21,43 @@ export const systemResolver: Resolver = async (hostname) => {
   return addresses.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 };
 
+/** IPv4-compatible IPv6 (RFC 4291 §2.5.5.1, deprecated): `::a.b.c.d`, the whole of ::/96. */
+const IPV4_COMPATIBLE: [ipaddr.IPv6, number] = [ipaddr.IPv6.parse('::'), 96];
+
+/** `::` followed by a dotted IPv4 address, which ipaddr.js reads as `::ffff:` + that address. */
+const DOTTED_IPV4_COMPATIBLE = /^::[^:]*\./;
+
 /**
- * Why an address must not be called back, or null when it is public unicast. An allow-list:
+ * Why an address must not be called back, or null when it is public unicast: the one rule, used
+ * on literal hosts at submit time and on every resolved address at delivery. An allow-list:
  * every range ipaddr.js names (loopback, private, linkLocal incl. 169.254.169.254, uniqueLocal,
  * multicast, unspecified, broadcast, carrier-grade NAT, reserved, 6to4/Teredo/NAT64 that tunnel
  * to IPv4 we cannot see, …) is refused; only what it calls `unicast` passes. IPv4-mapped IPv6
- * (::ffff:127.0.0.1) is judged as the IPv4 address it reaches.
+ * (::ffff:127.0.0.1) is judged as the IPv4 address it reaches. IPv4-compatible IPv6 (::/96 but
+ * `::` and `::1`) is refused whole: no public host has such an address, and whether a stack
+ * sends it as IPv4, through a tunnel or nowhere is not ours to see. ipaddr.js calls it unicast,
+ * and its dotted form (`::127.0.0.1`, as libuv prints a resolved one) it even reads as mapped,
+ * which would judge `::8.8.8.8` as 8.8.8.8.
  */
 export function refusedRange(address: string): string | null {
+  const bare = address.replace(/%.*$/, '');
   let parsed: ipaddr.IPv4 | ipaddr.IPv6;
   try {
-    parsed = ipaddr.parse(address.replace(/%.*$/, ''));
+    parsed = ipaddr.parse(bare);
   } catch {
     return 'not an IP address';
   }
+  if (DOTTED_IPV4_COMPATIBLE.test(bare)) return 'ipv4Compatible';
   if (parsed instanceof ipaddr.IPv6 && parsed.isIPv4MappedAddress()) parsed = parsed.toIPv4Address();
   const range = parsed.range();
+  if (range === 'unicast' && parsed instanceof ipaddr.IPv6 && parsed.match(IPV4_COMPATIBLE))
+    return 'ipv4Compatible';
   return range === 'unicast' ? null : range;
+}
+
+/** A URL's host as sockets and ipaddr.js want it: URL keeps IPv6 literals bracketed. */
+export function bareHostname(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
 export type GuardResult =
@@ -63,8 +83,7 @@ export async function checkCallbackUrl(rawUrl: string, options: GuardOptions): P
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return { ok: false, reason: `refused: scheme ${url.protocol} is not http or https`, retryable: false };
   }
-  // URL keeps IPv6 literals bracketed; sockets and ipaddr.js want them bare.
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const hostname = bareHostname(url);
   let addresses: ResolvedAddress[];
   const literal = isIP(hostname);
   if (literal !== 0) {

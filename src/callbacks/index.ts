@@ -1,6 +1,7 @@
 export { MAX_RESPONSE_BYTES } from './deliver.js';
 export { CallbackDeliverer, type CallbackDelivererOptions } from './deliverer.js';
 export {
+  bareHostname,
   checkCallbackUrl,
   type GuardOptions,
   type GuardResult,

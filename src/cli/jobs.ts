@@ -98,7 +98,8 @@ function apiClient(config: Config, url: string | undefined, command: string): Ix
 
 /**
  * The API's answer, as the database path would give it: a client mistake (4xx) exits 2 with the
- * server's message and fields, a missing job exits 1, an unreachable server exits 1 naming it.
+ * server's message and fields, a missing job exits 1, a request id already used for another
+ * request exits 1 with the server's message, an unreachable server exits 1 naming it.
  */
 async function overHttp<T>(baseUrl: string, call: () => Promise<T>, lookingUpJob = false): Promise<T> {
   try {
@@ -107,6 +108,7 @@ async function overHttp<T>(baseUrl: string, call: () => Promise<T>, lookingUpJob
     if (error instanceof IxApiError) {
       if (error.status === 404 && lookingUpJob) throw new JobNotFoundError(error.message);
       if (error.status === 401 || error.status === 403) throw new ConfigError('IX_API_KEY', error.message);
+      if (error.code === 'idempotency_conflict') throw error;
       if (error.status >= 400 && error.status < 500)
         throw new InvalidRequestError([
           error.message,
@@ -141,6 +143,7 @@ function submitter(config: Config, client: IxClient | null): Submit {
     }
     return onDatabase(url, 'submit', async (pool) => {
       const result = await insertPending(pool, request, callbackUrl);
+      if (result.conflict) throw result.conflict;
       if (result.created) await notifyPending(pool);
       return result;
     });

@@ -56,7 +56,8 @@ step; --to 0 removes everything). Needs IX_POSTGRES_URL.`,
 Submits the request JSON in FILE (or on stdin when FILE is absent or -) and prints the job.
 The JSON is a RequestIX ({"ix_client_id", "request_id", "input"}) or, to be called back,
 {"request": RequestIX, "callback_url": "https://…"}. Submitting the same ix_client_id and
-request_id again prints the existing job.
+request_id again prints the existing job; with a different input or callback_url it exits 1,
+naming that job (the first request stands).
 
 Options:
   --url URL   submit through the ix API at URL (default IX_API_URL), with the key in

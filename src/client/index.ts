@@ -23,13 +23,18 @@ export interface IxErrorDetail {
   message: string;
 }
 
-/** The API answered with an error: its status and the `{error: {code, message, details}}` body. */
+/**
+ * The API answered with an error: its status and the `{error: {code, message, details, job_id}}`
+ * body. `jobId` is set on 409 `idempotency_conflict`: the job that already holds the request id,
+ * submitted with a different input or callback_url.
+ */
 export class IxApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
     readonly details: IxErrorDetail[] = [],
+    readonly jobId: string | null = null,
   ) {
     super(`${status} ${code}: ${message}`);
     this.name = 'IxApiError';
@@ -77,7 +82,10 @@ export class IxClient {
     this.headers = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
   }
 
-  /** Submits idempotently: resubmitting the same request id returns the first job. */
+  /**
+   * Submits idempotently: resubmitting the same request returns the first job; the same request
+   * id with a different input or callback_url throws IxApiError 409 `idempotency_conflict`.
+   */
   async submit(request: RequestIX, callbackUrl: string | null = null): Promise<SubmitResult> {
     const { status, body } = await this.call('POST', '/jobs', { request, callback_url: callbackUrl });
     return { job: body as Job, created: status === 201 };
@@ -131,13 +139,16 @@ export class IxClient {
 }
 
 function toApiError(status: number, body: unknown, text: string): IxApiError {
-  const error = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error;
+  const error = (
+    body as { error?: { code?: unknown; message?: unknown; details?: unknown; job_id?: unknown } } | null
+  )?.error;
   if (error && typeof error.code === 'string' && typeof error.message === 'string') {
     return new IxApiError(
       status,
       error.code,
       error.message,
       Array.isArray(error.details) ? (error.details as IxErrorDetail[]) : [],
+      typeof error.job_id === 'string' ? error.job_id : null,
     );
   }
   // Not ix's error shape: a proxy or load balancer answered.

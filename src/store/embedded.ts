@@ -8,7 +8,20 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  type Stats,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 
@@ -80,8 +93,95 @@ function assertTraversable(dir: string, user: RunAs | null): void {
   if (check.status !== 0) {
     throw new EmbeddedPostgresError(
       `the data directory ${dir} is not reachable by the postgres user (a parent directory is private, e.g. /root); ` +
-        'set IX_DATA_DIR to a directory under /tmp or /var/lib',
+        'set IX_DATA_DIR to a directory such as /var/lib/ix',
     );
+  }
+}
+
+const PRIVATE_DIRECTORY_ADVICE =
+  'set IX_DATA_DIR to a directory only you can write, such as /var/lib/ix (ix creates it)';
+
+/**
+ * ix writes the password into the data directory and, as root, hands the directory to the
+ * `postgres` user: a link planted there by anyone else would be followed with root's rights (the
+ * password was written through one into a root-owned file, which was then chowned and left
+ * world-readable). So the directory (mkdirSync has made sure it is one) must not be a link, only
+ * its owner may write it, and that owner is us (as root: root, or the `postgres` user it was
+ * handed to on an earlier start). Without uids (Windows) there is no such owner to check.
+ */
+function assertPrivateDirectory(dir: string, user: RunAs | null): void {
+  const me = process.getuid?.();
+  if (me === undefined) return;
+  const stat = lstatSync(dir);
+  if (stat.isSymbolicLink()) {
+    throw new EmbeddedPostgresError(
+      `the data directory ${dir} is a symbolic link; set IX_DATA_DIR to the directory it points to`,
+    );
+  }
+  if (stat.uid !== me && stat.uid !== user?.uid) {
+    const owners = user ? `you (uid ${me}) or the postgres user (uid ${user.uid})` : `you (uid ${me})`;
+    throw new EmbeddedPostgresError(
+      `the data directory ${dir} is owned by uid ${stat.uid}, not by ${owners}: ` +
+        `its owner could plant links that ix would follow; ${PRIVATE_DIRECTORY_ADVICE}`,
+    );
+  }
+  if ((stat.mode & 0o022) !== 0) {
+    throw new EmbeddedPostgresError(
+      `the data directory ${dir} is group- or world-writable (mode ${(stat.mode & 0o7777).toString(8)}): ` +
+        `others could plant links that ix would follow; chmod 700 ${dir}, or ${PRIVATE_DIRECTORY_ADVICE}`,
+    );
+  }
+}
+
+function plantedLink(file: string): EmbeddedPostgresError {
+  return new EmbeddedPostgresError(
+    `${file} is a symbolic link, not ix's file: ix does not write or read a secret through a link; ` +
+      'remove it and find out who put it there',
+  );
+}
+
+function lstatOrNull(file: string): Stats | null {
+  try {
+    return lstatSync(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/**
+ * Creates `file` afresh with mode 0600, never through a link: O_EXCL fails on anything already
+ * there, O_NOFOLLOW on a link. A regular file left by an initialisation that failed is replaced.
+ */
+function writeSecret(file: string, content: string, user: RunAs | null): void {
+  const existing = lstatOrNull(file);
+  if (existing?.isSymbolicLink()) throw plantedLink(file);
+  if (existing) unlinkSync(file);
+  const fd = openSync(
+    file,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    writeFileSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
+  if (user) lchownSync(file, user.uid, user.gid);
+}
+
+function readSecret(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw plantedLink(file);
+    throw error;
+  }
+  try {
+    return readFileSync(fd, 'utf8').trim();
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -149,14 +249,13 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
   const logFile = join(dataDir, 'postgres.log');
 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  if (user) chownSync(dataDir, user.uid, user.gid);
+  assertPrivateDirectory(dataDir, user);
+  if (user) lchownSync(dataDir, user.uid, user.gid);
   assertTraversable(dataDir, user);
 
   if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
     rmSync(clusterDir, { recursive: true, force: true });
-    const password = randomBytes(24).toString('base64url');
-    writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
-    if (user) chownSync(passwordFile, user.uid, user.gid);
+    writeSecret(passwordFile, `${randomBytes(24).toString('base64url')}\n`, user);
     run(
       bin.initdb,
       [
@@ -174,7 +273,7 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
       `initialising PostgreSQL in ${clusterDir}`,
     );
   }
-  const password = readFileSync(passwordFile, 'utf8').trim();
+  const password = readSecret(passwordFile);
 
   stopLeftover(bin, clusterDir, user);
   const port = options.port ?? (await freePort());

@@ -30,6 +30,7 @@ export {
   get,
   getByCorrelation,
   type Held,
+  IdempotencyConflictError,
   type InsertResult,
   insertPending,
   insertPendingMany,

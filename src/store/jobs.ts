@@ -35,6 +35,25 @@ export class CorruptJobError extends Error {
   }
 }
 
+/**
+ * `(client_id, request_id)` already holds a job submitted with a different request (`input` or
+ * `callback_url`). The first request stands and nothing was written: a different request needs
+ * a request id of its own.
+ */
+export class IdempotencyConflictError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly clientId: string,
+    readonly requestId: string,
+  ) {
+    super(
+      `request_id "${requestId}" of client "${clientId}" was already submitted, as job ${jobId}, with a ` +
+        'different input or callback_url; that first request stands: send a different request under a new request_id',
+    );
+    this.name = 'IdempotencyConflictError';
+  }
+}
+
 export const JOB_COLUMNS = `job_id, ix_id, client_id, request_id, created_at, callback_url, input, status, attempts,
   started_at, finished_at, callback_status, response, callback_attempts`;
 
@@ -120,7 +139,20 @@ export interface InsertResult {
   job: Job;
   /** false when `(client_id, request_id)` already existed: `job` is then the first one, unchanged. */
   created: boolean;
+  /** Set when the key already existed with a different request: refuse the submission. */
+  conflict: IdempotencyConflictError | null;
 }
+
+/**
+ * What makes two submissions of one key the same request: `input` and `callback_url` (`ix_id`
+ * is the server's, the key is the key), as SQL over the columns of `alias`. Hashed from jsonb's
+ * text, which is canonical (keys sorted, one spacing), so key order does not matter; numbers
+ * reach it through JSON.parse, so neither does 1.0 against 1. A JSON null input and a missing
+ * one are both SQL NULL here and both `null` in the array. Stored digests were made by this
+ * expression: changing it makes every replay of an older job a conflict.
+ */
+const requestDigest = (alias: string) =>
+  `sha256(convert_to(jsonb_build_array(${alias}.input, ${alias}.callback_url)::text, 'UTF8'))`;
 
 // Returns only what PostgreSQL decides (the commit-time created_at): the rest of a new job is
 // what was sent plus the column defaults. Returning every column and hydrating it through the
@@ -130,10 +162,10 @@ const INSERT_SQL = `
     SELECT * FROM jsonb_to_recordset($1::jsonb)
       AS s(job_id uuid, ix_id text, client_id text, request_id text, callback_url text, input jsonb)
   ), inserted AS (
-    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input)
+    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, request_digest)
     -- jsonb_to_recordset reads a JSON null as SQL NULL; input null is valid JSON, kept as such.
-    SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb)
-    FROM submitted ORDER BY job_id
+    SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb), ${requestDigest('s')}
+    FROM submitted s ORDER BY job_id
     ON CONFLICT (client_id, request_id) DO NOTHING
     RETURNING job_id, created_at, pg_column_size(input) AS input_bytes
   ), queued AS (
@@ -145,9 +177,16 @@ const SELECT_BY_ID_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`;
 
 const SELECT_BY_CORRELATION_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE client_id = $1 AND request_id = $2`;
 
-const SELECT_BY_CORRELATIONS_SQL = `
-  SELECT ${JOB_COLUMNS} FROM ix_jobs
-  WHERE (client_id, request_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`;
+/**
+ * The jobs already holding the keys of submissions that were not inserted, one row per
+ * submission (`i`, its index), and whether it conflicts: a different digest. A job stored
+ * without one (before migration 5) never conflicts.
+ */
+const SELECT_REPLAYED_SQL = `
+  SELECT r.i, ${JOB_COLUMNS_OF_J}, j.request_digest <> ${requestDigest('r')} AS conflict
+  FROM jsonb_to_recordset($1::jsonb)
+    AS r(i integer, client_id text, request_id text, callback_url text, input jsonb)
+  JOIN ix_jobs j ON j.client_id = r.client_id AND j.request_id = r.request_id`;
 
 /**
  * A named statement: each connection parses and plans it once, not on every call. The claim's
@@ -191,14 +230,14 @@ export interface Submission {
   callbackUrl: string | null;
 }
 
-const correlationKey = (clientId: string, requestId: string) => JSON.stringify([clientId, requestId]);
-
 /**
  * Inserts pending jobs, idempotently on `(client_id, request_id)`: the first insert of a key
  * wins, and a replay (in an earlier call or earlier in the same batch) returns that job
- * unchanged: status, request, callback URL. Results come in the order of `submissions`. One
- * statement for the whole batch, plus one read-only one when some keys already existed. The
- * callers' `ix_id`s are ignored: the server always assigns its own.
+ * unchanged: status, request, callback URL. A replay whose `input` or `callback_url` differs
+ * from the first one's is a `conflict` (its result says so; nothing else in the batch is
+ * affected). Results come in the order of `submissions`. One statement for the whole batch,
+ * plus one read-only one when some keys already existed. The callers' `ix_id`s are ignored:
+ * the server always assigns its own.
  *
  * It sends no NOTIFY itself: PostgreSQL serialises the commits of notifying transactions
  * (fsync included), which measured 233 inserts/s against 1,939 without, 10 callers on one
@@ -235,29 +274,37 @@ export async function insertPendingMany(db: Db, submissions: readonly Submission
   }
   // A submission whose row was not inserted met an existing key: an earlier job, or an earlier
   // submission of this batch (the first of a key in the batch is the one inserted).
-  const missing = submissions.filter((_, i) => !createdAt.has(rows[i]!.job_id));
-  const existing = new Map<string, JobRow>();
+  const replayed = new Map<number, ReplayedRow>();
+  const missing = rows.flatMap((row, i) => (createdAt.has(row.job_id) ? [] : [{ ...row, i }]));
   if (missing.length > 0) {
-    const { rows: found } = await db.query<JobRow>(
-      prepared('ix_job_get_by_correlations', SELECT_BY_CORRELATIONS_SQL, [
-        missing.map((s) => s.request.ix_client_id),
-        missing.map((s) => s.request.request_id),
-      ]),
+    const { rows: found } = await db.query<ReplayedRow>(
+      prepared('ix_job_get_replayed', SELECT_REPLAYED_SQL, [JSON.stringify(missing)]),
     );
-    for (const row of found) existing.set(correlationKey(row.client_id, row.request_id), row);
+    for (const row of found) replayed.set(row.i, row);
   }
-  return rows.map((row) => {
+  return rows.map((row, i) => {
     const created = createdAt.get(row.job_id);
-    if (created !== undefined) return { job: pendingJob(row, created), created: true };
-    const found = existing.get(correlationKey(row.client_id, row.request_id));
+    if (created !== undefined) return { job: pendingJob(row, created), created: true, conflict: null };
+    const found = replayed.get(i);
     if (!found) {
       // ON CONFLICT saw a row this snapshot cannot (a REPEATABLE READ caller racing another insert).
       throw new Error(
         `insertPending: (${row.client_id}, ${row.request_id}) conflicts with a row not visible to this transaction; retry`,
       );
     }
-    return { job: hydrate(found), created: false };
+    const job = hydrate(found);
+    const conflict = found.conflict
+      ? new IdempotencyConflictError(job.job_id, job.client_id, job.request_id)
+      : null;
+    return { job, created: false, conflict };
   });
+}
+
+interface ReplayedRow extends JobRow {
+  /** The index of the submission in its batch. */
+  i: number;
+  /** null when the job has no digest (stored before migration 5). */
+  conflict: boolean | null;
 }
 
 interface PendingRow {

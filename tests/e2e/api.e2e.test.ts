@@ -68,6 +68,11 @@ describe('ix API over HTTP', () => {
     const forbidden = await client.submit(makeRequest({ ix_client_id: 'beta' })).catch((e: unknown) => e);
     expect(forbidden).toBeInstanceOf(IxApiError);
     expect(forbidden).toMatchObject({ status: 403, code: 'forbidden' });
+    const request = makeRequest({ ix_client_id: 'acme' });
+    const { job } = await client.submit(request);
+    const conflict = await client.submit({ ...request, input: { changed: true } }).catch((e: unknown) => e);
+    expect(conflict).toBeInstanceOf(IxApiError);
+    expect(conflict).toMatchObject({ status: 409, code: 'idempotency_conflict', jobId: job.job_id });
     const anonymous = new IxClient({ baseUrl: api.address });
     await expect(anonymous.submit(makeRequest({ ix_client_id: 'acme' }))).rejects.toMatchObject({
       status: 401,

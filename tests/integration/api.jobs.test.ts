@@ -6,7 +6,7 @@ import { HTTP_TIMEOUTS } from '../../src/api/index.js';
 import { type Job, JobSchema } from '../../src/contracts/index.js';
 import { buildTestApi, type CapturedLogs, captureLogs, countJobs, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
-import { makeRequest } from '../support/factories.js';
+import { differingReplays, FIRST_CALLBACK_URL, makeRequest } from '../support/factories.js';
 
 const db = useTestDatabase();
 let app: FastifyInstance;
@@ -48,18 +48,56 @@ describe('POST /jobs', () => {
     expect(await countJobs(db.pool)).toBe(1);
   });
 
-  it('answers a replay with 200 and the first job, unchanged', async () => {
+  it('answers an identical replay with 200 and the first job, unchanged', async () => {
     const request = makeRequest();
     const first = (await submit({ request, callback_url: null })).json() as Job;
-    const replay = await submit({
-      request: { ...request, input: { other: true } },
-      callback_url: 'https://example.com/other',
-    });
+    const replay = await submit({ request, callback_url: null });
     expect(replay.statusCode).toBe(200);
     expect(replay.json()).toEqual(first);
     expect(replay.headers.location).toBe(`/jobs/${first.job_id}`);
     expect(await countJobs(db.pool)).toBe(1);
   });
+
+  it('the same request is the same whatever its key order, number spelling or ix_id', async () => {
+    const requestId = `order-${randomUUID()}`;
+    const first = await app.inject({
+      method: 'POST',
+      url: '/jobs',
+      headers: JSON_HEADERS,
+      payload: `{"request": {"ix_client_id": "acme", "request_id": "${requestId}",
+        "input": {"document": "s3://a.pdf", "options": {"dpi": 300, "scale": 1.5, "ocr": true}}},
+        "callback_url": "https://example.com/hook"}`,
+    });
+    expect(first.statusCode).toBe(201);
+    const replay = await app.inject({
+      method: 'POST',
+      url: '/jobs',
+      headers: JSON_HEADERS,
+      payload: `{"callback_url": "https://example.com/hook", "request": {"ix_id": "0123456789abcdef",
+        "input": {"options": {"ocr": true, "scale": 1.50, "dpi": 3.0e2}, "document": "s3://a.pdf"},
+        "request_id": "${requestId}", "ix_client_id": "acme"}}`,
+    });
+    expect(replay.statusCode).toBe(200);
+    expect(replay.json()).toEqual(first.json());
+  });
+
+  it.each(differingReplays)(
+    '409 idempotency_conflict naming the first job when the %s differs; the first job stands',
+    async (_, replayOf, callbackUrl) => {
+      const request = makeRequest();
+      const first = (await submit({ request, callback_url: FIRST_CALLBACK_URL })).json() as Job;
+      const replay = await submit({ request: replayOf(request), callback_url: callbackUrl });
+      const error = expectError(replay, 409, 'idempotency_conflict');
+      expect(replay.json()).toEqual({
+        error: { code: 'idempotency_conflict', message: error.message, job_id: first.job_id },
+      });
+      expect(error.message).toContain(request.request_id);
+      expect(error.message).toContain(first.job_id);
+      expect(replay.headers.location).toBe(`/jobs/${first.job_id}`);
+      expect((await app.inject({ method: 'GET', url: `/jobs/${first.job_id}` })).json()).toEqual(first);
+      expect(await countJobs(db.pool)).toBe(1);
+    },
+  );
 
   it('treats an absent callback_url as none', async () => {
     const response = await submit({ request: makeRequest() });
@@ -179,6 +217,23 @@ describe('POST /jobs', () => {
     expect(ids.size).toBe(20);
   });
 
+  it('concurrent submits share statements, and one conflicting submission fails alone with a 409', async () => {
+    const known = makeRequest();
+    const first = (await submit({ request: known, callback_url: null })).json() as Job;
+    const fresh = Array.from({ length: 20 }, () => makeRequest());
+    const responses = await Promise.all([
+      ...fresh.map((request) => submit({ request, callback_url: null })),
+      submit({ request: { ...known, input: 'something else' }, callback_url: null }),
+      submit({ request: known, callback_url: null }),
+    ]);
+    expect(responses.slice(0, 20).map((r) => r.statusCode)).toEqual(Array(20).fill(201));
+    expectError(responses[20]!, 409, 'idempotency_conflict');
+    expect(responses[20]!.json().error.job_id).toBe(first.job_id);
+    expect(responses[21]!.statusCode).toBe(200);
+    expect(responses[21]!.json()).toEqual(first);
+    expect(await countJobs(db.pool)).toBe(21);
+  });
+
   it('413 for a body over IX_MAX_BODY_BYTES', async () => {
     const response = await submit({ request: makeRequest({ input: 'x'.repeat(5000) }), callback_url: null });
     const error = expectError(response, 413, 'payload_too_large');
@@ -285,6 +340,9 @@ describe('probes and documentation', () => {
     expect(Object.keys(document.components.schemas)).toEqual(
       expect.arrayContaining(['Job', 'RequestIX', 'ResponseIX', 'Error']),
     );
+    const submitResponses = (document.paths['/jobs'] as { post: { responses: Record<string, unknown> } }).post
+      .responses;
+    expect(Object.keys(submitResponses)).toEqual(expect.arrayContaining(['200', '201', '400', '409']));
     const docs = await app.inject({ method: 'GET', url: '/docs' });
     expect(docs.statusCode).toBe(200);
     expect(docs.headers['content-type']).toContain('text/html');

@@ -130,6 +130,22 @@ describe('ix submit and ix get', () => {
     expect(replay.stderr).toContain(`already submitted as job ${job.job_id}`);
   });
 
+  it('a request id already used for a different request exits 1 naming the job, and writes nothing', async () => {
+    const request = { ix_client_id: 'cli', request_id: 'conflict-1', input: { pages: 1 } };
+    const first = await runCli(['submit'], env(), JSON.stringify(request));
+    const job = JSON.parse(first.stdout) as Job;
+    const conflict = await runCli(['submit'], env(), JSON.stringify({ ...request, input: { pages: 2 } }));
+    expect(conflict.code).toBe(1);
+    expect(conflict.stdout).toBe('');
+    expect(oneLine(conflict.stderr)).toMatch(
+      new RegExp(
+        `^ix: request_id "conflict-1" of client "cli" was already submitted, as job ${job.job_id}, with a different input or callback_url`,
+      ),
+    );
+    const { rows } = await db.pool.query('SELECT input FROM ix_jobs');
+    expect(rows).toEqual([{ input: { pages: 1 } }]);
+  });
+
   it('lists every invalid field with its path, exit 2, and writes nothing', async () => {
     const { code, stdout, stderr } = await runCli(
       ['submit'],
@@ -187,6 +203,19 @@ describe('ix submit and ix get --url: over HTTP, through ix api', () => {
       const replay = await runCli(['submit', '--url', api.address], env, request);
       expect(JSON.parse(replay.stdout)).toEqual(job);
       expect(replay.stderr).toContain(`already submitted as job ${job.job_id}`);
+
+      const conflict = await runCli(
+        ['submit', '--url', api.address],
+        env,
+        JSON.stringify({ ix_client_id: 'cli', request_id: 'http-1', input: { pages: 4 } }),
+      );
+      expect(conflict.code).toBe(1);
+      expect(conflict.stdout).toBe('');
+      expect(oneLine(conflict.stderr)).toMatch(
+        new RegExp(
+          `^ix: 409 idempotency_conflict: request_id "http-1" of client "cli" was already submitted, as job ${job.job_id},`,
+        ),
+      );
 
       // IX_API_URL stands in for --url.
       const fetched = await runCli(['get', job.job_id], { ...env, IX_API_URL: api.address });

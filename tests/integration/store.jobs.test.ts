@@ -12,6 +12,7 @@ import {
   createPool,
   get,
   getByCorrelation,
+  IdempotencyConflictError,
   insertPending,
   insertPendingMany,
   jobStartMany,
@@ -27,7 +28,7 @@ import {
   workerPruneStale,
 } from '../../src/store/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { failure, makeRequest, success } from '../support/factories.js';
+import { differingReplays, FIRST_CALLBACK_URL, failure, makeRequest, success } from '../support/factories.js';
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase();
@@ -60,22 +61,54 @@ describe('insertPending', () => {
     expect(await get(db.pool, job.job_id)).toEqual(job);
   });
 
-  it('a replay returns the first row unchanged, callback URL included, with created: false', async () => {
-    const request = makeRequest();
+  it('an identical replay returns the first row unchanged, with created: false and no conflict', async () => {
+    const request = makeRequest({ input: { document: 's3://a.pdf', options: { dpi: 300, ocr: true } } });
     const first = await insertPending(db.pool, request, 'https://first.example.com/cb');
     const claimed = await claimNextPending(db.pool);
     expect(claimed?.job_id).toBe(first.job.job_id);
+    // The same request: its keys in another order, and an ix_id of its own, which ix ignores.
     const replay = await insertPending(
       db.pool,
-      { ...request, input: { other: true } },
-      'https://second.example.com/cb',
+      {
+        input: { options: { ocr: true, dpi: 300 }, document: 's3://a.pdf' },
+        request_id: request.request_id,
+        ix_client_id: request.ix_client_id,
+        ix_id: 'ffffffffffffffff',
+      },
+      'https://first.example.com/cb',
     );
-    expect(replay.created).toBe(false);
-    expect(replay.job).toEqual(claimed);
-    expect(replay.job.callback_url).toBe('https://first.example.com/cb');
-    expect(replay.job.request.input).toEqual(request.input);
+    expect(replay).toEqual({ job: claimed, created: false, conflict: null });
     const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
     expect(rows[0].n).toBe(1);
+  });
+
+  it.each(differingReplays)(
+    'a replay with a different %s is a conflict naming the first job, which stays unchanged',
+    async (_, replayOf, callbackUrl) => {
+      const request = makeRequest();
+      const first = await insertPending(db.pool, request, FIRST_CALLBACK_URL);
+      const replay = await insertPending(db.pool, replayOf(request), callbackUrl);
+      expect(replay.created).toBe(false);
+      expect(replay.conflict).toBeInstanceOf(IdempotencyConflictError);
+      expect(replay.conflict).toMatchObject({
+        jobId: first.job.job_id,
+        clientId: request.ix_client_id,
+        requestId: request.request_id,
+      });
+      expect(replay.conflict?.message).toContain(first.job.job_id);
+      expect(replay.job).toEqual(first.job);
+      expect(await get(db.pool, first.job.job_id)).toEqual(first.job);
+      const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
+      expect(rows[0].n).toBe(1);
+    },
+  );
+
+  it('a job stored before request digests existed (NULL) never conflicts', async () => {
+    const request = makeRequest();
+    const first = await insertPending(db.pool, request, null);
+    await db.pool.query('UPDATE ix_jobs SET request_digest = NULL WHERE job_id = $1', [first.job.job_id]);
+    const replay = await insertPending(db.pool, { ...request, input: { other: true } }, null);
+    expect(replay).toEqual({ job: first.job, created: false, conflict: null });
   });
 
   it('50 concurrent inserts of one key from separate connections make exactly one row', async () => {
@@ -88,12 +121,17 @@ describe('insertPending', () => {
       }),
     );
     try {
+      // Half of them send another callback_url: whichever insert wins, the other half conflict.
       const results = await Promise.all(
-        clients.map((client, i) => insertPending(client, request, `https://example.com/${i}`)),
+        clients.map((client, i) => insertPending(client, request, `https://example.com/${i % 2}`)),
       );
       expect(results.filter((r) => r.created)).toHaveLength(1);
       expect(new Set(results.map((r) => r.job.job_id)).size).toBe(1);
       expect(new Set(results.map((r) => r.job.callback_url)).size).toBe(1);
+      const winner = results.find((r) => r.created)!.job;
+      const conflicts = results.filter((r) => r.conflict !== null);
+      expect(conflicts).toHaveLength(25);
+      for (const r of conflicts) expect(r.conflict?.jobId).toBe(winner.job_id);
       const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
       expect(rows[0].n).toBe(1);
       const { rows: queued } = await db.pool.query('SELECT count(*)::int AS n FROM ix_job_queue');
@@ -591,19 +629,35 @@ describe('claimed, not started', () => {
 });
 
 describe('insertPendingMany', () => {
-  it('inserts a batch in one statement, in order, and replays known keys unchanged', async () => {
+  it('inserts a batch in one statement, in order; replays get the first job, conflicts fail alone', async () => {
     const known = await insertPending(db.pool, makeRequest(), 'https://known.example.com/cb');
     const fresh = [makeRequest(), makeRequest(), makeRequest()];
     const results = await insertPendingMany(db.pool, [
       { request: fresh[0]!, callbackUrl: null },
+      { request: known.job.request, callbackUrl: 'https://known.example.com/cb' },
+      { request: fresh[1]!, callbackUrl: 'https://example.com/1' },
+      {
+        request: { ...fresh[1]!, input: 'a conflict inside the batch' },
+        callbackUrl: 'https://example.com/1',
+      },
       { request: known.job.request, callbackUrl: 'https://other.example.com/cb' },
       { request: fresh[1]!, callbackUrl: 'https://example.com/1' },
-      { request: { ...fresh[1]!, input: 'a replay inside the batch' }, callbackUrl: null },
       { request: fresh[2]!, callbackUrl: null },
     ]);
-    expect(results.map((r) => r.created)).toEqual([true, false, true, false, true]);
+    expect(results.map((r) => r.created)).toEqual([true, false, true, false, false, false, true]);
+    expect(results.map((r) => r.conflict?.jobId ?? null)).toEqual([
+      null,
+      null,
+      null,
+      results[2]!.job.job_id,
+      known.job.job_id,
+      null,
+      null,
+    ]);
     expect(results[1]!.job).toEqual(known.job);
+    expect(results[4]!.job).toEqual(known.job);
     expect(results[3]!.job).toEqual(results[2]!.job);
+    expect(results[5]!.job).toEqual(results[2]!.job);
     expect(results[3]!.job.request.input).toEqual(fresh[1]!.input);
     const claimed = await claimPending(db.pool, 10);
     expect(claimed.map((j) => j.request_id)).toEqual([

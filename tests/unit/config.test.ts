@@ -90,4 +90,16 @@ describe('loadConfig', () => {
     expect(() => parseApiKeys('a=0123456789abcdef0,a=0123456789abcdef1')).toThrow(/twice/);
     expectConfigError({ IX_API_KEYS: '@/nonexistent/keys' }, 'IX_API_KEYS', /cannot read/);
   });
+
+  it('refuses one key listed for two clients, naming both and never the key', () => {
+    const key = '0123456789abcdef0-shared';
+    expectConfigError(
+      { IX_API_KEYS: `acme=${key},beta=fedcba98765432100,gamma=${key}` },
+      'IX_API_KEYS',
+      /"acme" and "gamma".*same key/,
+    );
+    expect(() => parseApiKeys(`acme=${key},gamma=${key}`)).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining(key) }),
+    );
+  });
 });
