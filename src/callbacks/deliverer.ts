@@ -8,9 +8,11 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
 import type { Logger } from '../log.js';
+import { Loop } from '../loop.js';
 import { type CallbackClaim, callbackClaimDue, callbackRecordAttempt } from '../store/index.js';
+import { withTimeout } from '../time.js';
 import { post } from './deliver.js';
-import { checkCallbackUrl, type Resolver } from './guard.js';
+import { checkCallbackUrl, type GuardResult, type Resolver } from './guard.js';
 import { type AttemptResult, judge, nextDelaySeconds } from './policy.js';
 import { signatureHeaders, webhookId } from './sign.js';
 
@@ -40,15 +42,11 @@ export class CallbackDeliverer {
   private readonly callbacks: Config['callbacks'];
   private readonly logger: Logger;
   private readonly batchSize: number;
-  private readonly idleMs: number;
   private readonly now: () => Date | null;
   private readonly resolve: Resolver | undefined;
   private readonly random: () => number;
   private warnedUnsigned = false;
-  private loop: Promise<void> | null = null;
-  private stopping = false;
-  private wakeUp: (() => void) | null = null;
-  private woken = false;
+  private readonly loop: Loop;
 
   constructor(options: CallbackDelivererOptions) {
     this.pool = options.pool;
@@ -56,10 +54,15 @@ export class CallbackDeliverer {
     const workerId = options.workerId ?? randomUUID();
     this.logger = options.logger.child({ component: 'callbacks', worker_id: workerId });
     this.batchSize = options.batchSize ?? 10;
-    this.idleMs = options.idleMs ?? 1_000;
     this.now = options.now ?? (() => null);
     this.resolve = options.resolve;
     this.random = options.random ?? Math.random;
+    this.loop = new Loop({
+      name: 'callback delivery pass',
+      logger: this.logger,
+      idleMs: options.idleMs ?? 1_000,
+      pass: async () => (await this.runOnce()) >= this.batchSize,
+    });
   }
 
   private get leaseSeconds(): number {
@@ -89,48 +92,18 @@ export class CallbackDeliverer {
 
   /** Runs passes until stopped: straight on while there is a backlog, else every `idleMs` or when woken. */
   start(): void {
-    if (this.loop) return;
-    this.stopping = false;
     this.warnIfUnsigned();
-    this.loop = (async () => {
-      while (!this.stopping) {
-        this.woken = false;
-        let attempted = 0;
-        try {
-          attempted = await this.runOnce();
-        } catch (error) {
-          this.logger.error({ err: error }, 'callback pass failed; retrying after the idle wait');
-        }
-        // A wake during the pass may be for a callback the pass's claim came too early to see.
-        if (attempted < this.batchSize && !this.stopping && !this.woken) await this.sleep(this.idleMs);
-      }
-    })();
+    this.loop.start();
   }
 
   /** Cuts an idle wait short, or skips the next one if a pass is running (jobs just finished). */
   wake(): void {
-    this.woken = true;
-    this.wakeUp?.();
+    this.loop.wake();
   }
 
   /** Stops the loop after the attempts in flight are recorded (each bounded by the timeout). */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.wake();
-    await this.loop;
-    this.loop = null;
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wakeUp = null;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakeUp = done;
-    });
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   private warnIfUnsigned(): void {
@@ -189,20 +162,19 @@ export class CallbackDeliverer {
       };
     }
     const timeoutMs = this.callbacks.timeoutSeconds * 1000;
-    const checked = await withDeadline(
-      checkCallbackUrl(job.callback_url, {
-        allowPrivate: this.callbacks.allowPrivate,
-        resolve: this.resolve,
-      }),
-      timeoutMs,
-    );
-    if (checked === null) {
-      return {
-        statusCode: null,
-        retryAfterSeconds: null,
-        error: `resolving the callback host timed out after ${timeoutMs} ms`,
-        retryable: true,
-      };
+    let checked: GuardResult;
+    try {
+      // dns.lookup cannot be aborted: a slow one is only no longer waited for.
+      checked = await withTimeout(
+        checkCallbackUrl(job.callback_url, {
+          allowPrivate: this.callbacks.allowPrivate,
+          resolve: this.resolve,
+        }),
+        timeoutMs,
+        () => new Error(`resolving the callback host timed out after ${timeoutMs} ms`),
+      );
+    } catch (error) {
+      return { statusCode: null, retryAfterSeconds: null, error: (error as Error).message, retryable: true };
     }
     if (!checked.ok) {
       return {
@@ -222,18 +194,5 @@ export class CallbackDeliverer {
       body,
       timeoutMs,
     });
-  }
-}
-
-/** `work`'s value, or null when it takes longer than `ms` (dns.lookup cannot be aborted). */
-async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<null>((resolve) => {
-    timer = setTimeout(() => resolve(null), ms);
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { Loop } from '../loop.js';
 import {
   claimJobs,
   type Held,
@@ -65,15 +66,12 @@ export class Worker {
   private inStart: Claim[] = [];
   private unmarked: Claim[] = [];
   private readonly running = new Map<Claim, Promise<void>>();
-  private claiming: Promise<void> | null = null;
-  private claimAgain = false;
+  private readonly claimLoop: Loop;
+  private readonly heartbeatLoop: Loop;
   private startLoop: Promise<void> | null = null;
   private markLoop: Promise<void> | null = null;
   private registered = false;
-  private started = false;
   private stopping: Promise<void> | null = null;
-  private pollTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: WorkerOptions) {
     this.workerId = options.workerId ?? randomUUID();
@@ -84,6 +82,27 @@ export class Worker {
       pool: options.pool,
       logger: this.logger,
       onSettled: (applied, dropped) => this.settled(applied, dropped),
+    });
+    // Woken by NOTIFY and by every freed slot; the idle wait is the fallback poll.
+    this.claimLoop = new Loop({
+      name: 'claim',
+      logger: this.logger,
+      idleMs: options.config.pollIntervalMs,
+      pass: async () => {
+        const free = this.freeSlots();
+        if (free < this.minimumClaim()) return false;
+        // A full batch means more may be waiting: go on while slots are free.
+        return (await this.claim()) === free;
+      },
+    });
+    this.heartbeatLoop = new Loop({
+      name: 'heartbeat (jobs may be rescued if it keeps failing)',
+      logger: this.logger,
+      idleMs: options.config.heartbeatIntervalSeconds * 1000,
+      pass: async () => {
+        await workerHeartbeat(this.options.pool, this.workerId);
+        return false;
+      },
     });
   }
 
@@ -98,19 +117,14 @@ export class Worker {
 
   async start(): Promise<void> {
     await this.register();
-    this.started = true;
-    this.heartbeatTimer = setInterval(
-      () => void this.heartbeat(),
-      this.config.heartbeatIntervalSeconds * 1000,
-    );
+    this.heartbeatLoop.start();
     this.sweeper.start();
     await this.listener.start();
-    this.pollTimer = setInterval(() => this.wake(), this.config.pollIntervalMs);
     this.logger.info(
       { concurrency: this.config.concurrency, prefetch: this.config.prefetch },
       'worker started',
     );
-    this.wake();
+    this.claimLoop.start();
   }
 
   /**
@@ -134,14 +148,6 @@ export class Worker {
     if (this.registered) return;
     await workerHeartbeat(this.options.pool, this.workerId);
     this.registered = true;
-  }
-
-  private async heartbeat(): Promise<void> {
-    try {
-      await workerHeartbeat(this.options.pool, this.workerId);
-    } catch (error) {
-      this.logger.error({ err: error }, 'heartbeat failed; jobs may be rescued if it keeps failing');
-    }
   }
 
   private get startedOrStarting(): number {
@@ -170,34 +176,7 @@ export class Worker {
 
   /** Asks for a claim now; coalesces with one in progress. */
   wake(): void {
-    if (!this.started || this.stopping) return;
-    if (this.claiming) {
-      this.claimAgain = true;
-      return;
-    }
-    this.claiming = this.claimLoop().finally(() => {
-      this.claiming = null;
-    });
-  }
-
-  private async claimLoop(): Promise<void> {
-    const backoff = new Backoff();
-    do {
-      this.claimAgain = false;
-      const free = this.freeSlots();
-      if (free < this.minimumClaim()) return;
-      try {
-        const claimed = await this.claim();
-        backoff.reset();
-        // A full batch means more may be waiting: keep going while slots are free.
-        if (claimed === free) this.claimAgain = true;
-      } catch (error) {
-        const retryInMs = backoff.next();
-        this.logger.error({ err: error, retryInMs }, 'claim failed; retrying');
-        await sleep(retryInMs);
-        this.claimAgain = true;
-      }
-    } while (this.claimAgain && !this.stopping);
+    if (!this.stopping) this.claimLoop.wake();
   }
 
   private async claim(): Promise<number> {
@@ -396,11 +375,11 @@ export class Worker {
     const graceEnds = Date.now() + this.config.shutdownGraceSeconds * 1000;
     const untilGraceEnds = () => Math.max(0, graceEnds - Date.now());
     this.logger.info({ held: this.held.size }, 'worker stopping');
-    clearInterval(this.pollTimer);
-    this.sweeper.stop();
-    await this.listener.close();
     // A claim or start statement in flight may still bring jobs: wait for it, boundedly.
-    await settlesWithin(this.claiming ?? Promise.resolve(), untilGraceEnds());
+    await settlesWithin(
+      Promise.all([this.claimLoop.stop(), this.sweeper.stop(), this.listener.close()]),
+      untilGraceEnds(),
+    );
     await settlesWithin(this.startLoop ?? Promise.resolve(), untilGraceEnds());
     // Claims that never started go back as they were.
     const unstarted = [...this.buffer.splice(0), ...this.starting.splice(0), ...this.inStart.splice(0)];
@@ -417,7 +396,7 @@ export class Worker {
       await settlesWithin(Promise.all(this.running.values()), ABORT_WAIT_MS);
     }
     await this.completer.drain(Math.max(graceEnds, Date.now()) + RECORD_WAIT_MS);
-    clearInterval(this.heartbeatTimer);
+    await settlesWithin(this.heartbeatLoop.stop(), RECORD_WAIT_MS);
     if (this.registered) {
       const removed = workerRemove(this.options.pool, this.workerId).catch((error: unknown) => {
         this.logger.error({ err: error }, 'could not deregister the worker');

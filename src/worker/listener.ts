@@ -1,77 +1,82 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { Loop } from '../loop.js';
 
 /**
- * One dedicated connection LISTENing on a channel. It reconnects by itself (PostgreSQL restart,
- * pg_terminate_backend, network) with backoff, and calls `onWake` after every (re)connect too,
- * since notifications sent while it was away are lost.
+ * One dedicated connection LISTENing on a channel. Each pass of its loop connects, listens and
+ * holds the connection until it is lost (PostgreSQL restart, pg_terminate_backend, network); the
+ * loop then connects again, backing off while connecting fails. It calls `onWake` after every
+ * (re)connect too, since notifications sent while it was away are lost.
  */
 export class Listener {
+  private readonly loop: Loop;
   private client: pg.Client | null = null;
   private closed = false;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private backoffMs = 100;
+  private firstAttempt: (() => void) | null = null;
 
   constructor(
     private readonly connectionString: string,
     private readonly channel: string,
     private readonly onWake: () => void,
     private readonly logger: Logger,
-  ) {}
-
-  async start(): Promise<void> {
-    await this.connect();
-  }
-
-  private async connect(): Promise<void> {
-    const client = new pg.Client({
-      connectionString: this.connectionString,
-      application_name: 'ix listener',
+  ) {
+    this.loop = new Loop({
+      name: 'listen connection',
+      logger,
+      // After a connection held and then lost: reconnect almost at once.
+      idleMs: 100,
+      pass: async () => {
+        await this.listenUntilLost();
+        return false;
+      },
     });
-    client.on('notification', () => this.onWake());
-    client.on('error', (error) => this.lost(client, error));
-    client.on('end', () => this.lost(client, null));
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
-    } catch (error) {
-      this.lost(client, error as Error);
-      return;
-    }
-    if (this.closed) {
-      await client.end().catch(() => {});
-      return;
-    }
-    this.client = client;
-    this.backoffMs = 100;
-    this.onWake();
   }
 
-  private lost(client: pg.Client, error: Error | null): void {
-    if (this.closed || (this.client !== null && this.client !== client)) return;
-    this.client = null;
-    client.removeAllListeners('end');
-    client.end().catch(() => {});
-    if (this.retryTimer) return;
-    this.logger.warn(
-      { err: error ?? undefined, retryInMs: this.backoffMs },
-      'listen connection lost; reconnecting',
-    );
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.connect();
-    }, this.backoffMs);
-    this.backoffMs = Math.min(this.backoffMs * 2, 5_000);
+  /** Starts listening; resolves once the first connection attempt is over, whatever its result. */
+  async start(): Promise<void> {
+    const connected = new Promise<void>((resolve) => {
+      this.firstAttempt = resolve;
+    });
+    this.loop.start();
+    await connected;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.retryTimer);
-    const client = this.client;
-    this.client = null;
-    if (client) {
-      client.removeAllListeners('end');
+    const stopped = this.loop.stop();
+    await this.client?.end().catch(() => {});
+    await stopped;
+  }
+
+  /** Throws when connecting fails; resolves when a connection that was listening is lost. */
+  private async listenUntilLost(): Promise<void> {
+    const client = new pg.Client({
+      connectionString: this.connectionString,
+      application_name: 'ix listener',
+      keepAlive: true,
+    });
+    const lost = new Promise<Error | null>((resolve) => {
+      client.on('error', (error) => resolve(error));
+      client.on('end', () => resolve(null));
+    });
+    client.on('notification', () => this.onWake());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+    } catch (error) {
       await client.end().catch(() => {});
+      throw error;
+    } finally {
+      this.firstAttempt?.();
+      this.firstAttempt = null;
     }
+    this.client = client;
+    // Closed while connecting: close() found no client to end.
+    if (this.closed) await client.end().catch(() => {});
+    else this.onWake();
+    const error = await lost;
+    this.client = null;
+    await client.end().catch(() => {});
+    if (error && !this.closed) this.logger.warn({ err: error }, 'listen connection lost; reconnecting');
   }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Job, ResponseIX } from '../contracts/index.js';
+import { withTimeout } from '../time.js';
 import type { Pipeline } from './pipeline.js';
 
 export class PipelineTimeoutError extends Error {
@@ -50,14 +51,6 @@ export interface RunOptions {
  */
 export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOptions): Promise<ResponseIX> {
   const { abort } = options;
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new PipelineTimeoutError(options.timeoutSeconds);
-      abort.abort(error);
-      reject(error);
-    }, options.timeoutSeconds * 1000);
-  });
   // A child logger costs more than a no-op job itself (measured: ~14 µs a job with one made
   // eagerly); most pipelines never log, so it is made on first use.
   let logger: Logger | undefined;
@@ -74,7 +67,11 @@ export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOpti
     },
   };
   try {
-    const outcome = await Promise.race([pipeline(job.request, ctx), timedOut]);
+    const outcome = await withTimeout(pipeline(job.request, ctx), options.timeoutSeconds * 1000, () => {
+      const error = new PipelineTimeoutError(options.timeoutSeconds);
+      abort.abort(error);
+      return error;
+    });
     if (outcome !== null && typeof outcome === 'object') {
       if ('error' in outcome && typeof outcome.error === 'string') {
         return { ix_id: job.ix_id, error: outcome.error, result: null };
@@ -93,7 +90,5 @@ export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOpti
     const message = error instanceof Error ? error.message : String(error);
     if (!(error instanceof PipelineTimeoutError)) ctx.logger.warn({ err: error }, 'pipeline threw');
     return { ix_id: job.ix_id, error: message || 'pipeline failed without a message', result: null };
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { Loop } from '../loop.js';
 import { type SweepResult, sweepOrphans, workerPruneStale } from '../store/index.js';
 
 /**
@@ -8,20 +9,29 @@ import { type SweepResult, sweepOrphans, workerPruneStale } from '../store/index
  * concurrently: each job is moved by exactly one sweeper, see sweepOrphans).
  */
 export class Sweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
+  private readonly loop: Loop;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly config: Config['worker'],
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.loop = new Loop({
+      name: 'sweep',
+      logger,
+      idleMs: config.sweepIntervalSeconds * 1000,
+      pass: async () => {
+        await this.runOnce();
+        return false;
+      },
+    });
+  }
 
   /** One pass; `now` is injectable so tests need no sleeping. */
   async runOnce(now: Date | null = null): Promise<SweepResult> {
     const result = await sweepOrphans(this.pool, {
       now,
-      // The seed's rule, kept as the fallback for a worker that heartbeats but is stuck.
+      // For a worker that heartbeats but is stuck: twice the timeout its pipeline should have hit.
       maxRunningSeconds: 2 * this.config.requestTimeoutSeconds,
       heartbeatTimeoutSeconds: this.config.heartbeatTimeoutSeconds,
       maxAttempts: this.config.maxAttempts,
@@ -38,23 +48,10 @@ export class Sweeper {
   }
 
   start(): void {
-    this.running = true;
-    const tick = async () => {
-      try {
-        await this.runOnce();
-      } catch (error) {
-        this.logger.error({ err: error }, 'sweep failed; will retry at the next interval');
-      }
-      if (!this.running) return;
-      this.timer = setTimeout(tick, this.config.sweepIntervalSeconds * 1000);
-      this.timer.unref();
-    };
-    void tick();
+    this.loop.start();
   }
 
-  stop(): void {
-    this.running = false;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 }

@@ -123,7 +123,7 @@ describe('chaos', () => {
         kindOf.set(requestId, kinds[i]!);
         for (;;) {
           try {
-            await client.submit({ ix_client_id: 'chaos', request_id: requestId, input: { kind: kinds[i] } });
+            await client.submit({ ix_client_id: 'chaos', request_id: requestId, input: { kind: kinds[i]! } });
             acknowledged.add(requestId);
             break;
           } catch {
