@@ -11,9 +11,9 @@ import type { Logger } from '../log.js';
 import { Loop } from '../loop.js';
 import { type CallbackClaim, callbackClaimDue, callbackRecordAttempt } from '../store/index.js';
 import { withTimeout } from '../time.js';
-import { post } from './deliver.js';
 import { checkCallbackUrl, type GuardResult, type Resolver } from './guard.js';
 import { type AttemptResult, judge, nextDelaySeconds } from './policy.js';
+import { post } from './post.js';
 import { signatureHeaders, webhookId } from './sign.js';
 
 export interface CallbackDelivererOptions {

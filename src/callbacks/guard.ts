@@ -1,7 +1,7 @@
 /**
  * The delivery-time SSRF guard. Callback URLs are client input aimed from inside ix's network,
  * so the host is resolved here, every address it resolves to must be public unicast, and the
- * caller connects to exactly the address checked (see deliver.ts), leaving no window for DNS
+ * caller connects to exactly the address checked (see post.ts), leaving no window for DNS
  * rebinding between the check and the connection.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';

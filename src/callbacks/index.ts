@@ -1,4 +1,3 @@
-export { MAX_RESPONSE_BYTES } from './deliver.js';
 export { CallbackDeliverer, type CallbackDelivererOptions } from './deliverer.js';
 export {
   bareHostname,
@@ -11,4 +10,5 @@ export {
   systemResolver,
 } from './guard.js';
 export { type AttemptResult, judge, nextDelaySeconds, parseRetryAfter, type Verdict } from './policy.js';
+export { MAX_RESPONSE_BYTES } from './post.js';
 export { sign, signatureHeaders, webhookId } from './sign.js';

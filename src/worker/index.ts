@@ -1,5 +1,5 @@
-export { Worker, type WorkerOptions } from './dispatcher.js';
+export { echoPipeline, httpPipeline, loadPipeline } from './builtins.js';
 export type { Pipeline, PipelineContext, PipelineResult } from './pipeline.js';
-export { echoPipeline, httpPipeline, loadPipeline } from './pipelines.js';
 export { JobAbort, PipelineTimeoutError, runPipeline } from './run.js';
 export { Sweeper } from './sweeper.js';
+export { Worker, type WorkerOptions } from './worker.js';

@@ -6,19 +6,19 @@ import { Loop } from '../loop.js';
 import {
   claimJobs,
   type Held,
-  jobStartMany,
   PENDING_CHANNEL,
   releaseJobs,
   workerHeartbeat,
   workerRemove,
 } from '../store/index.js';
-import { Backoff, settlesWithin, sleep } from '../time.js';
+import { settlesWithin } from '../time.js';
 import { type Claim, startsCarefully } from './claim.js';
 import { Completer, type Finished } from './completer.js';
 import { Listener } from './listener.js';
 import { storable } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
 import { JobAbort, runPipeline } from './run.js';
+import { Starter } from './starter.js';
 import { Sweeper } from './sweeper.js';
 
 export interface WorkerOptions {
@@ -33,10 +33,6 @@ export interface WorkerOptions {
   onCallbacksDue?: () => void;
 }
 
-/** Runs `work` on the next turn of the event loop, so whatever is queued in this one shares it. */
-const nextTurn = (work: () => Promise<void>): Promise<void> =>
-  new Promise<void>((resolve) => setImmediate(resolve)).then(work);
-
 /** After the grace period, how long aborted pipelines get to return before stop goes on without them. */
 const ABORT_WAIT_MS = 1_000;
 /** After the grace period, how long stop keeps trying to record outcomes and hand jobs back. */
@@ -47,11 +43,10 @@ const RECORD_WAIT_MS = 2_000;
  * at most `concurrency` at a time, and hands outcomes to its Completer. Wakes on NOTIFY, polls as
  * a fallback, renews its heartbeat, sweeps orphans, and on stop hands back what it cannot finish.
  *
- * Every claim it holds is in `held` and in exactly one of: `buffer` (claimed, not started),
- * `starting` or `inStart` (a careful start being written, see startsCarefully), `running` (in
- * the pipeline), or the completer (finished, outcome not recorded yet). A claim leaves `held`
- * when its outcome is recorded or discarded, or when it is handed back. `unmarked` lists running
- * claims whose `running` mark is still to be written.
+ * Every claim it holds is in `held` and in exactly one of: `buffer` (claimed, not started), the
+ * starter (a careful start being written, see startsCarefully), `running` (in the pipeline), or
+ * the completer (finished, outcome not recorded yet). A claim leaves `held` when its outcome is
+ * recorded or discarded, or when it is handed back.
  */
 export class Worker {
   readonly workerId: string;
@@ -62,14 +57,10 @@ export class Worker {
   private readonly held = new Set<Claim>();
   private heldBytes = 0;
   private buffer: Claim[] = [];
-  private starting: Claim[] = [];
-  private inStart: Claim[] = [];
-  private unmarked: Claim[] = [];
   private readonly running = new Map<Claim, Promise<void>>();
   private readonly claimLoop: Loop;
   private readonly heartbeatLoop: Loop;
-  private startLoop: Promise<void> | null = null;
-  private markLoop: Promise<void> | null = null;
+  private readonly starter: Starter;
   private registered = false;
   private stopping: Promise<void> | null = null;
 
@@ -82,6 +73,14 @@ export class Worker {
       pool: options.pool,
       logger: this.logger,
       onSettled: (applied, dropped) => this.settled(applied, dropped),
+    });
+    this.starter = new Starter({
+      pool: options.pool,
+      workerId: this.workerId,
+      logger: this.logger,
+      run: (claim) => this.run(claim),
+      drop: (claim) => this.forget(claim),
+      isRunning: (claim) => this.running.has(claim),
     });
     // Woken by NOTIFY and by every freed slot; the idle wait is the fallback poll.
     this.claimLoop = new Loop({
@@ -151,7 +150,7 @@ export class Worker {
   }
 
   private get startedOrStarting(): number {
-    return this.running.size + this.starting.length + this.inStart.length;
+    return this.running.size + this.starter.starting;
   }
 
   private freeSlots(): number {
@@ -207,82 +206,10 @@ export class Worker {
     while (!this.stopping && this.buffer.length > 0 && this.startedOrStarting < this.config.concurrency) {
       const claim = this.buffer.shift()!;
       if (startsCarefully(claim)) {
-        this.starting.push(claim);
+        this.starter.startCarefully(claim);
       } else {
         this.run(claim);
-        this.unmarked.push(claim);
-      }
-    }
-    if (this.starting.length > 0) {
-      this.startLoop ??= nextTurn(() => this.startCarefully()).finally(() => {
-        this.startLoop = null;
-      });
-    }
-    if (this.unmarked.length > 0) {
-      this.markLoop ??= nextTurn(() => this.markStarted()).finally(() => {
-        this.markLoop = null;
-      });
-    }
-  }
-
-  /**
-   * Marks running jobs started, one statement at a time for whatever is waiting. A job that has
-   * finished by then needs no mark: its outcome records when it started. Only what the API shows
-   * and what a crash would charge depend on it, so a failure is logged and the jobs run on.
-   */
-  private async markStarted(): Promise<void> {
-    while (this.unmarked.length > 0) {
-      const batch = this.unmarked.splice(0).filter((claim) => this.running.has(claim));
-      if (batch.length === 0) continue;
-      try {
-        const startedAt = await jobStartMany(this.options.pool, this.workerId, batch);
-        for (const claim of batch) if (startedAt.has(claim.job.job_id)) claim.marked = true;
-      } catch (error) {
-        this.logger.warn(
-          { err: error, jobs: batch.length },
-          'marking running jobs started failed; they run on',
-        );
-      }
-    }
-  }
-
-  /** Marks started what must be before it runs (see startsCarefully); runs it once that is written. */
-  private async startCarefully(): Promise<void> {
-    const backoff = new Backoff();
-    while (this.starting.length > 0) {
-      this.inStart = this.starting.splice(0);
-      let startedAt: Map<string, string>;
-      try {
-        startedAt = await jobStartMany(this.options.pool, this.workerId, this.inStart);
-      } catch (error) {
-        const batch = this.inStart;
-        this.inStart = [];
-        if (this.stopping) {
-          // Not started: handed back with the buffer.
-          this.buffer.unshift(...batch);
-          return;
-        }
-        this.starting.unshift(...batch);
-        const retryInMs = backoff.next();
-        this.logger.error({ err: error, retryInMs }, 'starting claimed jobs failed; retrying');
-        await sleep(retryInMs);
-        continue;
-      }
-      backoff.reset();
-      const batch = this.inStart;
-      this.inStart = [];
-      for (const claim of batch) {
-        if (startedAt.has(claim.job.job_id)) {
-          claim.marked = true;
-          this.run(claim);
-          continue;
-        }
-        // The claim was handed back meanwhile (this worker was presumed dead): not ours.
-        this.logger.warn(
-          { ix_id: claim.job.ix_id, job_id: claim.job.job_id },
-          'claim handed back before it started; not running it',
-        );
-        this.forget(claim);
+        this.starter.markLater(claim);
       }
     }
   }
@@ -333,8 +260,7 @@ export class Worker {
   private async settle(): Promise<void> {
     for (;;) {
       if (this.running.size > 0) await Promise.all(this.running.values());
-      else if (this.startLoop) await this.startLoop;
-      else if (this.markLoop) await this.markLoop;
+      else if (this.starter.starting > 0) await this.starter.settled();
       else if (this.completer.size > 0) await this.completer.drain(Number.POSITIVE_INFINITY);
       else if (this.buffer.length > 0) this.startBuffered();
       else return;
@@ -380,15 +306,15 @@ export class Worker {
       Promise.all([this.claimLoop.stop(), this.sweeper.stop(), this.listener.close()]),
       untilGraceEnds(),
     );
-    await settlesWithin(this.startLoop ?? Promise.resolve(), untilGraceEnds());
+    await settlesWithin(this.starter.stop(), untilGraceEnds());
     // Claims that never started go back as they were.
-    const unstarted = [...this.buffer.splice(0), ...this.starting.splice(0), ...this.inStart.splice(0)];
+    const unstarted = [...this.starter.takeUnstarted(), ...this.buffer.splice(0)];
     await this.handBack(unstarted, untilGraceEnds() + RECORD_WAIT_MS);
 
     await settlesWithin(Promise.all(this.running.values()), untilGraceEnds());
     if (this.running.size > 0) {
       // Whether each is marked started decides how it goes back: let a mark in flight land.
-      await settlesWithin(this.markLoop ?? Promise.resolve(), RECORD_WAIT_MS);
+      await settlesWithin(this.starter.settled(), RECORD_WAIT_MS);
       const unfinished = [...this.running.keys()];
       await this.handBack(unfinished, RECORD_WAIT_MS);
       for (const claim of unfinished) claim.abort?.abort(new Error('worker shutting down'));
