@@ -1,6 +1,6 @@
 /**
  * The wire format of ix, in one place: every request body is parsed through these schemas, and
- * every row read back from PostgreSQL is checked against them (snake_case, as in the seed).
+ * every row read back from PostgreSQL is checked against them (snake_case on the wire).
  */
 import { z } from 'zod';
 

@@ -3,8 +3,10 @@
  * embedded PostgreSQL in a temp directory, so `npm test` never skips the integration tests. It
  * prepares a migrated template database; each test file clones its own from it.
  */
+
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -44,7 +46,31 @@ function removeOrphanedServers(): void {
   }
 }
 
+/** The newest modification time under `dir`, in ms (0 for nothing there). */
+function newest(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) latest = Math.max(latest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return latest;
+}
+
+/**
+ * The end-to-end tests run the built `ix` (dist/): a build older than src/ would test old code
+ * without a word. `npm test` builds first; a bare `npx vitest` rebuilds here, and says so.
+ */
+function buildIfStale(): void {
+  // tsc leaves an output whose content did not change untouched: compare with the newest one.
+  if (existsSync('dist/cli.js') && newest('dist') >= newest('src')) return;
+  console.log('[ix tests] dist/ is older than src/: building it first (npm run build)');
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+    stdio: 'inherit',
+  });
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  buildIfStale();
   let embedded: EmbeddedPostgres | null = null;
   let embeddedDir: string | null = null;
   let serverUrl = process.env.IX_TEST_DATABASE_URL || process.env.IX_POSTGRES_URL || '';
