@@ -4,6 +4,7 @@
  * The README's configuration table lists the same variables with the same defaults.
  */
 import { readFileSync } from 'node:fs';
+import { LIMITS } from './contracts/index.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -154,8 +155,8 @@ export function parseApiKeys(text: string, variable = 'IX_API_KEYS'): Map<string
     const client = trimmed.slice(0, at).trim();
     const key = trimmed.slice(at + 1).trim();
     if (at <= 0 || key === '') throw new ConfigError(variable, 'each entry must be client=key');
-    if (client.length > 128)
-      throw new ConfigError(variable, `client id "${client.slice(0, 20)}…" is over 128 chars`);
+    if (client.length > LIMITS.clientId)
+      throw new ConfigError(variable, `client id "${client.slice(0, 20)}…" is over ${LIMITS.clientId} chars`);
     if (key.length < 16)
       throw new ConfigError(variable, `the key for client "${client}" is shorter than 16 chars`);
     if (keys.has(client)) throw new ConfigError(variable, `client "${client}" is listed twice`);

@@ -6,8 +6,9 @@
  */
 import { isIP } from 'node:net';
 import { bareHostname, refusedRange } from '../callbacks/index.js';
+import { LIMITS } from '../contracts/index.js';
 
-export const MAX_CALLBACK_URL_LENGTH = 2048;
+export const MAX_CALLBACK_URL_LENGTH = LIMITS.callbackUrl;
 
 /** Returns what is wrong with `value` as a callback URL, or null when it is acceptable. */
 export function callbackUrlProblem(value: string, allowPrivate: boolean): string | null {

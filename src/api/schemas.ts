@@ -1,6 +1,6 @@
 /** The API's own envelopes around the contracts of src/contracts (which stay the wire format). */
 import { z } from 'zod';
-import { JobSchema, RequestIXSchema } from '../contracts/index.js';
+import { ClientIdSchema, JobSchema, RequestIdSchema, RequestIXSchema } from '../contracts/index.js';
 import { MAX_CALLBACK_URL_LENGTH } from './callback-url.js';
 
 export const SubmitBodySchema = z
@@ -17,8 +17,8 @@ export type SubmitBody = z.infer<typeof SubmitBodySchema>;
 export const JobParamsSchema = z.object({ job_id: z.uuid() });
 
 export const CorrelationQuerySchema = z.object({
-  client_id: z.string().min(1).max(128),
-  request_id: z.string().min(1).max(256),
+  client_id: ClientIdSchema,
+  request_id: RequestIdSchema,
 });
 
 export const ErrorSchema = z

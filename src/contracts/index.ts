@@ -17,10 +17,20 @@ const jsonValue = (what: string) =>
 
 export const IX_ID_PATTERN = /^[0-9a-f]{16}$/;
 
+/** The lengths ix accepts, in characters: named once, checked on submit, in config and on read. */
+export const LIMITS = {
+  clientId: 128,
+  requestId: 256,
+  callbackUrl: 2_048,
+} as const;
+
+export const ClientIdSchema = z.string().min(1).max(LIMITS.clientId);
+export const RequestIdSchema = z.string().min(1).max(LIMITS.requestId);
+
 export const RequestIXSchema = z
   .strictObject({
-    ix_client_id: z.string().min(1).max(128),
-    request_id: z.string().min(1).max(256),
+    ix_client_id: ClientIdSchema,
+    request_id: RequestIdSchema,
     ix_id: z
       .string()
       .max(64)
@@ -65,8 +75,8 @@ export const JobSchema = z
   .strictObject({
     job_id: z.uuid(),
     ix_id: z.string().regex(IX_ID_PATTERN),
-    client_id: z.string().min(1).max(128),
-    request_id: z.string().min(1).max(256),
+    client_id: ClientIdSchema,
+    request_id: RequestIdSchema,
     status: JobStatusSchema,
     request: RequestIXSchema.extend({ ix_id: z.string().regex(IX_ID_PATTERN) }),
     response: ResponseIXSchema.nullable(),
