@@ -12,7 +12,7 @@ import { IxApiError, IxClient } from '../client/index.js';
 import { type Config, ConfigError, httpUrl, loadConfig } from '../config.js';
 import { type Job, JobSchema } from '../contracts/index.js';
 import { get, insertPending, notifyPending } from '../store/index.js';
-import { openConfiguredPool, requirePostgresUrl } from './database.js';
+import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { UsageError } from './usage.js';
 
 /** A request that is not valid JSON or breaks the contract: exit 2 with every problem listed. */
@@ -70,8 +70,13 @@ function parseUrlArgs(args: string[]) {
 }
 
 /** Runs `work` on a one-connection pool on `url`, closed afterwards. */
-async function onDatabase<T>(url: string, command: string, work: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const pool = await openConfiguredPool(url, { max: 1, applicationName: `ix ${command}` });
+async function onDatabase<T>(
+  config: Config,
+  url: string,
+  command: string,
+  work: (pool: pg.Pool) => Promise<T>,
+): Promise<T> {
+  const pool = await openConfiguredPool(url, poolOptions(config, `ix ${command}`, { max: 1 }));
   try {
     return await work(pool);
   } finally {
@@ -139,7 +144,7 @@ function submitter(config: Config, client: IxClient | null): Submit {
       const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
       if (problem) throw new InvalidRequestError([`$.callback_url: ${problem}`]);
     }
-    return onDatabase(url, 'submit', async (pool) => {
+    return onDatabase(config, url, 'submit', async (pool) => {
       const result = await insertPending(pool, request, callbackUrl);
       if (result.created) await notifyPending(pool);
       return result;
@@ -172,7 +177,7 @@ export async function getJob(args: string[]): Promise<void> {
     printJob(await overHttp(client.baseUrl, () => client.get(jobId), true));
     return;
   }
-  const job = await onDatabase(requirePostgresUrl(config, 'get'), 'get', (pool) => get(pool, jobId));
+  const job = await onDatabase(config, requirePostgresUrl(config, 'get'), 'get', (pool) => get(pool, jobId));
   if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
   printJob(job);
 }

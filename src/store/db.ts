@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { Logger } from '../log.js';
 
 /**
  * Anything that runs a query: a pool, a checked-out client, or a transaction's client. Every
@@ -9,6 +10,10 @@ export type Db = Pick<pg.ClientBase, 'query'>;
 export interface CreatePoolOptions {
   max?: number;
   applicationName?: string;
+  /** PostgreSQL's `statement_timeout` on every connection; the server's own setting when absent. */
+  statementTimeoutMs?: number;
+  /** Told of each idle connection lost (a restart, a failover, pg_terminate_backend), once. */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 export function createPool(connectionString: string, options: CreatePoolOptions = {}): pg.Pool {
@@ -18,14 +23,24 @@ export function createPool(connectionString: string, options: CreatePoolOptions 
     application_name: options.applicationName ?? 'ix',
     // Timestamps are read back as text in UTC (see isoTimestamp in jobs.ts).
     options: '-c TimeZone=UTC',
+    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+    // A connection that vanished without a FIN or RST (a host gone, a NAT or firewall that forgot
+    // it) is otherwise never noticed: a statement on it waits forever. Probes start after 10 s of
+    // silence instead of the OS's default two hours.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     // A connection that cannot be had in 10 s means PostgreSQL is down or saturated; fail the
     // caller with a clear error instead of queueing forever.
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });
   // An idle client's connection can die (PostgreSQL restart, pg_terminate_backend); pg emits
-  // that on the pool and would crash the process if nobody listened. The next query reconnects.
-  pool.on('error', () => {});
+  // that on the pool, once per connection, and would crash the process if nobody listened. The
+  // next query reconnects. Not the error itself: pg attaches its client, password included.
+  const database = withoutPassword(connectionString);
+  pool.on('error', (error) => {
+    options.logger?.warn({ database, reason: failureReason(error) }, 'database connection lost');
+  });
   return pool;
 }
 

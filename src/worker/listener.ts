@@ -27,6 +27,7 @@ export class Listener {
     const client = new pg.Client({
       connectionString: this.connectionString,
       application_name: 'ix listener',
+      keepAlive: true,
     });
     client.on('notification', () => this.onWake());
     client.on('error', (error) => this.lost(client, error));
