@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { isDatabaseUnavailable, SubmitQueueFullError } from '../store/index.js';
 
 export type ErrorCode =
   | 'invalid_json'
@@ -16,6 +17,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'not_ready'
+  | 'unavailable'
   | 'internal';
 
 export interface ErrorDetail {
@@ -113,8 +115,24 @@ const FRAMEWORK_ERRORS: Record<string, { status: number; code: ErrorCode; messag
   FST_ERR_BAD_URL: { status: 400, code: 'invalid_request', message: 'the URL is malformed' },
 };
 
+// An outage's end cannot be foreseen, and a retry is cheap: submits are idempotent, and while
+// the database is down each one is answered at once.
+const RETRY_AFTER_SECONDS = '1';
+
+function unavailable(message: string): ApiError {
+  return new ApiError(503, 'unavailable', message, undefined, { 'retry-after': RETRY_AFTER_SECONDS });
+}
+
 export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError | null {
   if (error instanceof ApiError) return error;
+  if (error instanceof SubmitQueueFullError) {
+    return unavailable(
+      `ix is overloaded: ${error.limit} submissions already wait for the database (IX_API_MAX_PENDING_SUBMITS); retry shortly`,
+    );
+  }
+  if (isDatabaseUnavailable(error)) {
+    return unavailable('the database is unavailable or did not answer in time; retry shortly');
+  }
   if (error.validation) {
     const details = validationDetails(error);
     return new ApiError(400, 'invalid_request', summarize(details), details);
@@ -161,10 +179,11 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = toApiError(error, maxBodyBytes);
     if (mapped) {
-      request.log.info(
-        { ...request.logContext, status: mapped.statusCode, code: mapped.code },
-        mapped.message,
-      );
+      const context = { ...request.logContext, status: mapped.statusCode, code: mapped.code };
+      // An outage is not the client's doing: its cause is logged, for whoever is on call.
+      if (mapped !== error && mapped.statusCode >= 500)
+        request.log.warn({ ...context, err: error }, mapped.message);
+      else request.log.info(context, mapped.message);
       return reply.code(mapped.statusCode).headers(mapped.headers).send(mapped.toBody());
     }
     request.log.error({ ...request.logContext, err: error }, 'internal error');

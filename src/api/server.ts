@@ -81,6 +81,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, pool);
   // Concurrent submits share statements (one commit for many), and wake workers after commit.
   const submitter = new Submitter(pool, {
+    deadlineMs: config.api.deadlineSeconds * 1000,
+    maxPending: config.api.maxPendingSubmits,
     onNotifyError: (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
   });
   // Submissions and their wake-ups finish before the pool they use can be ended.

@@ -9,10 +9,13 @@ export {
 export {
   type CreatePoolOptions,
   createPool,
+  DatabaseUnavailableError,
   DatabaseUnreachableError,
   type Db,
   databaseCreateIfMissing,
+  isDatabaseUnavailable,
   openPool,
+  withClientWithin,
   withoutPassword,
   withTransaction,
 } from './db.js';
@@ -45,4 +48,4 @@ export {
   workerRemove,
 } from './jobs.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
-export { Submitter, type SubmitterOptions } from './submitter.js';
+export { SubmitQueueFullError, Submitter, type SubmitterOptions } from './submitter.js';
