@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { toJsonPath } from '../contracts/index.js';
 import { isDatabaseUnavailable, SubmitQueueFullError } from '../store/index.js';
 
 export type ErrorCode =
@@ -52,21 +53,19 @@ export class ApiError extends Error {
   }
 }
 
-export function invalidField(where: string, path: string, message: string): ApiError {
-  return new ApiError(400, 'invalid_request', `${path.replace(/^\$\.?/, '') || 'body'}: ${message}`, [
-    { in: where, path, message },
-  ]);
+/** A 400 naming each field by its JSONPath; one field's message leads with its reason. */
+export function invalidFields(where: string, fields: readonly { path: string; message: string }[]): ApiError {
+  const details = fields.map(({ path, message }) => ({ in: where, path, message }));
+  const [only, ...others] = details;
+  const message =
+    only && others.length === 0
+      ? `${only.path.replace(/^\$\.?/, '') || 'body'}: ${only.message}`
+      : summarize(details);
+  return new ApiError(400, 'invalid_request', message, details);
 }
 
-/** `/request/items/0` → `$.request.items[0]`. */
-export function toJsonPath(segments: readonly (string | number)[]): string {
-  let path = '$';
-  for (const segment of segments) {
-    if (typeof segment === 'number' || /^\d+$/.test(segment)) path += `[${segment}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(segment)) path += `.${segment}`;
-    else path += `[${JSON.stringify(segment)}]`;
-  }
-  return path;
+export function invalidField(where: string, path: string, message: string): ApiError {
+  return invalidFields(where, [{ path, message }]);
 }
 
 function validationDetails(error: FastifyError & { validationContext?: string }): ErrorDetail[] {

@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { callbackUrlProblem, SubmitBodySchema } from '../api/index.js';
 import { IxApiError, IxClient } from '../client/index.js';
 import { type Config, ConfigError, httpUrl, loadConfig } from '../config.js';
-import { type Job, JobSchema } from '../contracts/index.js';
+import { type Job, JobSchema, jsonTextProblems, toJsonPath } from '../contracts/index.js';
 import { get, insertPending, notifyPending } from '../store/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { UsageError } from './usage.js';
@@ -23,15 +23,8 @@ export class InvalidRequestError extends Error {
   }
 }
 
-function jsonPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (at, key) => (typeof key === 'number' ? `${at}[${key}]` : `${at}.${String(key)}`),
-    '$',
-  );
-}
-
 function problemsOf(error: z.ZodError): string[] {
-  return error.issues.map((issue) => `${jsonPath(issue.path)}: ${issue.message}`);
+  return error.issues.map((issue) => `${toJsonPath(issue.path)}: ${issue.message}`);
 }
 
 async function readInput(file: string | undefined): Promise<string> {
@@ -46,7 +39,10 @@ async function readInput(file: string | undefined): Promise<string> {
   return text(process.stdin);
 }
 
-/** A bare RequestIX, or the API's envelope `{request, callback_url}`. */
+/**
+ * A bare RequestIX, or the API's envelope `{request, callback_url}`, refused as the API would
+ * refuse it: including what JSON.parse accepts but ix would not keep as written.
+ */
 export function parseSubmission(source: string) {
   let parsed: unknown;
   try {
@@ -54,6 +50,9 @@ export function parseSubmission(source: string) {
   } catch (error) {
     throw new InvalidRequestError([`not JSON: ${(error as Error).message}`]);
   }
+  const unkeepable = jsonTextProblems(source);
+  if (unkeepable.length > 0)
+    throw new InvalidRequestError(unkeepable.map(({ path, message }) => `${path}: ${message}`));
   const enveloped = parsed !== null && typeof parsed === 'object' && 'request' in parsed;
   const result = SubmitBodySchema.safeParse(enveloped ? parsed : { request: parsed });
   if (!result.success) {
