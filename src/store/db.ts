@@ -46,7 +46,10 @@ export function createPool(connectionString: string, options: CreatePoolOptions 
   return pool;
 }
 
-/** PostgreSQL cannot serve the statement now (down, unreachable, out of connections, too slow); a retry later may succeed. */
+/**
+ * PostgreSQL cannot serve the statement now: down, unreachable, out of connections, or too slow.
+ * A retry later may succeed.
+ */
 export class DatabaseUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -106,7 +109,7 @@ function cancelStatement(client: pg.PoolClient): void {
   request.writeInt32BE(CANCEL_REQUEST_CODE, 4);
   request.writeInt32BE(processID, 8);
   request.writeInt32BE(secretKey, 12);
-  // A host that is a directory names a Unix socket's, as in libpq.
+  // A host that is a path is the directory of a Unix socket, as in libpq.
   const socket = client.host.startsWith('/')
     ? connect(join(client.host, `.s.PGSQL.${client.port}`))
     : connect(client.port, client.host);
