@@ -25,6 +25,8 @@ export interface Config {
   dataDir: string;
   /** Connections per process pool. */
   dbPoolSize: number;
+  /** PostgreSQL cancels any statement of ix's connections running longer (migrations excepted). */
+  dbStatementTimeoutSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   api: {
     host: string;
@@ -32,6 +34,10 @@ export interface Config {
     /** client id → key; empty means open access (loopback only). */
     apiKeys: Map<string, string>;
     maxBodyBytes: number;
+    /** Every request is answered within this long, whatever the database does (503 past it). */
+    deadlineSeconds: number;
+    /** Submissions waiting for their insert at most; more are refused at once with a 503. */
+    maxPendingSubmits: number;
   };
   worker: {
     concurrency: number;
@@ -242,12 +248,17 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     postgresUrl: postgresUrl(env, 'IX_POSTGRES_URL'),
     dataDir: raw(env, 'IX_DATA_DIR') ?? '.ix-data',
     dbPoolSize: integer(env, 'IX_DB_POOL_SIZE', 10, 2, 1_000),
+    dbStatementTimeoutSeconds: integer(env, 'IX_DB_STATEMENT_TIMEOUT_SECONDS', 30, 1, 86_400),
     logLevel: logLevel(env),
     api: {
       host: raw(env, 'IX_HOST') ?? '127.0.0.1',
       port: integer(env, 'IX_PORT', 8080, 0, 65_535),
       apiKeys,
-      maxBodyBytes: integer(env, 'IX_MAX_BODY_BYTES', 1_048_576, 1_024, 1_073_741_824),
+      // At most 64 MiB: a body is held whole, as text, parsed, and again as the insert's JSON, so
+      // this bounds what one client can make ix hold.
+      maxBodyBytes: integer(env, 'IX_MAX_BODY_BYTES', 1_048_576, 1_024, 67_108_864),
+      deadlineSeconds: integer(env, 'IX_API_DEADLINE_SECONDS', 5, 1, 300),
+      maxPendingSubmits: integer(env, 'IX_API_MAX_PENDING_SUBMITS', 10_000, 1, 1_000_000),
     },
     worker: {
       concurrency: integer(env, 'IX_WORKER_CONCURRENCY', 10, 1, 10_000),

@@ -5,7 +5,8 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { IdempotencyConflictError } from '../store/index.js';
+import { toJsonPath } from '../contracts/index.js';
+import { IdempotencyConflictError, isDatabaseUnavailable, SubmitQueueFullError } from '../store/index.js';
 
 export type ErrorCode =
   | 'invalid_json'
@@ -18,6 +19,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'not_ready'
+  | 'unavailable'
   | 'internal';
 
 export interface ErrorDetail {
@@ -59,21 +61,19 @@ export class ApiError extends Error {
   }
 }
 
-export function invalidField(where: string, path: string, message: string): ApiError {
-  return new ApiError(400, 'invalid_request', `${path.replace(/^\$\.?/, '') || 'body'}: ${message}`, [
-    { in: where, path, message },
-  ]);
+/** A 400 naming each field by its JSONPath; one field's message leads with its reason. */
+export function invalidFields(where: string, fields: readonly { path: string; message: string }[]): ApiError {
+  const details = fields.map(({ path, message }) => ({ in: where, path, message }));
+  const [only, ...others] = details;
+  const message =
+    only && others.length === 0
+      ? `${only.path.replace(/^\$\.?/, '') || 'body'}: ${only.message}`
+      : summarize(details);
+  return new ApiError(400, 'invalid_request', message, details);
 }
 
-/** `/request/items/0` → `$.request.items[0]`. */
-export function toJsonPath(segments: readonly (string | number)[]): string {
-  let path = '$';
-  for (const segment of segments) {
-    if (typeof segment === 'number' || /^\d+$/.test(segment)) path += `[${segment}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(segment)) path += `.${segment}`;
-    else path += `[${JSON.stringify(segment)}]`;
-  }
-  return path;
+export function invalidField(where: string, path: string, message: string): ApiError {
+  return invalidFields(where, [{ path, message }]);
 }
 
 function validationDetails(error: FastifyError & { validationContext?: string }): ErrorDetail[] {
@@ -122,12 +122,28 @@ const FRAMEWORK_ERRORS: Record<string, { status: number; code: ErrorCode; messag
   FST_ERR_BAD_URL: { status: 400, code: 'invalid_request', message: 'the URL is malformed' },
 };
 
+// An outage's end cannot be foreseen, and a retry is cheap: submits are idempotent, and while
+// the database is down each one is answered at once.
+const RETRY_AFTER_SECONDS = '1';
+
+function unavailable(message: string): ApiError {
+  return new ApiError(503, 'unavailable', message, undefined, { 'retry-after': RETRY_AFTER_SECONDS });
+}
+
 export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError | null {
   if (error instanceof ApiError) return error;
   // First wins: the client learns which job holds the key instead of a silent 200 with it.
   if (error instanceof IdempotencyConflictError) {
     const location = { location: `/jobs/${error.jobId}` };
     return new ApiError(409, 'idempotency_conflict', error.message, undefined, location, error.jobId);
+  }
+  if (error instanceof SubmitQueueFullError) {
+    return unavailable(
+      `ix is overloaded: ${error.limit} submissions already wait for the database (IX_API_MAX_PENDING_SUBMITS); retry shortly`,
+    );
+  }
+  if (isDatabaseUnavailable(error)) {
+    return unavailable('the database is unavailable or did not answer in time; retry shortly');
   }
   if (error.validation) {
     const details = validationDetails(error);
@@ -175,10 +191,11 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = toApiError(error, maxBodyBytes);
     if (mapped) {
-      request.log.info(
-        { ...request.logContext, status: mapped.statusCode, code: mapped.code },
-        mapped.message,
-      );
+      const context = { ...request.logContext, status: mapped.statusCode, code: mapped.code };
+      // An outage is not the client's doing: its cause is logged, for whoever is on call.
+      if (mapped !== error && mapped.statusCode >= 500)
+        request.log.warn({ ...context, err: error }, mapped.message);
+      else request.log.info(context, mapped.message);
       return reply.code(mapped.statusCode).headers(mapped.headers).send(mapped.toBody());
     }
     request.log.error({ ...request.logContext, err: error }, 'internal error');

@@ -4,7 +4,14 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
-import { get, getByCorrelation, LATEST_VERSION, type Submitter, schemaVersion } from '../store/index.js';
+import {
+  get,
+  getByCorrelation,
+  LATEST_VERSION,
+  type Submitter,
+  schemaVersion,
+  withClientWithin,
+} from '../store/index.js';
 import { type Authenticator, type Caller, mayActFor } from './auth.js';
 import { callbackUrlProblem } from './callback-url.js';
 import { ApiError, invalidField } from './errors.js';
@@ -47,6 +54,8 @@ const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) =>
 
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
   const { pool, config, authenticator, submitter } = deps;
+  // Every statement, the wait for a connection included, answers within the deadline (503 past it).
+  const deadlineMs = config.api.deadlineSeconds * 1000;
   await parent.register(async (scope) => {
     const app = scope.withTypeProvider<ZodTypeProvider>();
     // Declared up front so every request object keeps one shape; the hook sets it before handlers.
@@ -71,7 +80,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           summary: 'Submit a job (idempotent on request.ix_client_id + request.request_id)',
           security,
           body: SubmitBodySchema,
-          response: { 200: JobSchema, 201: JobSchema, ...errors(400, 401, 403, 409, 413, 415) },
+          response: { 200: JobSchema, 201: JobSchema, ...errors(400, 401, 403, 409, 413, 415, 503) },
         },
       },
       async (request, reply) => {
@@ -106,12 +115,12 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           summary: 'A job by its id',
           security,
           params: JobParamsSchema,
-          response: { 200: JobSchema, ...errors(400, 401, 404) },
+          response: { 200: JobSchema, ...errors(400, 401, 404, 503) },
         },
       },
       async (request) => {
         const jobId = request.params.job_id;
-        const job = await get(pool, jobId);
+        const job = await withClientWithin(pool, deadlineMs, (db) => get(db, jobId));
         // Another client's job answers exactly like a missing one, so ids do not leak.
         if (!job || !mayActFor(request.caller, job.client_id)) throw jobNotFound(jobId);
         logJob(request, job);
@@ -126,13 +135,13 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           summary: 'A job by its correlation: the client id and the client’s own request id',
           security,
           querystring: CorrelationQuerySchema,
-          response: { 200: JobSchema, ...errors(400, 401, 404) },
+          response: { 200: JobSchema, ...errors(400, 401, 404, 503) },
         },
       },
       async (request) => {
         const { client_id: clientId, request_id: requestId } = request.query;
         const job = mayActFor(request.caller, clientId)
-          ? await getByCorrelation(pool, clientId, requestId)
+          ? await withClientWithin(pool, deadlineMs, (db) => getByCorrelation(db, clientId, requestId))
           : null;
         if (!job) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
         logJob(request, job);
@@ -159,21 +168,12 @@ export function registerHealthRoutes(parent: FastifyInstance, pool: pg.Pool): vo
       },
     },
     async (request) => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)),
-          READY_TIMEOUT_MS,
-        );
-      });
       let version: number;
       try {
-        version = await Promise.race([schemaVersion(pool), timeout]);
+        version = await withClientWithin(pool, READY_TIMEOUT_MS, (db) => schemaVersion(db));
       } catch (error) {
         request.log.warn({ err: error }, 'readiness: database unreachable');
         throw new ApiError(503, 'not_ready', 'the database is unreachable');
-      } finally {
-        clearTimeout(timer);
       }
       if (version !== LATEST_VERSION) {
         throw new ApiError(

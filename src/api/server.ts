@@ -5,10 +5,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
+import { jsonTextProblems } from '../contracts/index.js';
 import type { Logger } from '../log.js';
 import { Submitter } from '../store/index.js';
 import { assertSafeExposure, createAuthenticator } from './auth.js';
-import { installErrorHandling } from './errors.js';
+import { installErrorHandling, invalidFields } from './errors.js';
 import { IxLogController } from './logging.js';
 import { registerOpenApi } from './openapi.js';
 import { registerHealthRoutes, registerJobRoutes } from './routes.js';
@@ -76,11 +77,25 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   // JSON only: without this, fastify would parse text/plain and answer a 400 instead of a 415.
   app.removeContentTypeParser('text/plain');
+  // fastify's own JSON parsing (prototype poisoning refused, as by default), then a refusal by
+  // field of what JSON.parse accepts but ix would not keep as sent (see jsonTextProblems).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body: string, done) => {
+    parseJson(request, body, (error, parsed) => {
+      if (error) return done(error, undefined);
+      const problems = jsonTextProblems(body);
+      if (problems.length > 0) return done(invalidFields('body', problems), undefined);
+      done(null, parsed);
+    });
+  });
   installErrorHandling(app, config.api.maxBodyBytes);
   await registerOpenApi(app, process.env.npm_package_version ?? '0.1.0');
   registerHealthRoutes(app, pool);
   // Concurrent submits share statements (one commit for many), and wake workers after commit.
   const submitter = new Submitter(pool, {
+    deadlineMs: config.api.deadlineSeconds * 1000,
+    maxPending: config.api.maxPendingSubmits,
     onNotifyError: (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
   });
   // Submissions and their wake-ups finish before the pool they use can be ended.

@@ -10,9 +10,9 @@ import type { z } from 'zod';
 import { callbackUrlProblem, SubmitBodySchema } from '../api/index.js';
 import { IxApiError, IxClient } from '../client/index.js';
 import { type Config, ConfigError, httpUrl, loadConfig } from '../config.js';
-import { type Job, JobSchema } from '../contracts/index.js';
+import { type Job, JobSchema, jsonTextProblems, toJsonPath } from '../contracts/index.js';
 import { get, insertPending, notifyPending } from '../store/index.js';
-import { openConfiguredPool, requirePostgresUrl } from './database.js';
+import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { UsageError } from './usage.js';
 
 /** A request that is not valid JSON or breaks the contract: exit 2 with every problem listed. */
@@ -23,15 +23,8 @@ export class InvalidRequestError extends Error {
   }
 }
 
-function jsonPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (at, key) => (typeof key === 'number' ? `${at}[${key}]` : `${at}.${String(key)}`),
-    '$',
-  );
-}
-
 function problemsOf(error: z.ZodError): string[] {
-  return error.issues.map((issue) => `${jsonPath(issue.path)}: ${issue.message}`);
+  return error.issues.map((issue) => `${toJsonPath(issue.path)}: ${issue.message}`);
 }
 
 async function readInput(file: string | undefined): Promise<string> {
@@ -46,7 +39,10 @@ async function readInput(file: string | undefined): Promise<string> {
   return text(process.stdin);
 }
 
-/** A bare RequestIX, or the API's envelope `{request, callback_url}`. */
+/**
+ * A bare RequestIX, or the API's envelope `{request, callback_url}`, refused as the API would
+ * refuse it: including what JSON.parse accepts but ix would not keep as written.
+ */
 export function parseSubmission(source: string) {
   let parsed: unknown;
   try {
@@ -54,6 +50,9 @@ export function parseSubmission(source: string) {
   } catch (error) {
     throw new InvalidRequestError([`not JSON: ${(error as Error).message}`]);
   }
+  const unkeepable = jsonTextProblems(source);
+  if (unkeepable.length > 0)
+    throw new InvalidRequestError(unkeepable.map(({ path, message }) => `${path}: ${message}`));
   const enveloped = parsed !== null && typeof parsed === 'object' && 'request' in parsed;
   const result = SubmitBodySchema.safeParse(enveloped ? parsed : { request: parsed });
   if (!result.success) {
@@ -70,8 +69,13 @@ function parseUrlArgs(args: string[]) {
 }
 
 /** Runs `work` on a one-connection pool on `url`, closed afterwards. */
-async function onDatabase<T>(url: string, command: string, work: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const pool = await openConfiguredPool(url, { max: 1, applicationName: `ix ${command}` });
+async function onDatabase<T>(
+  config: Config,
+  url: string,
+  command: string,
+  work: (pool: pg.Pool) => Promise<T>,
+): Promise<T> {
+  const pool = await openConfiguredPool(url, poolOptions(config, `ix ${command}`, { max: 1 }));
   try {
     return await work(pool);
   } finally {
@@ -141,7 +145,7 @@ function submitter(config: Config, client: IxClient | null): Submit {
       const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
       if (problem) throw new InvalidRequestError([`$.callback_url: ${problem}`]);
     }
-    return onDatabase(url, 'submit', async (pool) => {
+    return onDatabase(config, url, 'submit', async (pool) => {
       const result = await insertPending(pool, request, callbackUrl);
       if (result.conflict) throw result.conflict;
       if (result.created) await notifyPending(pool);
@@ -175,7 +179,7 @@ export async function getJob(args: string[]): Promise<void> {
     printJob(await overHttp(client.baseUrl, () => client.get(jobId), true));
     return;
   }
-  const job = await onDatabase(requirePostgresUrl(config, 'get'), 'get', (pool) => get(pool, jobId));
+  const job = await onDatabase(config, requirePostgresUrl(config, 'get'), 'get', (pool) => get(pool, jobId));
   if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
   printJob(job);
 }

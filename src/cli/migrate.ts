@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { migrateDown, migrateUp, schemaVersion } from '../store/index.js';
-import { openConfiguredPool, requirePostgresUrl } from './database.js';
+import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { UsageError } from './usage.js';
 
 function parseVersion(value: string | undefined): number | undefined {
@@ -23,7 +23,7 @@ export async function migrate(args: string[]): Promise<void> {
   const to = parseVersion(values.to);
   const config = loadConfig();
   const url = requirePostgresUrl(config, 'migrate');
-  const pool = await openConfiguredPool(url, { max: 1, applicationName: 'ix migrate' });
+  const pool = await openConfiguredPool(url, poolOptions(config, 'ix migrate', { max: 1 }));
   try {
     const applied = direction === 'up' ? await migrateUp(pool, to) : await migrateDown(pool, to);
     const verb = direction === 'up' ? 'applied' : 'reverted';

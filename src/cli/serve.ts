@@ -14,7 +14,7 @@ import {
   withoutPassword,
 } from '../store/index.js';
 import { loadPipeline } from '../worker/index.js';
-import { openConfiguredPool, requirePostgresUrl } from './database.js';
+import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { untilSignal } from './signals.js';
 import { startWorkerParts } from './worker.js';
 
@@ -48,17 +48,17 @@ interface Database {
   description: string;
 }
 
-async function embeddedDatabase(config: Config, teardown: Teardown): Promise<Database> {
+async function embeddedDatabase(config: Config, logger: Logger, teardown: Teardown): Promise<Database> {
   const server: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir: config.dataDir });
   teardown.add('stopping the embedded PostgreSQL', () => server.stop());
-  const admin = await openPool(server.url, { max: 1, applicationName: 'ix start' });
+  const admin = await openPool(server.url, poolOptions(config, 'ix start', { max: 1 }));
   try {
     await databaseCreateIfMissing(admin, EMBEDDED_DATABASE);
   } finally {
     await admin.end();
   }
   const url = server.urlFor(EMBEDDED_DATABASE);
-  const pool = await openPool(url, { max: config.dbPoolSize, applicationName: 'ix start' });
+  const pool = await openPool(url, poolOptions(config, 'ix start', { logger }));
   return {
     pool,
     url,
@@ -66,8 +66,13 @@ async function embeddedDatabase(config: Config, teardown: Teardown): Promise<Dat
   };
 }
 
-async function configuredDatabase(url: string, config: Config, command: string): Promise<Database> {
-  const pool = await openConfiguredPool(url, { max: config.dbPoolSize, applicationName: `ix ${command}` });
+async function configuredDatabase(
+  url: string,
+  config: Config,
+  logger: Logger,
+  command: string,
+): Promise<Database> {
+  const pool = await openConfiguredPool(url, poolOptions(config, `ix ${command}`, { logger }));
   return { pool, url, description: withoutPassword(url) };
 }
 
@@ -97,8 +102,8 @@ async function serve(command: 'start' | 'api', args: string[]): Promise<void> {
   const teardown = new Teardown();
   try {
     const database = postgresUrl
-      ? await configuredDatabase(postgresUrl, config, command)
-      : await embeddedDatabase(config, teardown);
+      ? await configuredDatabase(postgresUrl, config, logger, command)
+      : await embeddedDatabase(config, logger, teardown);
     teardown.add('closing the database pool', () => closePool(database.pool));
     if (withWorker) {
       const applied = await migrateUp(database.pool);

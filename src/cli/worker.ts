@@ -5,7 +5,7 @@ import { type Config, loadConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { closePool } from '../store/index.js';
 import { loadPipeline, type Pipeline, Worker } from '../worker/index.js';
-import { openConfiguredPool, requirePostgresUrl } from './database.js';
+import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { untilSignal } from './signals.js';
 
 export interface WorkerParts {
@@ -50,7 +50,7 @@ export async function worker(args: string[]): Promise<void> {
   const logger = createLogger(config.logLevel);
   // Before connecting, so a bad IX_PIPELINE is reported even when the database is down too.
   const pipeline = await loadPipeline(config.worker);
-  const pool = await openConfiguredPool(url, { max: config.dbPoolSize, applicationName: 'ix worker' });
+  const pool = await openConfiguredPool(url, poolOptions(config, 'ix worker', { logger }));
   try {
     const parts = await startWorkerParts(pool, url, config, logger, pipeline);
     const signal = await stopRequested;

@@ -93,3 +93,5 @@ export const JobSchema = z
   })
   .meta({ id: 'Job' });
 export type Job = z.infer<typeof JobSchema>;
+
+export { type JsonTextProblem, jsonTextProblems, MAX_JSON_DEPTH, toJsonPath } from './json-text.js';

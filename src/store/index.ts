@@ -10,11 +10,14 @@ export {
   type CreatePoolOptions,
   closePool,
   createPool,
+  DatabaseUnavailableError,
   DatabaseUnreachableError,
   type Db,
   databaseCreateIfMissing,
+  isDatabaseUnavailable,
   isTransientDatabaseError,
   openPool,
+  withClientWithin,
   withoutPassword,
   withTransaction,
 } from './db.js';
@@ -53,4 +56,4 @@ export {
   workerRemove,
 } from './jobs.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
-export { Submitter, type SubmitterOptions } from './submitter.js';
+export { SubmitQueueFullError, Submitter, type SubmitterOptions } from './submitter.js';

@@ -14,6 +14,10 @@ export const LATEST_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
 // Every migrating process takes this transaction-scoped lock first, so two `ix migrate up` (or
 // two `ix start`) at once run one after the other and the second finds nothing left to do.
 const LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended('ix.migrate', 0))`;
+// A migration may rewrite a large table, or wait its turn behind another process's: neither may
+// be cut by the pool's statement_timeout (IX_DB_STATEMENT_TIMEOUT_SECONDS). LOCAL: for this
+// transaction only, so the connection goes back to the pool with its usual timeout.
+const NO_STATEMENT_TIMEOUT_SQL = 'SET LOCAL statement_timeout = 0';
 const ENSURE_TABLE_SQL = `
   CREATE TABLE IF NOT EXISTS ix_schema_migrations (
     version integer PRIMARY KEY,
@@ -58,11 +62,19 @@ async function apply(db: pg.ClientBase, migration: Migration, direction: 'up' | 
   }
 }
 
+/** Runs `work` in a transaction holding the migration lock, with no statement timeout. */
+function migrating<T>(pool: pg.Pool, work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withTransaction(pool, async (db) => {
+    await db.query(NO_STATEMENT_TIMEOUT_SQL);
+    await db.query(LOCK_SQL);
+    return work(db);
+  });
+}
+
 /** Applies every migration up to `to` (default: the latest); returns the versions applied. */
 export async function migrateUp(pool: pg.Pool, to?: number): Promise<number[]> {
   const goal = target(to, LATEST_VERSION);
-  return withTransaction(pool, async (db) => {
-    await db.query(LOCK_SQL);
+  return migrating(pool, async (db) => {
     const applied = await appliedVersions(db);
     const done: number[] = [];
     for (const migration of MIGRATIONS) {
@@ -83,8 +95,7 @@ export async function migrateUp(pool: pg.Pool, to?: number): Promise<number[]> {
  * nothing of ix is left, not even its bookkeeping table.
  */
 export async function migrateDown(pool: pg.Pool, to?: number): Promise<number[]> {
-  return withTransaction(pool, async (db) => {
-    await db.query(LOCK_SQL);
+  return migrating(pool, async (db) => {
     const applied = await appliedVersions(db);
     const current = Math.max(0, ...applied);
     const goal = target(to, Math.max(0, current - 1));

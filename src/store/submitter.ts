@@ -1,18 +1,34 @@
 import type pg from 'pg';
 import type { RequestIX } from '../contracts/index.js';
+import { DatabaseUnavailableError, isDatabaseUnavailable, withClientWithin } from './db.js';
 import { type InsertResult, insertPendingMany, PendingNotifier, type Submission } from './jobs.js';
 
 interface Waiting {
   submission: Submission;
+  /** When its caller stops waiting (Date.now() time), queued or in a statement. */
+  deadline: number;
+  timer: NodeJS.Timeout;
   resolve: (result: InsertResult) => void;
   reject: (error: unknown) => void;
 }
 
 export interface SubmitterOptions {
+  /** How long a submission may wait, for its statement and in it, before it fails unavailable. */
+  deadlineMs: number;
+  /** Submissions waiting for a statement at most; one more fails at once with SubmitQueueFullError. */
+  maxPending: number;
   /** Statements in flight at once; submissions arriving meanwhile wait and share the next. */
   maxInFlight?: number;
   maxBatch?: number;
   onNotifyError?: (error: unknown) => void;
+}
+
+/** As many submissions as allowed already wait for a statement: PostgreSQL is not keeping up. */
+export class SubmitQueueFullError extends Error {
+  constructor(readonly limit: number) {
+    super(`${limit} submissions are already waiting for the database`);
+    this.name = 'SubmitQueueFullError';
+  }
 }
 
 /**
@@ -21,18 +37,28 @@ export interface SubmitterOptions {
  * submits cost one commit and one WAL flush instead of ten. Workers are woken after each
  * committed batch that created a job. A failed statement fails the submissions it carried,
  * and only those.
+ *
+ * Bounded, so a stuck database costs callers a fast answer rather than an unbounded wait: each
+ * submission fails unavailable at its deadline, whether still queued (it is then dropped) or in
+ * its statement (which is cancelled once nobody in it still waits), and a submission arriving at a
+ * full queue fails at once. A submission failed while its statement commits is nevertheless
+ * written: submits are idempotent, so the caller's retry finds it.
  */
 export class Submitter {
   private waiting: Waiting[] = [];
   private inFlight = 0;
+  private readonly deadlineMs: number;
+  private readonly maxPending: number;
   private readonly maxInFlight: number;
   private readonly maxBatch: number;
   private readonly notifier: PendingNotifier;
 
   constructor(
     private readonly pool: pg.Pool,
-    options: SubmitterOptions = {},
+    options: SubmitterOptions,
   ) {
+    this.deadlineMs = options.deadlineMs;
+    this.maxPending = options.maxPending;
     // One statement at a time: whatever arrives meanwhile shares the next. Against two in
     // flight, batches grew from 2.7 to 4.9 submits and PostgreSQL's CPU per submit fell from
     // ~290 to ~190 µs (`npm run bench:api`), where its cost per statement is ~350 µs.
@@ -42,10 +68,34 @@ export class Submitter {
   }
 
   submit(request: RequestIX, callbackUrl: string | null): Promise<InsertResult> {
+    if (this.waiting.length >= this.maxPending)
+      return Promise.reject(new SubmitQueueFullError(this.maxPending));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ submission: { request, callbackUrl }, resolve, reject });
+      const waiting: Waiting = {
+        submission: { request, callbackUrl },
+        deadline: Date.now() + this.deadlineMs,
+        timer: setTimeout(() => this.expire(waiting), this.deadlineMs),
+        resolve: (result) => {
+          clearTimeout(waiting.timer);
+          resolve(result);
+        },
+        reject: (error) => {
+          clearTimeout(waiting.timer);
+          reject(error);
+        },
+      };
+      this.waiting.push(waiting);
       this.pump();
     });
+  }
+
+  /** Past its deadline: failed, and dropped if still queued (its statement, if any, goes on). */
+  private expire(waiting: Waiting): void {
+    const queued = this.waiting.indexOf(waiting);
+    if (queued !== -1) this.waiting.splice(queued, 1);
+    waiting.reject(
+      new DatabaseUnavailableError(`the submission was not written within ${this.deadlineMs} ms`),
+    );
   }
 
   /** Resolves once every submission so far is written and its workers notified. */
@@ -66,15 +116,19 @@ export class Submitter {
   }
 
   private async write(batch: Waiting[]): Promise<void> {
+    // Until the last caller in the batch gives up; then nobody waits for the statement any more.
+    const timeoutMs = Math.max(...batch.map((w) => w.deadline)) - Date.now();
     let results: InsertResult[];
     try {
-      results = await insertPendingMany(
-        this.pool,
-        batch.map((w) => w.submission),
+      results = await withClientWithin(this.pool, timeoutMs, (db) =>
+        insertPendingMany(
+          db,
+          batch.map((w) => w.submission),
+        ),
       );
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
+      if (batch.length === 1 || isDatabaseUnavailable(error)) {
+        for (const w of batch) w.reject(error);
         return;
       }
       // One bad submission (say, a string PostgreSQL cannot store) must not fail its

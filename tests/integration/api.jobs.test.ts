@@ -249,6 +249,62 @@ describe('POST /jobs', () => {
   });
 });
 
+describe('POST /jobs with JSON that ix cannot keep as sent', () => {
+  let roomy: FastifyInstance;
+  beforeAll(async () => {
+    // The default body limit, so that deep nesting is refused for its depth and not its size.
+    roomy = await buildTestApi(db.pool);
+  });
+  afterAll(async () => {
+    await roomy?.close();
+  });
+
+  /** A submission whose input is `inputText` exactly as written, escapes and digits included. */
+  function submitInput(inputText: string) {
+    const body = JSON.stringify({ request: makeRequest({ input: '@input' }), callback_url: null });
+    return roomy.inject({
+      method: 'POST',
+      url: '/jobs',
+      headers: JSON_HEADERS,
+      payload: body.replace('"@input"', inputText),
+    });
+  }
+
+  const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+
+  it.each([
+    // The body is level 1, `request` 2, `input` 3: the 257th level is input's 255th.
+    ['nesting deeper than 256 levels', deep(4_000), `$.request.input${'[0]'.repeat(254)}`, /256/],
+    ['a lone high surrogate in a string', '{"text": "a\\ud800b"}', '$.request.input.text', /surrogate/],
+    ['a lone low surrogate in a string', '["ok", "\\uDC00"]', '$.request.input[1]', /surrogate/],
+    ['a lone surrogate in a key', '{"k\\ud800": 1}', '$.request.input["k\\ud800"]', /surrogate/],
+    ['a number beyond the range of a double', '{"big": 1e400}', '$.request.input.big', /as a string/],
+    ['a number too small for a double', '{"tiny": -1e-400}', '$.request.input.tiny', /as a string/],
+    [
+      'an integer beyond 2^53',
+      '{"id": 12345678901234567890123}',
+      '$.request.input.id',
+      /9007199254740991.*as a string/,
+    ],
+    ['more digits than a double keeps', '[0.1, 3.14159265358979323846]', '$.request.input[1]', /as a string/],
+  ])('400 invalid_request naming the field: %s', async (_name, inputText, path, message) => {
+    const error = expectError(await submitInput(inputText), 400, 'invalid_request');
+    expect(error.details).toEqual([{ in: 'body', path, message: expect.stringMatching(message) }]);
+    expect(error.message).toContain(path.slice(2));
+    expect(await countJobs(db.pool)).toBe(0);
+  });
+
+  it('keeps exactly what a double keeps, paired surrogates, and 256 levels of nesting', async () => {
+    const inputText = `{"a": 0.1, "b": 1e300, "c": -9007199254740991, "d": 5e-324, "e": 1.7976931348623157e308,
+      "f": 123456789012345.6, "g": 2.50e-5, "h": 1e20, "smile": "\ud83d\ude00 \\ud83d\\ude00",
+      "deep": ${deep(253)}}`;
+    const response = await submitInput(inputText);
+    expect(response.statusCode).toBe(201);
+    const stored = await roomy.inject({ method: 'GET', url: `/jobs/${(response.json() as Job).job_id}` });
+    expect((stored.json() as Job).request.input).toEqual(JSON.parse(inputText));
+  });
+});
+
 describe('GET /jobs/:job_id and GET /jobs?client_id&request_id', () => {
   it('200 with the job by id and by correlation', async () => {
     const request = makeRequest();

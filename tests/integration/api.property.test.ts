@@ -1,7 +1,8 @@
 /**
  * Property: whatever malformed body arrives, the answer is a 4xx in the one error shape and
  * nothing is written. 2,000 bodies: random bytes, random JSON, and valid submissions with one
- * thing broken, sent with JSON and non-JSON content types.
+ * thing broken, sent with JSON and non-JSON content types. And JSON that ix cannot keep as sent
+ * (too deep, numbers a double changes, lone surrogates) is a 400 naming the field.
  */
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
@@ -9,6 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
 import { callbackUrlProblem } from '../../src/api/index.js';
 import { SubmitBodySchema } from '../../src/api/schemas.js';
+import { jsonTextProblems, MAX_JSON_DEPTH } from '../../src/contracts/index.js';
 import { buildTestApi, countJobs } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
 
@@ -48,6 +50,7 @@ function acceptable(sent: Sent): boolean {
   } catch {
     return false;
   }
+  if (jsonTextProblems(sent.payload).length > 0) return false;
   const result = SubmitBodySchema.safeParse(parsed);
   if (!result.success) return false;
   const url = result.data.callback_url;
@@ -164,4 +167,59 @@ it('2,000 malformed bodies: every answer a 4xx in the error shape, and no row wr
   expect(await countJobs(db.pool)).toBe(0);
   // Every family of mistake was exercised, not only the easiest one.
   expect([...statuses.keys()].sort()).toEqual([400, 413, 415]);
+});
+
+const loneSurrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((unit) => `\\u${unit.toString(16)}`);
+
+/** Input that JSON.parse accepts and ix would not keep as sent. */
+const unkeepableInput = fc.oneof(
+  // `input` is the body's third level, so these reach 257 and more.
+  fc
+    .integer({ min: MAX_JSON_DEPTH - 1, max: 400 })
+    .map((levels) => `${'['.repeat(levels)}${']'.repeat(levels)}`),
+  fc.bigInt({ min: 2n ** 53n, max: 10n ** 30n }).chain((n) => fc.constantFrom(`${n}`, `-${n}`)),
+  fc.integer({ min: 309, max: 100_000 }).map((exponent) => `[1e${exponent}]`),
+  fc.integer({ min: 325, max: 100_000 }).map((exponent) => `{"tiny": -2.5e-${exponent}}`),
+  // At least 19 significant digits: more than the 17 of any double's shortest form.
+  fc.stringMatching(/^[1-9]\d{17,25}\.[1-9]$/),
+  loneSurrogate.map((lone) => `{"text": "a${lone}"}`),
+  loneSurrogate.map((lone) => `{"${lone}": true}`),
+);
+
+/** That input, or a request_id with a lone surrogate, as JSON text; and the field it is in. */
+const unkeepable = fc.oneof(
+  unkeepableInput.map((text) => ({ text, field: 'input' })),
+  loneSurrogate.map((lone) => ({ text: `"r-${lone}"`, field: 'request_id' })),
+);
+
+it('500 submissions ix cannot keep as sent: each a 400 invalid_request naming the field, no row written', async () => {
+  const id = fc.stringMatching(/^[a-z0-9-]{1,20}$/);
+  await fc.assert(
+    fc.asyncProperty(id, id, unkeepable, async (clientId, requestId, { text, field }) => {
+      const request = {
+        ix_client_id: JSON.stringify(clientId),
+        request_id: field === 'request_id' ? text : JSON.stringify(requestId),
+        input: field === 'input' ? text : '{}',
+      };
+      const payload = `{"request": {${Object.entries(request)
+        .map(([key, value]) => `"${key}": ${value}`)
+        .join(', ')}}, "callback_url": null}`;
+      const response = await app.inject({
+        method: 'POST',
+        url: '/jobs',
+        headers: { 'content-type': 'application/json' },
+        payload,
+      });
+      expect(response.statusCode).toBe(400);
+      const body = ErrorShape.parse(response.json());
+      expect(body.error.code).toBe('invalid_request');
+      expect(body.error.details?.length).toBeGreaterThan(0);
+      for (const detail of body.error.details ?? []) {
+        expect(detail.in).toBe('body');
+        expect(detail.path.startsWith(`$.request.${field}`)).toBe(true);
+      }
+    }),
+    { numRuns: 500 },
+  );
+  expect(await countJobs(db.pool)).toBe(0);
 });

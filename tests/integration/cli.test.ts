@@ -162,6 +162,22 @@ describe('ix submit and ix get', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it('refuses what it could not keep as written, naming each field by its path, exit 2', async () => {
+    const { code, stdout, stderr } = await runCli(
+      ['submit'],
+      env(),
+      '{"ix_client_id": "cli", "request_id": "exact-1", "input": {"big": 1e400, "id": 12345678901234567890123, "text": "\\ud800"}}',
+    );
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^ix: invalid request:/);
+    expect(stderr).toMatch(/^ {2}\$\.input\.big: .*send it as a string$/m);
+    expect(stderr).toMatch(/^ {2}\$\.input\.id: .*send it as a string$/m);
+    expect(stderr).toMatch(/^ {2}\$\.input\.text: .*lone surrogate \\ud800/m);
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
+    expect(rows[0].n).toBe(0);
+  });
+
   it('rejects text that is not JSON, exit 2', async () => {
     const { code, stderr } = await runCli(['submit'], env(), '{not json');
     expect(code).toBe(2);

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createPool, LATEST_VERSION, migrateDown, migrateUp, schemaVersion } from '../../src/store/index.js';
 import { useTestDatabase } from '../support/db.js';
+import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase({ migrated: false });
 
@@ -69,6 +70,45 @@ describe('migrations', () => {
       expect(await schemaVersion(db.pool)).toBe(LATEST_VERSION);
     } finally {
       await Promise.all(pools.map((p) => p.end()));
+    }
+  });
+});
+
+describe('statement timeout', () => {
+  it('every pooled connection carries it, with TCP keepalive', async () => {
+    const pool = createPool(db.url, { max: 1, statementTimeoutMs: 1_500 });
+    try {
+      const { rows } = await pool.query<{ statement_timeout: string }>('SHOW statement_timeout');
+      expect(rows[0]?.statement_timeout).toBe('1500ms');
+      expect(pool.options.keepAlive).toBe(true);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('does not cut a migration, even one waiting its turn behind another longer than the timeout', async () => {
+    await migrateDown(db.pool, 0);
+    const pool = createPool(db.url, { max: 1, statementTimeoutMs: 100 });
+    const other = await db.pool.connect();
+    try {
+      // Another process migrating: it holds the migration lock (as migrateUp takes it).
+      await other.query('BEGIN');
+      await other.query(`SELECT pg_advisory_xact_lock(hashtextextended('ix.migrate', 0))`);
+      // Its failure is kept as the value, so it is reported by the expectation below.
+      const migrating = migrateUp(pool).catch((error: unknown) => error);
+      await eventually(async () => {
+        const { rows } = await db.pool.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'`,
+        );
+        return rows.length === 1;
+      }, 'migrateUp waiting for the migration lock');
+      // The wait itself is the scenario: longer than the statement timeout.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await other.query('COMMIT');
+      expect(await migrating).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+    } finally {
+      other.release();
+      await pool.end();
     }
   });
 });

@@ -17,7 +17,14 @@ describe('loadConfig', () => {
   it('has documented defaults for an empty environment', () => {
     const config = loadConfig({});
     expect(config.postgresUrl).toBeNull();
-    expect(config.api).toMatchObject({ host: '127.0.0.1', port: 8080, maxBodyBytes: 1_048_576 });
+    expect(config.api).toMatchObject({
+      host: '127.0.0.1',
+      port: 8080,
+      maxBodyBytes: 1_048_576,
+      deadlineSeconds: 5,
+      maxPendingSubmits: 10_000,
+    });
+    expect(config.dbStatementTimeoutSeconds).toBe(30);
     expect(config.api.apiKeys.size).toBe(0);
     expect(config.worker).toMatchObject({
       concurrency: 10,
@@ -49,6 +56,14 @@ describe('loadConfig', () => {
     );
     expectConfigError({ IX_CALLBACK_SECRET: 'hunter2' }, 'IX_CALLBACK_SECRET', /whsec_/);
     expectConfigError({ IX_LOG_LEVEL: 'loud' }, 'IX_LOG_LEVEL', /one of/);
+    expectConfigError({ IX_MAX_BODY_BYTES: '1073741824' }, 'IX_MAX_BODY_BYTES', /and 67108864/);
+    expectConfigError({ IX_API_DEADLINE_SECONDS: '0' }, 'IX_API_DEADLINE_SECONDS', /between 1/);
+    expectConfigError({ IX_API_MAX_PENDING_SUBMITS: '0' }, 'IX_API_MAX_PENDING_SUBMITS', /between 1/);
+    expectConfigError(
+      { IX_DB_STATEMENT_TIMEOUT_SECONDS: 'soon' },
+      'IX_DB_STATEMENT_TIMEOUT_SECONDS',
+      /whole number/,
+    );
     expectConfigError(
       { IX_PIPELINE_MAX_RESULT_BYTES: '268435456' },
       'IX_PIPELINE_MAX_RESULT_BYTES',
