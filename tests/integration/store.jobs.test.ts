@@ -538,9 +538,8 @@ describe('releaseJobs', () => {
       claimEpoch: c!.claimEpoch,
       started: wasStarted,
     });
-    expect(await releaseJobs(db.pool, [held(started, true), held(waiting, false)])).toEqual(
-      [a!.job_id, b!.job_id].sort(),
-    );
+    const released = await releaseJobs(db.pool, [held(started, true), held(waiting, false)]);
+    expect(released.sort()).toEqual([a!.job_id, b!.job_id].sort());
     expect(await get(db.pool, a!.job_id)).toMatchObject({ status: 'pending', attempts: 1, started_at: null });
     expect(await get(db.pool, b!.job_id)).toMatchObject({ status: 'pending', attempts: 0, started_at: null });
     // Handed back: the stale claim can no longer start it.
