@@ -6,7 +6,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { toJsonPath } from '../contracts/index.js';
-import { IdempotencyConflictError, isDatabaseUnavailable, SubmitQueueFullError } from '../store/index.js';
+import { IdempotencyConflictError, isDatabaseUnavailable } from '../store/index.js';
+import { InvalidSubmissionError, SubmitQueueFullError } from '../submit/index.js';
 
 export type ErrorCode =
   | 'invalid_json'
@@ -137,6 +138,7 @@ export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError 
     const location = { location: `/jobs/${error.jobId}` };
     return new ApiError(409, 'idempotency_conflict', error.message, undefined, location, error.jobId);
   }
+  if (error instanceof InvalidSubmissionError) return invalidField('body', error.path, error.problem);
   if (error instanceof SubmitQueueFullError) {
     return unavailable(
       `ix is overloaded: ${error.limit} submissions already wait for the database (IX_API_MAX_PENDING_SUBMITS); retry shortly`,

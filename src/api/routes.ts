@@ -7,14 +7,14 @@ import type { Job } from '../contracts/index.js';
 import {
   get,
   getByCorrelation,
+  IdempotencyConflictError,
   LATEST_VERSION,
-  type Submitter,
   schemaVersion,
   withClientWithin,
 } from '../store/index.js';
+import type { SubmitService } from '../submit/index.js';
 import { type Authenticator, type Caller, mayActFor } from './auth.js';
-import { callbackUrlProblem } from './callback-url.js';
-import { ApiError, invalidField } from './errors.js';
+import { ApiError } from './errors.js';
 import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
@@ -36,7 +36,7 @@ export interface RouteDeps {
   pool: pg.Pool;
   config: Config;
   authenticator: Authenticator;
-  submitter: Submitter;
+  submissions: SubmitService;
 }
 
 /** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
@@ -53,7 +53,7 @@ function jobNotFound(what: string): ApiError {
 const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorSchema]));
 
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
-  const { pool, config, authenticator, submitter } = deps;
+  const { pool, config, authenticator, submissions } = deps;
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
   const deadlineMs = config.api.deadlineSeconds * 1000;
   await parent.register(async (scope) => {
@@ -84,7 +84,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
         },
       },
       async (request, reply) => {
-        const { request: ix, callback_url: callbackUrl } = request.body;
+        const ix = request.body.request;
         const { caller } = request;
         if (!mayActFor(caller, ix.ix_client_id)) {
           const owner = caller.kind === 'client' ? caller.clientId : '';
@@ -94,13 +94,11 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
             `this API key belongs to client "${owner}" and cannot submit as "${ix.ix_client_id}"`,
           );
         }
-        if (callbackUrl !== null) {
-          const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
-          if (problem) throw invalidField('body', '$.callback_url', problem);
-        }
-        const { job, created, conflict } = await submitter.submit(ix, callbackUrl);
+        const { job, created } = await submissions.submit(request.body).catch((error: unknown) => {
+          if (error instanceof IdempotencyConflictError) addLogContext(request, { job_id: error.jobId });
+          throw error;
+        });
         logJob(request, job);
-        if (conflict) throw conflict;
         return reply
           .code(created ? 201 : 200)
           .header('location', `/jobs/${job.job_id}`)

@@ -1,18 +1,6 @@
 /** The API's own envelopes around the contracts of src/contracts (which stay the wire format). */
 import { z } from 'zod';
-import { ClientIdSchema, JobSchema, RequestIdSchema, RequestIXSchema } from '../contracts/index.js';
-import { MAX_CALLBACK_URL_LENGTH } from './callback-url.js';
-
-export const SubmitBodySchema = z
-  .strictObject({
-    request: RequestIXSchema,
-    callback_url: z.string().max(MAX_CALLBACK_URL_LENGTH).nullable().default(null).meta({
-      description:
-        'Absolute http(s) URL that receives the signed outcome; null or absent for none. Literal non-public IPs are refused unless IX_CALLBACK_ALLOW_PRIVATE.',
-    }),
-  })
-  .meta({ id: 'SubmitJob' });
-export type SubmitBody = z.infer<typeof SubmitBodySchema>;
+import { ClientIdSchema, JobSchema, RequestIdSchema, SubmitBodySchema } from '../contracts/index.js';
 
 export const JobParamsSchema = z.object({ job_id: z.uuid() });
 
@@ -41,4 +29,4 @@ export const ErrorSchema = z
 export const HealthSchema = z.object({ status: z.literal('ok') });
 export const ReadySchema = z.object({ status: z.literal('ready'), schema_version: z.number().int() });
 
-export { JobSchema };
+export { JobSchema, SubmitBodySchema };

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { jsonTextProblems } from '../contracts/index.js';
 import type { Logger } from '../log.js';
-import { Submitter } from '../store/index.js';
+import { SubmitService } from '../submit/index.js';
 import { assertSafeExposure, createAuthenticator } from './auth.js';
 import { installErrorHandling, invalidFields } from './errors.js';
 import { IxLogController } from './logging.js';
@@ -93,20 +93,18 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await registerOpenApi(app, process.env.npm_package_version ?? '0.1.0');
   registerHealthRoutes(app, pool);
   // Concurrent submits share statements (one commit for many), and wake workers after commit.
-  const submitter = new Submitter(pool, {
-    deadlineMs: config.api.deadlineSeconds * 1000,
-    maxPending: config.api.maxPendingSubmits,
-    onNotifyError: (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
-  });
+  const submissions = SubmitService.fromConfig(pool, config, (error) =>
+    logger.warn({ err: error }, 'could not notify workers; they will poll'),
+  );
   // Submissions and their wake-ups finish before the pool they use can be ended.
   app.addHook('onClose', async () => {
-    await submitter.settled();
+    await submissions.settled();
   });
   await registerJobRoutes(app, {
     pool,
     config,
     authenticator: createAuthenticator(config.api.apiKeys),
-    submitter,
+    submissions,
   });
   await app.ready();
   return app;

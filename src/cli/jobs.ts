@@ -7,11 +7,18 @@ import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import type { z } from 'zod';
-import { callbackUrlProblem, SubmitBodySchema } from '../api/index.js';
 import { IxApiError, IxClient } from '../client/index.js';
 import { type Config, ConfigError, httpUrl, loadConfig } from '../config.js';
-import { type Job, JobSchema, jsonTextProblems, toJsonPath } from '../contracts/index.js';
-import { get, insertPending, notifyPending } from '../store/index.js';
+import {
+  type Job,
+  JobSchema,
+  jsonTextProblems,
+  type SubmitBody,
+  SubmitBodySchema,
+  toJsonPath,
+} from '../contracts/index.js';
+import { get } from '../store/index.js';
+import { InvalidSubmissionError, SubmitService } from '../submit/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { UsageError } from './usage.js';
 
@@ -131,7 +138,7 @@ function printJob(job: Job): void {
   console.log(JSON.stringify(job, null, 2));
 }
 
-type Submit = (submission: z.infer<typeof SubmitBodySchema>) => Promise<{ job: Job; created: boolean }>;
+type Submit = (submission: SubmitBody) => Promise<{ job: Job; created: boolean }>;
 
 /** Where a submission goes: the API when there is one, else the store (checked before reading input). */
 function submitter(config: Config, client: IxClient | null): Submit {
@@ -140,18 +147,18 @@ function submitter(config: Config, client: IxClient | null): Submit {
       overHttp(client.baseUrl, () => client.submit(request, callbackUrl));
   }
   const url = requirePostgresUrl(config, 'submit');
-  return async ({ request, callback_url: callbackUrl }) => {
-    if (callbackUrl !== null) {
-      const problem = callbackUrlProblem(callbackUrl, config.callbacks.allowPrivate);
-      if (problem) throw new InvalidRequestError([`$.callback_url: ${problem}`]);
-    }
-    return onDatabase(config, url, 'submit', async (pool) => {
-      const result = await insertPending(pool, request, callbackUrl);
-      if (result.conflict) throw result.conflict;
-      if (result.created) await notifyPending(pool);
-      return result;
+  return (body) =>
+    onDatabase(config, url, 'submit', async (pool) => {
+      const submissions = SubmitService.fromConfig(pool, config);
+      try {
+        return await submissions.submit(body);
+      } catch (error) {
+        if (error instanceof InvalidSubmissionError) throw new InvalidRequestError([error.message]);
+        throw error;
+      } finally {
+        await submissions.settled();
+      }
     });
-  };
 }
 
 export async function submit(args: string[]): Promise<void> {

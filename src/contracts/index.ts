@@ -95,3 +95,15 @@ export const JobSchema = z
 export type Job = z.infer<typeof JobSchema>;
 
 export { type JsonTextProblem, jsonTextProblems, MAX_JSON_DEPTH, toJsonPath } from './json-text.js';
+
+/** The body of `POST /jobs` (and what `ix submit` reads): a request and where to call back. */
+export const SubmitBodySchema = z
+  .strictObject({
+    request: RequestIXSchema,
+    callback_url: z.string().max(LIMITS.callbackUrl).nullable().default(null).meta({
+      description:
+        'Absolute http(s) URL that receives the signed outcome; null or absent for none. Literal non-public IPs are refused unless IX_CALLBACK_ALLOW_PRIVATE.',
+    }),
+  })
+  .meta({ id: 'SubmitJob' });
+export type SubmitBody = z.infer<typeof SubmitBodySchema>;

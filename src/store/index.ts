@@ -56,4 +56,3 @@ export {
   workerRemove,
 } from './jobs.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
-export { SubmitQueueFullError, Submitter, type SubmitterOptions } from './submitter.js';

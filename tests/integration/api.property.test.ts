@@ -8,9 +8,8 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
-import { callbackUrlProblem } from '../../src/api/index.js';
-import { SubmitBodySchema } from '../../src/api/schemas.js';
-import { jsonTextProblems, MAX_JSON_DEPTH } from '../../src/contracts/index.js';
+import { jsonTextProblems, MAX_JSON_DEPTH, SubmitBodySchema } from '../../src/contracts/index.js';
+import { callbackUrlProblem } from '../../src/submit/index.js';
 import { buildTestApi, countJobs } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
 

@@ -1,7 +1,14 @@
 import type pg from 'pg';
 import type { RequestIX } from '../contracts/index.js';
-import { DatabaseUnavailableError, isDatabaseUnavailable, withClientWithin } from './db.js';
-import { type InsertResult, insertPendingMany, PendingNotifier, type Submission } from './jobs.js';
+import {
+  DatabaseUnavailableError,
+  type InsertResult,
+  insertPendingMany,
+  isDatabaseUnavailable,
+  PendingNotifier,
+  type Submission,
+  withClientWithin,
+} from '../store/index.js';
 
 interface Waiting {
   submission: Submission;
@@ -12,7 +19,7 @@ interface Waiting {
   reject: (error: unknown) => void;
 }
 
-export interface SubmitterOptions {
+export interface SubmitBatcherOptions {
   /** How long a submission may wait, for its statement and in it, before it fails unavailable. */
   deadlineMs: number;
   /** Submissions waiting for a statement at most; one more fails at once with SubmitQueueFullError. */
@@ -32,7 +39,7 @@ export class SubmitQueueFullError extends Error {
 }
 
 /**
- * Submits jobs for many concurrent callers (the API's requests) through shared statements:
+ * Writes jobs for many concurrent callers (the API's requests) through shared statements:
  * whatever arrives while a batch is being written goes into the next one, so ten concurrent
  * submits cost one commit and one WAL flush instead of ten. Workers are woken after each
  * committed batch that created a job. A failed statement fails the submissions it carried,
@@ -44,7 +51,7 @@ export class SubmitQueueFullError extends Error {
  * full queue fails at once. A submission failed while its statement commits is nevertheless
  * written: submits are idempotent, so the caller's retry finds it.
  */
-export class Submitter {
+export class SubmitBatcher {
   private waiting: Waiting[] = [];
   private inFlight = 0;
   private readonly deadlineMs: number;
@@ -55,7 +62,7 @@ export class Submitter {
 
   constructor(
     private readonly pool: pg.Pool,
-    options: SubmitterOptions,
+    options: SubmitBatcherOptions,
   ) {
     this.deadlineMs = options.deadlineMs;
     this.maxPending = options.maxPending;

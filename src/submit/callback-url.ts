@@ -8,11 +8,9 @@ import { isIP } from 'node:net';
 import { bareHostname, refusedRange } from '../callbacks/index.js';
 import { LIMITS } from '../contracts/index.js';
 
-export const MAX_CALLBACK_URL_LENGTH = LIMITS.callbackUrl;
-
 /** Returns what is wrong with `value` as a callback URL, or null when it is acceptable. */
 export function callbackUrlProblem(value: string, allowPrivate: boolean): string | null {
-  if (value.length > MAX_CALLBACK_URL_LENGTH) return `must be at most ${MAX_CALLBACK_URL_LENGTH} characters`;
+  if (value.length > LIMITS.callbackUrl) return `must be at most ${LIMITS.callbackUrl} characters`;
   let url: URL;
   try {
     url = new URL(value);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { callbackUrlProblem, isLoopbackHost } from '../../src/api/index.js';
+import { callbackUrlProblem } from '../../src/submit/index.js';
 
 describe('callbackUrlProblem', () => {
   it('accepts public http(s) URLs', () => {
@@ -34,19 +34,5 @@ describe('callbackUrlProblem', () => {
   it('allows private addresses only when told to, and never other schemes', () => {
     expect(callbackUrlProblem('http://127.0.0.1/', true)).toBeNull();
     expect(callbackUrlProblem('file:///etc/passwd', true)).toMatch(/http\(s\)/);
-  });
-});
-
-describe('isLoopbackHost', () => {
-  it.each([
-    ['127.0.0.1', true],
-    ['::1', true],
-    ['localhost', true],
-    ['0.0.0.0', false],
-    ['::', false],
-    ['192.168.1.10', false],
-    ['example.com', false],
-  ])('%s → %s', (host, expected) => {
-    expect(isLoopbackHost(host)).toBe(expected);
   });
 });
