@@ -21,7 +21,6 @@ export {
   withoutPassword,
   withTransaction,
 } from './db.js';
-export { type EmbeddedPostgres, EmbeddedPostgresError, startEmbeddedPostgres } from './embedded.js';
 export {
   type Claimed,
   type ClaimOptions,
