@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { createPool, insertPending, migrateUp } from '../src/store/index.js';
+import { createPool, jobInsertMany, migrateUp } from '../src/store/index.js';
 import { exitedChildrenCpuMicros, ownCpuMicros, postgresCpuMicros, processCpuMicros } from './cpu.js';
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/ix_bench_api';
@@ -203,7 +203,7 @@ async function storeOnly(database: URL, seconds: number): Promise<number> {
             request_id: `store-${lane}-${i}`,
             input: { pages: [1, 2, 3] },
           };
-          await insertPending(pool, request, null);
+          await jobInsertMany(pool, [{ request, callbackUrl: null }]);
           inserted += 1;
         }
       }),

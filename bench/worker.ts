@@ -8,13 +8,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
-import {
-  createPool,
-  insertPending,
-  insertPendingMany,
-  migrateUp,
-  PendingNotifier,
-} from '../src/store/index.js';
+import { createPool, jobInsertMany, migrateUp, PendingNotifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
 import { ownCpuMicros, postgresCpuMicros } from './cpu.js';
 
@@ -84,7 +78,7 @@ async function main() {
   };
   const workerPool = () => createPool(url, { max: 4 });
 
-  // A: enqueue N through insertPending with ENQ_CONC concurrent callers, no worker running.
+  // A: enqueue N one at a time through jobInsertMany with ENQ_CONC concurrent callers, no worker running.
   // As the API does: commit the job, then wake workers through the coalescing notifier.
   const notifier = new PendingNotifier(pool);
   const wal0 = await walLsn();
@@ -93,11 +87,12 @@ async function main() {
   await Promise.all(
     Array.from({ length: ENQ_CONC }, async () => {
       for (let i = next++; i < N; i = next++) {
-        await insertPending(
-          pool,
-          { ix_client_id: 'bench', request_id: `r-${i}`, input: makePayload(i) },
-          null,
-        );
+        await jobInsertMany(pool, [
+          {
+            request: { ix_client_id: 'bench', request_id: `r-${i}`, input: makePayload(i) },
+            callbackUrl: null,
+          },
+        ]);
         notifier.notify();
       }
     }),
@@ -156,7 +151,7 @@ async function main() {
   const walBytes = await walSince(wal0);
   log(`WAL for enqueue + process: ${walBytes} bytes`);
 
-  // A2: bulk enqueue through insertPendingMany in chunks of BULK_SIZE, then process again.
+  // A2: bulk enqueue through jobInsertMany in chunks of BULK_SIZE, then process again.
   t = performance.now();
   for (let s = 0; s < N; s += BULK_SIZE) {
     const chunk = [];
@@ -166,7 +161,7 @@ async function main() {
         callbackUrl: null,
       });
     }
-    await insertPendingMany(pool, chunk);
+    await jobInsertMany(pool, chunk);
     notifier.notify();
   }
   await notifier.settled();
@@ -202,11 +197,14 @@ async function main() {
         resolve();
       };
     });
-    const { job } = await insertPending(
-      pool,
-      { ix_client_id: 'bench', request_id: `lat-${k}`, input: makePayload(k) },
-      null,
-    );
+    const { job } = (
+      await jobInsertMany(pool, [
+        {
+          request: { ix_client_id: 'bench', request_id: `lat-${k}`, input: makePayload(k) },
+          callbackUrl: null,
+        },
+      ])
+    )[0]!;
     const returned = performance.now();
     notifier.notify();
     await started;

@@ -5,9 +5,9 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
 import {
-  get,
-  getByCorrelation,
   IdempotencyConflictError,
+  jobGet,
+  jobGetByCorrelation,
   LATEST_VERSION,
   schemaVersion,
   withClientWithin,
@@ -118,7 +118,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       },
       async (request) => {
         const jobId = request.params.job_id;
-        const job = await withClientWithin(pool, deadlineMs, (db) => get(db, jobId));
+        const job = await withClientWithin(pool, deadlineMs, (db) => jobGet(db, jobId));
         // Another client's job answers exactly like a missing one, so ids do not leak.
         if (!job || !mayActFor(request.caller, job.client_id)) throw jobNotFound(jobId);
         logJob(request, job);
@@ -139,7 +139,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       async (request) => {
         const { client_id: clientId, request_id: requestId } = request.query;
         const job = mayActFor(request.caller, clientId)
-          ? await withClientWithin(pool, deadlineMs, (db) => getByCorrelation(db, clientId, requestId))
+          ? await withClientWithin(pool, deadlineMs, (db) => jobGetByCorrelation(db, clientId, requestId))
           : null;
         if (!job) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
         logJob(request, job);

@@ -17,7 +17,7 @@ import {
   SubmitBodySchema,
   toJsonPath,
 } from '../contracts/index.js';
-import { get } from '../store/index.js';
+import { jobGet } from '../store/index.js';
 import { InvalidSubmissionError, SubmitService } from '../submit/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { UsageError } from './usage.js';
@@ -186,7 +186,9 @@ export async function getJob(args: string[]): Promise<void> {
     printJob(await overHttp(client.baseUrl, () => client.get(jobId), true));
     return;
   }
-  const job = await onDatabase(config, requirePostgresUrl(config, 'get'), 'get', (pool) => get(pool, jobId));
+  const job = await onDatabase(config, requirePostgresUrl(config, 'get'), 'get', (pool) =>
+    jobGet(pool, jobId),
+  );
   if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
   printJob(job);
 }

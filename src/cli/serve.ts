@@ -4,17 +4,10 @@ import type pg from 'pg';
 import { assertSafeExposure, startApi } from '../api/index.js';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
-import {
-  closePool,
-  databaseCreateIfMissing,
-  type EmbeddedPostgres,
-  migrateUp,
-  openPool,
-  startEmbeddedPostgres,
-  withoutPassword,
-} from '../store/index.js';
+import { closePool, databaseCreateIfMissing, migrateUp, openPool, withoutPassword } from '../store/index.js';
 import { loadPipeline } from '../worker/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 import { untilSignal } from './signals.js';
 import { startWorkerParts } from './worker.js';
 

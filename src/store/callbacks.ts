@@ -1,13 +1,14 @@
 /**
  * The callback queue: the only code that reads or writes ix_callback_queue after a job ends
- * (rows are inserted by the statements in jobs.ts that finish a job, so the duty to deliver is
- * durable together with the outcome). `attempt` in the queue counts the attempts made so far;
- * the attempt a claim hands out is that count + 1, and an outcome applies only while the queue
- * still says so (the fence), so a stale deliverer cannot clobber a newer attempt.
+ * (rows are inserted by the statements that end a job, in jobs/complete.ts and jobs/sweep.ts, so
+ * the duty to deliver is durable together with the outcome), and the only code that writes a
+ * job's callback_attempts and callback_status. `attempt` in the queue counts the attempts made
+ * so far; the attempt a claim hands out is that count + 1, and an outcome applies only while the
+ * queue still says so (the fence), so a stale deliverer cannot clobber a newer attempt.
  */
 import type { CallbackStatus, Job } from '../contracts/index.js';
 import type { Db } from './db.js';
-import { hydrate, JOB_COLUMNS_OF_J, type JobRow, prepared } from './jobs.js';
+import { hydrate, JOB_COLUMNS_OF_J, type JobRow, prepared } from './jobs/hydrate.js';
 
 export interface CallbackClaim {
   job: Job;
@@ -28,7 +29,7 @@ export interface CallbackClaimOptions {
 // until it runs out, so one that died mid-delivery leaves the attempt to be made again, and no
 // lock is held across the HTTP request. SKIP LOCKED keeps concurrent claims from waiting on or
 // taking each other's rows.
-export const CALLBACK_CLAIM_SQL = `
+const CALLBACK_CLAIM_SQL = `
   WITH due AS (
     SELECT q.job_id FROM ix_callback_queue q
     WHERE q.next_attempt_at <= coalesce($3::timestamptz, now())
@@ -129,10 +130,4 @@ export async function callbackRecordAttempt(
     retryIn,
   ]);
   return rowCount === 1;
-}
-
-/** Deliveries still owed (due or not); for health checks and tests. */
-export async function callbackPendingCount(db: Db): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_callback_queue');
-  return rows[0]?.n ?? 0;
 }

@@ -1,9 +1,23 @@
+/**
+ * The store: all of ix's SQL. Every function takes the caller's pool, client or transaction
+ * (`Db`); the caller commits.
+ * - jobs/insert.ts    submitting jobs, idempotent on (client_id, request_id)
+ * - jobs/claim.ts     claiming pending jobs for a worker, and starting claimed ones
+ * - jobs/complete.ts  recording outcomes, fenced on the claim that ran the job
+ * - jobs/sweep.ts     handing jobs back: the sweep of dead or stuck workers, a worker's release
+ * - jobs/read.ts      looking jobs up
+ * - jobs/hydrate.ts   job rows: the columns read, their check against the Job contract
+ * - notify.ts         waking workers when jobs become pending
+ * - workers.ts        the worker registry and its heartbeats
+ * - callbacks.ts      the callback delivery queue and each job's attempt log
+ * - db.ts             pools, transactions, deadlines, and how a database failure is classified
+ * - migrate.ts, migrations/  the schema and its versions
+ */
 export {
   type CallbackAttemptOutcome,
   type CallbackClaim,
   type CallbackClaimOptions,
   callbackClaimDue,
-  callbackPendingCount,
   callbackRecordAttempt,
 } from './callbacks.js';
 export {
@@ -21,38 +35,23 @@ export {
   withoutPassword,
   withTransaction,
 } from './db.js';
-export { type EmbeddedPostgres, EmbeddedPostgresError, startEmbeddedPostgres } from './embedded.js';
+export { type Claimed, type ClaimOptions, jobClaimMany, jobStartMany } from './jobs/claim.js';
+export { jobCompleteMany, type Outcome, outcomeKey } from './jobs/complete.js';
+export { CorruptJobError } from './jobs/hydrate.js';
 export {
-  type Claimed,
-  type ClaimOptions,
-  CorruptJobError,
-  claimJobs,
-  claimNextPending,
-  claimPending,
-  completeMany,
-  get,
-  getByCorrelation,
-  type Held,
   IdempotencyConflictError,
   type InsertResult,
-  insertPending,
-  insertPendingMany,
-  jobStartMany,
-  markDone,
-  markError,
-  notifyPending,
-  type Outcome,
-  outcomeKey,
-  PENDING_CHANNEL,
-  PendingNotifier,
-  releaseJobs,
+  jobInsertMany,
   type Submission,
+} from './jobs/insert.js';
+export { jobGet, jobGetByCorrelation } from './jobs/read.js';
+export {
+  type Held,
+  jobReleaseMany,
+  jobSweepOrphans,
   type SweepOptions,
   type SweepResult,
-  sweepOrphans,
-  updateCallbackStatus,
-  workerHeartbeat,
-  workerPruneStale,
-  workerRemove,
-} from './jobs.js';
+} from './jobs/sweep.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
+export { jobNotifyPending, PENDING_CHANNEL, PendingNotifier } from './notify.js';
+export { workerHeartbeat, workerPruneStale, workerRemove } from './workers.js';

@@ -3,8 +3,8 @@ import type { RequestIX } from '../contracts/index.js';
 import {
   DatabaseUnavailableError,
   type InsertResult,
-  insertPendingMany,
   isDatabaseUnavailable,
+  jobInsertMany,
   PendingNotifier,
   type Submission,
   withClientWithin,
@@ -128,7 +128,7 @@ export class SubmitBatcher {
     let results: InsertResult[];
     try {
       results = await withClientWithin(this.pool, timeoutMs, (db) =>
-        insertPendingMany(
+        jobInsertMany(
           db,
           batch.map((w) => w.submission),
         ),

@@ -8,7 +8,13 @@
  *   backoff, until the worker stops and its deadline passes.
  */
 import type { Logger } from 'pino';
-import { completeMany, type Db, isTransientDatabaseError, type Outcome, outcomeKey } from '../store/index.js';
+import {
+  type Db,
+  isTransientDatabaseError,
+  jobCompleteMany,
+  type Outcome,
+  outcomeKey,
+} from '../store/index.js';
 import { Backoff, settlesWithin, sleep } from '../time.js';
 import type { Claim } from './claim.js';
 import { type StorableResponse, unstorable } from './outcome.js';
@@ -96,7 +102,7 @@ export class Completer {
   private async record(batch: Finished[]): Promise<boolean> {
     let applied: Set<string>;
     try {
-      applied = await completeMany(this.options.pool, batch.map(toOutcome));
+      applied = await jobCompleteMany(this.options.pool, batch.map(toOutcome));
     } catch (error) {
       return this.recover(batch, error);
     }

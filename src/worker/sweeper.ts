@@ -2,11 +2,11 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Loop } from '../loop.js';
-import { type SweepResult, sweepOrphans, workerPruneStale } from '../store/index.js';
+import { jobSweepOrphans, type SweepResult, workerPruneStale } from '../store/index.js';
 
 /**
  * Rescues the jobs of dead or stalled workers. Runs in every worker (cheap, idempotent, safe
- * concurrently: each job is moved by exactly one sweeper, see sweepOrphans).
+ * concurrently: each job is moved by exactly one sweeper, see jobSweepOrphans).
  */
 export class Sweeper {
   private readonly loop: Loop;
@@ -29,7 +29,7 @@ export class Sweeper {
 
   /** One pass; `now` is injectable so tests need no sleeping. */
   async runOnce(now: Date | null = null): Promise<SweepResult> {
-    const result = await sweepOrphans(this.pool, {
+    const result = await jobSweepOrphans(this.pool, {
       now,
       // For a worker that heartbeats but is stuck: twice the timeout its pipeline should have hit.
       maxRunningSeconds: 2 * this.config.requestTimeoutSeconds,

@@ -4,10 +4,10 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Loop } from '../loop.js';
 import {
-  claimJobs,
   type Held,
+  jobClaimMany,
+  jobReleaseMany,
   PENDING_CHANNEL,
-  releaseJobs,
   workerHeartbeat,
   workerRemove,
 } from '../store/index.js';
@@ -184,7 +184,7 @@ export class Worker {
     if (free <= 0 || budget <= 0) return 0;
     // The oldest start at once while slots are free; the rest wait in the buffer, unstarted.
     const startNow = Math.max(0, this.config.concurrency - this.startedOrStarting - this.buffer.length);
-    const claimed = await claimJobs(this.options.pool, {
+    const claimed = await jobClaimMany(this.options.pool, {
       limit: free,
       workerId: this.workerId,
       startNow,
@@ -281,7 +281,7 @@ export class Worker {
       claimEpoch: c.claimEpoch,
       started: c.marked,
     }));
-    const release = releaseJobs(this.options.pool, held);
+    const release = jobReleaseMany(this.options.pool, held);
     try {
       if (await settlesWithin(release, ms)) {
         const released = await release;

@@ -13,8 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/cli/embedded-postgres.js';
 import { IxClient } from '../../src/client/index.js';
-import { createPool, type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/store/index.js';
+import { createPool } from '../../src/store/index.js';
 import { CLI, cleanEnv, exited, type RunningIx, startIx } from '../support/cli.js';
 import { eventually } from '../support/worker.js';
 

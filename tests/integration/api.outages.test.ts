@@ -9,14 +9,9 @@ import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/cli/embedded-postgres.js';
 import type { Job } from '../../src/contracts/index.js';
-import {
-  createPool,
-  type EmbeddedPostgres,
-  migrateUp,
-  startEmbeddedPostgres,
-  withoutPassword,
-} from '../../src/store/index.js';
+import { createPool, migrateUp, withoutPassword } from '../../src/store/index.js';
 import { buildTestApi, type CapturedLogs, captureLogs, JSON_HEADERS } from '../support/api.js';
 import { killPostmaster } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';

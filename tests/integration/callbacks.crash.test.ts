@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { callbackClaimDue, callbackPendingCount, createPool, get } from '../../src/store/index.js';
-import { makeDeliverer, TestClock } from '../support/callbacks.js';
+import { callbackClaimDue, createPool, jobGet } from '../../src/store/index.js';
+import { callbackPendingCount, makeDeliverer, TestClock } from '../support/callbacks.js';
 import { useTestDatabase } from '../support/db.js';
 import { finishedJobs } from '../support/jobs.js';
 import { type Receiver, useReceiver } from '../support/receiver.js';
@@ -24,7 +24,10 @@ describe('durable delivery', () => {
       await pool.end();
     }
     expect(receiver.counts()).toEqual(new Map([[`msg_${job!.job_id}`, 1]]));
-    expect(await get(db.pool, job!.job_id)).toMatchObject({ status: 'done', callback_status: 'delivered' });
+    expect(await jobGet(db.pool, job!.job_id)).toMatchObject({
+      status: 'done',
+      callback_status: 'delivered',
+    });
   });
 
   it('a delivery whose deliverer claimed it and died is made by another once the lease runs out', async () => {
@@ -40,7 +43,7 @@ describe('durable delivery', () => {
     clock.advance(2);
     expect(await fresh.runOnce()).toBe(1);
     expect(receiver.counts()).toEqual(new Map([[`msg_${job!.job_id}`, 1]]));
-    expect(await get(db.pool, job!.job_id)).toMatchObject({
+    expect(await jobGet(db.pool, job!.job_id)).toMatchObject({
       status: 'error',
       callback_status: 'delivered',
       callback_attempts: [{ attempt: 1, status_code: 204, error: null }],

@@ -1,6 +1,6 @@
 import { Webhook } from 'standardwebhooks';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { get } from '../../src/store/index.js';
+import { jobGet } from '../../src/store/index.js';
 import { makeDeliverer, newSecret, TestClock } from '../support/callbacks.js';
 import { useTestDatabase } from '../support/db.js';
 import { finishedJobs } from '../support/jobs.js';
@@ -38,7 +38,7 @@ describe('callback delivery', () => {
       expect(payload).toEqual(job);
     }
     for (const job of jobs) {
-      const after = await get(db.pool, job.job_id);
+      const after = await jobGet(db.pool, job.job_id);
       expect(after).toMatchObject({
         status: job.status,
         response: job.response,
@@ -97,7 +97,7 @@ describe('callback delivery', () => {
         }),
       ).not.toThrow();
     }
-    const after = await get(db.pool, job!.job_id);
+    const after = await jobGet(db.pool, job!.job_id);
     expect(after?.callback_status).toBe('delivered');
     expect(after?.status).toBe('done');
     expect(after?.callback_attempts?.map((a) => [a.attempt, a.status_code, a.error])).toEqual([
@@ -121,12 +121,12 @@ describe('callback delivery', () => {
     expect(await deliverer.runOnce()).toBe(2);
     expect(await deliverer.runOnce()).toBe(0);
     expect(receiver.requests).toHaveLength(2);
-    expect(await get(db.pool, gone!.job_id)).toMatchObject({
+    expect(await jobGet(db.pool, gone!.job_id)).toMatchObject({
       status: 'done',
       callback_status: 'failed',
       callback_attempts: [{ attempt: 1, status_code: 410, error: 'HTTP 410' }],
     });
-    const redirected = await get(db.pool, moved!.job_id);
+    const redirected = await jobGet(db.pool, moved!.job_id);
     expect(redirected).toMatchObject({ status: 'error', callback_status: 'failed' });
     expect(redirected?.callback_attempts?.[0]?.error).toMatch(
       /HTTP 302: redirect to .*\/elsewhere not followed/,
@@ -148,7 +148,7 @@ describe('callback delivery', () => {
     expect(await deliverer.runOnce()).toBe(1);
     clock.advance(1000);
     expect(await deliverer.runOnce()).toBe(0);
-    const after = await get(db.pool, job!.job_id);
+    const after = await jobGet(db.pool, job!.job_id);
     expect(after).toMatchObject({ status: 'done', callback_status: 'failed' });
     expect(after?.callback_attempts?.map((a) => a.status_code)).toEqual([429, 503, 503]);
     expect(after?.callback_attempts?.[2]?.error).toBe('HTTP 503; gave up after 3 attempts');
@@ -167,12 +167,12 @@ describe('callback delivery', () => {
     expect(await deliverer.runOnce()).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(Date.now() - started).toBeLessThan(5000);
-    expect((await get(db.pool, job!.job_id))?.callback_attempts).toEqual([
+    expect((await jobGet(db.pool, job!.job_id))?.callback_attempts).toEqual([
       { attempt: 1, at: expect.any(String), status_code: null, error: 'timed out after 1000 ms' },
     ]);
     clock.advance(6);
     expect(await deliverer.runOnce()).toBe(1);
-    expect(await get(db.pool, job!.job_id)).toMatchObject({ callback_status: 'delivered' });
+    expect(await jobGet(db.pool, job!.job_id)).toMatchObject({ callback_status: 'delivered' });
     expect(receiver.counts()).toEqual(new Map([[`msg_${job!.job_id}`, 2]]));
   });
 
@@ -192,11 +192,15 @@ describe('callback delivery', () => {
       expect(receiver.requests).toHaveLength(1);
       const [second] = await finishedJobs(db.pool, receiver.url(), ['done']);
       deliverer.wake();
-      for (let i = 0; i < 100 && (await get(db.pool, second!.job_id))?.callback_status !== 'delivered'; i++) {
+      for (
+        let i = 0;
+        i < 100 && (await jobGet(db.pool, second!.job_id))?.callback_status !== 'delivered';
+        i++
+      ) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      expect((await get(db.pool, second!.job_id))?.callback_status).toBe('delivered');
-      expect((await get(db.pool, first!.job_id))?.callback_attempts?.[0]?.error).toBe(
+      expect((await jobGet(db.pool, second!.job_id))?.callback_status).toBe('delivered');
+      expect((await jobGet(db.pool, first!.job_id))?.callback_attempts?.[0]?.error).toBe(
         'timed out after 1000 ms',
       );
     } finally {
@@ -210,10 +214,10 @@ describe('callback delivery', () => {
     try {
       const [job] = await finishedJobs(db.pool, receiver.url(), ['done']);
       deliverer.wake();
-      for (let i = 0; i < 100 && (await get(db.pool, job!.job_id))?.callback_status !== 'delivered'; i++) {
+      for (let i = 0; i < 100 && (await jobGet(db.pool, job!.job_id))?.callback_status !== 'delivered'; i++) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      expect((await get(db.pool, job!.job_id))?.callback_status).toBe('delivered');
+      expect((await jobGet(db.pool, job!.job_id))?.callback_status).toBe('delivered');
     } finally {
       await deliverer.stop();
     }

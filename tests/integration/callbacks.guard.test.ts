@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Resolver, systemResolver } from '../../src/callbacks/index.js';
-import { callbackPendingCount, get } from '../../src/store/index.js';
-import { makeDeliverer } from '../support/callbacks.js';
+import { jobGet } from '../../src/store/index.js';
+import { callbackPendingCount, makeDeliverer } from '../support/callbacks.js';
 import { useTestDatabase } from '../support/db.js';
 import { finishedJobs } from '../support/jobs.js';
 import { type Receiver, startReceiver } from '../support/receiver.js';
@@ -47,7 +47,7 @@ describe('SSRF guard at delivery', () => {
     expect(v6?.requests ?? []).toEqual([]);
     expect(await callbackPendingCount(db.pool)).toBe(0);
     for (const job of jobs) {
-      const after = await get(db.pool, job.job_id);
+      const after = await jobGet(db.pool, job.job_id);
       expect(after, job.callback_url!).toMatchObject({ status: 'done', callback_status: 'failed' });
       expect(after?.callback_attempts).toHaveLength(1);
       expect(after?.callback_attempts?.[0]).toMatchObject({ attempt: 1, status_code: null });
@@ -55,7 +55,7 @@ describe('SSRF guard at delivery', () => {
         /^refused by the SSRF guard: .*(loopback|linkLocal|private)/,
       );
     }
-    expect((await get(db.pool, jobs[5]!.job_id))?.callback_attempts?.[0]?.error).toMatch(
+    expect((await jobGet(db.pool, jobs[5]!.job_id))?.callback_attempts?.[0]?.error).toMatch(
       /callbacks\.example resolves to 127\.0\.0\.1 is loopback/,
     );
   });
@@ -63,7 +63,7 @@ describe('SSRF guard at delivery', () => {
   it('refuses non-http schemes for good', async () => {
     const [job] = await finishedJobs(db.pool, 'file:///etc/passwd', ['done']);
     await makeDeliverer({ pool: db.pool, env: GUARD_ON }).runOnce();
-    expect(await get(db.pool, job!.job_id)).toMatchObject({
+    expect(await jobGet(db.pool, job!.job_id)).toMatchObject({
       callback_status: 'failed',
       callback_attempts: [{ error: 'refused: scheme file: is not http or https' }],
     });
@@ -81,7 +81,7 @@ describe('SSRF guard at delivery', () => {
     expect(lookups).toBe(1);
     expect(v4.requests).toHaveLength(1);
     expect(v4.requests[0]?.headers.host).toBe(`callbacks.example:${v4.port}`);
-    expect(await get(db.pool, job!.job_id)).toMatchObject({ callback_status: 'delivered' });
+    expect(await jobGet(db.pool, job!.job_id)).toMatchObject({ callback_status: 'delivered' });
     v4.requests.length = 0;
   });
 });

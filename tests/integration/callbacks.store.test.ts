@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { callbackClaimDue, callbackPendingCount, callbackRecordAttempt, get } from '../../src/store/index.js';
+import { callbackClaimDue, callbackRecordAttempt, jobGet } from '../../src/store/index.js';
+import { callbackPendingCount } from '../support/callbacks.js';
 import { useTestDatabase } from '../support/db.js';
 import { finishedJobs } from '../support/jobs.js';
 
@@ -52,7 +53,7 @@ describe('callback queue', () => {
         now: at(7),
       }),
     ).toBe(true);
-    const after = await get(db.pool, id);
+    const after = await jobGet(db.pool, id);
     expect(after).toEqual({
       ...job,
       callback_status: 'delivered',
@@ -77,7 +78,7 @@ describe('callback queue', () => {
       await callbackRecordAttempt(db.pool, id, 1, { statusCode: 200, error: null, next: 'delivered' }),
     ).toBe(false);
     expect(await callbackRecordAttempt(db.pool, id, 1, { ...retry, now: at(63) })).toBe(false);
-    const after = await get(db.pool, id);
+    const after = await jobGet(db.pool, id);
     expect(after?.callback_status).toBeNull();
     expect(after?.callback_attempts).toHaveLength(1);
     expect(
@@ -86,6 +87,6 @@ describe('callback queue', () => {
     expect(
       await callbackRecordAttempt(db.pool, id, 3, { statusCode: 200, error: null, next: 'delivered' }),
     ).toBe(false);
-    expect(await get(db.pool, id)).toMatchObject({ status: 'done', callback_status: 'failed' });
+    expect(await jobGet(db.pool, id)).toMatchObject({ status: 'done', callback_status: 'failed' });
   });
 });

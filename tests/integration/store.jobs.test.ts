@@ -5,30 +5,25 @@ import {
   CorruptJobError,
   callbackClaimDue,
   callbackRecordAttempt,
-  claimJobs,
-  claimNextPending,
-  claimPending,
-  completeMany,
   createPool,
-  get,
-  getByCorrelation,
   IdempotencyConflictError,
-  insertPending,
-  insertPendingMany,
+  jobClaimMany,
+  jobCompleteMany,
+  jobGet,
+  jobGetByCorrelation,
+  jobInsertMany,
+  jobReleaseMany,
   jobStartMany,
-  markDone,
-  markError,
+  jobSweepOrphans,
   outcomeKey,
   PendingNotifier,
-  releaseJobs,
-  sweepOrphans,
-  updateCallbackStatus,
   withTransaction,
   workerHeartbeat,
   workerPruneStale,
 } from '../../src/store/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { differingReplays, FIRST_CALLBACK_URL, failure, makeRequest, success } from '../support/factories.js';
+import { claimNextPending, claimPending, finishJob, insertPending } from '../support/jobs.js';
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase();
@@ -41,7 +36,7 @@ async function insertMany(n: number, clientId = 'acme') {
   return jobs;
 }
 
-describe('insertPending', () => {
+describe('jobInsertMany', () => {
   it('creates a pending job with a generated ix_id and the request as given', async () => {
     const request = makeRequest();
     const { job, created } = await insertPending(db.pool, request, 'https://example.com/hook');
@@ -58,7 +53,7 @@ describe('insertPending', () => {
       finished_at: null,
     });
     expect(job.request).toEqual({ ...request, ix_id: job.ix_id });
-    expect(await get(db.pool, job.job_id)).toEqual(job);
+    expect(await jobGet(db.pool, job.job_id)).toEqual(job);
   });
 
   it('an identical replay returns the first row unchanged, with created: false and no conflict', async () => {
@@ -97,7 +92,7 @@ describe('insertPending', () => {
       });
       expect(replay.conflict?.message).toContain(first.job.job_id);
       expect(replay.job).toEqual(first.job);
-      expect(await get(db.pool, first.job.job_id)).toEqual(first.job);
+      expect(await jobGet(db.pool, first.job.job_id)).toEqual(first.job);
       const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
       expect(rows[0].n).toBe(1);
     },
@@ -192,30 +187,30 @@ describe('insertPending', () => {
         throw new Error('caller changed its mind');
       }),
     ).rejects.toThrow('caller changed its mind');
-    expect(await getByCorrelation(db.pool, request.ix_client_id, request.request_id)).toBeNull();
+    expect(await jobGetByCorrelation(db.pool, request.ix_client_id, request.request_id)).toBeNull();
   });
 });
 
-describe('get and getByCorrelation', () => {
+describe('jobGet and jobGetByCorrelation', () => {
   it('find a job by id and by (client_id, request_id); unknown ones are null', async () => {
     const { job } = await insertPending(db.pool, makeRequest(), null);
-    expect(await getByCorrelation(db.pool, job.client_id, job.request_id)).toEqual(job);
-    expect(await getByCorrelation(db.pool, 'other-client', job.request_id)).toBeNull();
-    expect(await get(db.pool, '00000000-0000-7000-8000-000000000000')).toBeNull();
+    expect(await jobGetByCorrelation(db.pool, job.client_id, job.request_id)).toEqual(job);
+    expect(await jobGetByCorrelation(db.pool, 'other-client', job.request_id)).toBeNull();
+    expect(await jobGet(db.pool, '00000000-0000-7000-8000-000000000000')).toBeNull();
   });
 
   it('a row whose JSONB does not fit the contract throws an error naming the job', async () => {
     const { job } = await insertPending(db.pool, makeRequest(), null);
     await claimNextPending(db.pool);
-    await markDone(db.pool, job.job_id, 0, success(job.ix_id));
+    await finishJob(db.pool, job.job_id, 0, success(job.ix_id));
     await db.pool.query(
       `UPDATE ix_jobs SET response = '{"ix_id": 5, "error": null, "result": null}' WHERE job_id = $1`,
       [job.job_id],
     );
-    const read = get(db.pool, job.job_id);
+    const read = jobGet(db.pool, job.job_id);
     await expect(read).rejects.toBeInstanceOf(CorruptJobError);
-    await expect(get(db.pool, job.job_id)).rejects.toThrow(job.job_id);
-    await expect(get(db.pool, job.job_id)).rejects.toThrow(/response\.ix_id/);
+    await expect(jobGet(db.pool, job.job_id)).rejects.toThrow(job.job_id);
+    await expect(jobGet(db.pool, job.job_id)).rejects.toThrow(/response\.ix_id/);
   });
 });
 
@@ -226,8 +221,8 @@ describe('hydration', () => {
       jobs.push((await insertPending(db.pool, makeRequest(), 'https://example.com/cb')).job);
     const claimed = await claimPending(db.pool, 3);
     const [running, done, failed, pending] = jobs;
-    await markDone(db.pool, done!.job_id, 0, success(done!.ix_id));
-    await markError(db.pool, failed!.job_id, 0, failure(failed!.ix_id, 'boom'));
+    await finishJob(db.pool, done!.job_id, 0, success(done!.ix_id));
+    await finishJob(db.pool, failed!.job_id, 0, failure(failed!.ix_id, 'boom'));
     await callbackClaimDue(db.pool, 10, { leaseSeconds: 60 });
     await callbackRecordAttempt(db.pool, done!.job_id, 1, {
       statusCode: 503,
@@ -239,7 +234,9 @@ describe('hydration', () => {
       error: null,
       next: 'delivered',
     });
-    const read = await Promise.all([pending, running, done, failed].map((job) => get(db.pool, job!.job_id)));
+    const read = await Promise.all(
+      [pending, running, done, failed].map((job) => jobGet(db.pool, job!.job_id)),
+    );
     expect(read.map((job) => [job?.status, job?.callback_status, job?.callback_attempts?.length])).toEqual([
       ['pending', null, undefined],
       ['running', null, undefined],
@@ -250,7 +247,7 @@ describe('hydration', () => {
   });
 });
 
-describe('claimPending', () => {
+describe('jobClaimMany', () => {
   it('claims oldest first and moves the job to running with started_at', async () => {
     const [first, second, third] = await insertMany(3);
     const claimed = await claimNextPending(db.pool);
@@ -316,18 +313,20 @@ describe('claimPending', () => {
   }, 60_000);
 
   it('rejects a limit below 1', async () => {
-    await expect(claimPending(db.pool, 0)).rejects.toThrow(RangeError);
+    await expect(jobClaimMany(db.pool, { limit: 0, workerId: null, startNow: 0 })).rejects.toThrow(
+      RangeError,
+    );
   });
 });
 
-describe('markDone and markError', () => {
-  it('markDone with error null → done, with an error → error; markError → error', async () => {
+describe('jobCompleteMany', () => {
+  it('an outcome whose error is null ends done, one with an error ends error', async () => {
     const [a, b, c] = await insertMany(3);
     await claimPending(db.pool, 3);
-    expect(await markDone(db.pool, a!.job_id, 0, success(a!.ix_id, { pages: 3 }))).toBe(true);
-    expect(await markDone(db.pool, b!.job_id, 0, failure(b!.ix_id, 'bad scan'))).toBe(true);
-    expect(await markError(db.pool, c!.job_id, 0, failure(c!.ix_id, 'timed out'))).toBe(true);
-    const [da, db_, dc] = await Promise.all([a, b, c].map((j) => get(db.pool, j!.job_id)));
+    expect(await finishJob(db.pool, a!.job_id, 0, success(a!.ix_id, { pages: 3 }))).toBe(true);
+    expect(await finishJob(db.pool, b!.job_id, 0, failure(b!.ix_id, 'bad scan'))).toBe(true);
+    expect(await finishJob(db.pool, c!.job_id, 0, failure(c!.ix_id, 'timed out'))).toBe(true);
+    const [da, db_, dc] = await Promise.all([a, b, c].map((j) => jobGet(db.pool, j!.job_id)));
     expect(da).toMatchObject({
       status: 'done',
       response: { ix_id: a!.ix_id, error: null, result: { pages: 3 } },
@@ -342,19 +341,19 @@ describe('markDone and markError', () => {
   it('terminal states are stable: marking a done or error job again changes nothing', async () => {
     const [a, b] = await insertMany(2);
     await claimPending(db.pool, 2);
-    await markDone(db.pool, a!.job_id, 0, success(a!.ix_id));
-    await markError(db.pool, b!.job_id, 0, failure(b!.ix_id));
-    const before = await Promise.all([get(db.pool, a!.job_id), get(db.pool, b!.job_id)]);
-    expect(await markError(db.pool, a!.job_id, 0, failure(a!.ix_id))).toBe(false);
-    expect(await markDone(db.pool, b!.job_id, 0, success(b!.ix_id))).toBe(false);
-    expect(await markDone(db.pool, a!.job_id, 0, success(a!.ix_id, 'again'))).toBe(false);
-    expect(await Promise.all([get(db.pool, a!.job_id), get(db.pool, b!.job_id)])).toEqual(before);
+    await finishJob(db.pool, a!.job_id, 0, success(a!.ix_id));
+    await finishJob(db.pool, b!.job_id, 0, failure(b!.ix_id));
+    const before = await Promise.all([jobGet(db.pool, a!.job_id), jobGet(db.pool, b!.job_id)]);
+    expect(await finishJob(db.pool, a!.job_id, 0, failure(a!.ix_id))).toBe(false);
+    expect(await finishJob(db.pool, b!.job_id, 0, success(b!.ix_id))).toBe(false);
+    expect(await finishJob(db.pool, a!.job_id, 0, success(a!.ix_id, 'again'))).toBe(false);
+    expect(await Promise.all([jobGet(db.pool, a!.job_id), jobGet(db.pool, b!.job_id)])).toEqual(before);
   });
 
   it('a pending job cannot be completed', async () => {
     const [a] = await insertMany(1);
-    expect(await markDone(db.pool, a!.job_id, 0, success(a!.ix_id))).toBe(false);
-    expect((await get(db.pool, a!.job_id))?.status).toBe('pending');
+    expect(await finishJob(db.pool, a!.job_id, 0, success(a!.ix_id))).toBe(false);
+    expect((await jobGet(db.pool, a!.job_id))?.status).toBe('pending');
   });
 
   it('fencing: after sweep and re-claim, the old attempt cannot complete but the new one can', async () => {
@@ -362,31 +361,31 @@ describe('markDone and markError', () => {
     const first = await claimNextPending(db.pool);
     expect(first?.attempts).toBe(0);
     const future = new Date(Date.now() + 3_600_000);
-    expect((await sweepOrphans(db.pool, { now: future, maxRunningSeconds: 60 })).requeued).toEqual([
+    expect((await jobSweepOrphans(db.pool, { now: future, maxRunningSeconds: 60 })).requeued).toEqual([
       job!.job_id,
     ]);
     const second = await claimNextPending(db.pool);
     expect(second?.attempts).toBe(1);
-    expect(await markDone(db.pool, job!.job_id, 0, success(job!.ix_id, 'stale'))).toBe(false);
-    expect(await markDone(db.pool, job!.job_id, 1, success(job!.ix_id, 'fresh'))).toBe(true);
-    const final = await get(db.pool, job!.job_id);
+    expect(await finishJob(db.pool, job!.job_id, 0, success(job!.ix_id, 'stale'))).toBe(false);
+    expect(await finishJob(db.pool, job!.job_id, 1, success(job!.ix_id, 'fresh'))).toBe(true);
+    const final = await jobGet(db.pool, job!.job_id);
     expect(final).toMatchObject({ status: 'done', attempts: 1, response: { result: 'fresh' } });
   });
 
-  it('completeMany applies a batch in one statement and reports which outcomes applied', async () => {
+  it('applies a batch in one statement and reports which outcomes applied', async () => {
     const jobs = await insertMany(4);
     await claimPending(db.pool, 3);
-    const applied = await completeMany(
+    const applied = await jobCompleteMany(
       db.pool,
       jobs.map((j) => ({ jobId: j.job_id, attempt: 0, response: success(j.ix_id), status: 'done' as const })),
     );
     expect(applied).toEqual(new Set(jobs.slice(0, 3).map((j) => outcomeKey(j.job_id, 0))));
-    expect((await get(db.pool, jobs[3]!.job_id))?.status).toBe('pending');
+    expect((await jobGet(db.pool, jobs[3]!.job_id))?.status).toBe('pending');
   });
 
   it('refuses an outcome whose status contradicts its response', async () => {
     await expect(
-      completeMany(db.pool, [
+      jobCompleteMany(db.pool, [
         {
           jobId: '00000000-0000-7000-8000-000000000000',
           attempt: 0,
@@ -412,51 +411,31 @@ describe('markDone and markError', () => {
     const { job: withUrl } = await insertPending(db.pool, makeRequest(), 'https://example.com/cb');
     const { job: without } = await insertPending(db.pool, makeRequest(), null);
     await claimPending(db.pool, 2);
-    await markDone(db.pool, withUrl.job_id, 0, success(withUrl.ix_id));
-    await markDone(db.pool, without.job_id, 0, success(without.ix_id));
+    await finishJob(db.pool, withUrl.job_id, 0, success(withUrl.ix_id));
+    await finishJob(db.pool, without.job_id, 0, success(without.ix_id));
     const { rows } = await db.pool.query('SELECT job_id FROM ix_callback_queue');
     expect(rows).toEqual([{ job_id: withUrl.job_id }]);
   });
 });
 
-describe('updateCallbackStatus', () => {
-  it('changes callback_status only, never status or response', async () => {
-    const [job] = await insertMany(1);
-    await claimNextPending(db.pool);
-    await markError(db.pool, job!.job_id, 0, failure(job!.ix_id));
-    const before = await get(db.pool, job!.job_id);
-    expect(await updateCallbackStatus(db.pool, job!.job_id, 'delivered')).toBe(true);
-    const after = await get(db.pool, job!.job_id);
-    expect(after).toEqual({ ...before, callback_status: 'delivered' });
-    expect(await updateCallbackStatus(db.pool, job!.job_id, 'failed')).toBe(true);
-    expect((await get(db.pool, job!.job_id))?.status).toBe('error');
-  });
-
-  it('leaves a pending job pending', async () => {
-    const [job] = await insertMany(1);
-    await updateCallbackStatus(db.pool, job!.job_id, 'failed');
-    expect(await get(db.pool, job!.job_id)).toMatchObject({ status: 'pending', callback_status: 'failed' });
-  });
-});
-
-describe('sweepOrphans', () => {
+describe('jobSweepOrphans', () => {
   it('touches only running rows older than the threshold; bumps attempts and clears started_at', async () => {
     const [stale, fresh, done, pending] = await insertMany(4);
     await claimPending(db.pool, 3);
-    await markDone(db.pool, done!.job_id, 0, success(done!.ix_id));
+    await finishJob(db.pool, done!.job_id, 0, success(done!.ix_id));
     await db.pool.query(`UPDATE ix_jobs SET started_at = now() - interval '2 hours' WHERE job_id = $1`, [
       stale!.job_id,
     ]);
     const untouched = [fresh, done, pending].map((j) => j!.job_id);
-    const before = await Promise.all(untouched.map((id) => get(db.pool, id)));
-    const result = await sweepOrphans(db.pool, { maxRunningSeconds: 600 });
+    const before = await Promise.all(untouched.map((id) => jobGet(db.pool, id)));
+    const result = await jobSweepOrphans(db.pool, { maxRunningSeconds: 600 });
     expect(result).toEqual({ requeued: [stale!.job_id], returned: [], abandoned: [] });
-    expect(await get(db.pool, stale!.job_id)).toMatchObject({
+    expect(await jobGet(db.pool, stale!.job_id)).toMatchObject({
       status: 'pending',
       attempts: 1,
       started_at: null,
     });
-    expect(await Promise.all(untouched.map((id) => get(db.pool, id)))).toEqual(before);
+    expect(await Promise.all(untouched.map((id) => jobGet(db.pool, id)))).toEqual(before);
     // The swept job is claimable again, behind the job that was already waiting.
     expect((await claimPending(db.pool, 10)).map((j) => j.job_id)).toEqual([pending!.job_id, stale!.job_id]);
   });
@@ -464,15 +443,15 @@ describe('sweepOrphans', () => {
   it('never touches pending or terminal rows, however old', async () => {
     const [finished, waiting] = await insertMany(2);
     await claimNextPending(db.pool);
-    await markDone(db.pool, finished!.job_id, 0, success(finished!.ix_id));
-    const before = await Promise.all([finished, waiting].map((j) => get(db.pool, j!.job_id)));
+    await finishJob(db.pool, finished!.job_id, 0, success(finished!.ix_id));
+    const before = await Promise.all([finished, waiting].map((j) => jobGet(db.pool, j!.job_id)));
     const future = new Date(Date.now() + 365 * 86_400_000);
-    expect(await sweepOrphans(db.pool, { now: future, maxRunningSeconds: 1 })).toEqual({
+    expect(await jobSweepOrphans(db.pool, { now: future, maxRunningSeconds: 1 })).toEqual({
       requeued: [],
       returned: [],
       abandoned: [],
     });
-    expect(await Promise.all([finished, waiting].map((j) => get(db.pool, j!.job_id)))).toEqual(before);
+    expect(await Promise.all([finished, waiting].map((j) => jobGet(db.pool, j!.job_id)))).toEqual(before);
   });
 
   it('rescues the jobs of a worker whose heartbeat is stale, not those of a live worker', async () => {
@@ -487,9 +466,9 @@ describe('sweepOrphans', () => {
       `UPDATE ix_workers SET heartbeat_at = now() - interval '1 minute' WHERE worker_id = $1`,
       [dead],
     );
-    const result = await sweepOrphans(db.pool, { maxRunningSeconds: 3600, heartbeatTimeoutSeconds: 30 });
+    const result = await jobSweepOrphans(db.pool, { maxRunningSeconds: 3600, heartbeatTimeoutSeconds: 30 });
     expect(result.requeued).toEqual([deadJob!.job_id]);
-    expect((await get(db.pool, liveJob!.job_id))?.status).toBe('running');
+    expect((await jobGet(db.pool, liveJob!.job_id))?.status).toBe('running');
     expect(await workerPruneStale(db.pool, 30)).toBe(1);
   });
 
@@ -499,10 +478,10 @@ describe('sweepOrphans', () => {
     for (let attempt = 0; attempt < 3; attempt++) {
       const claimed = await claimNextPending(db.pool);
       expect(claimed?.attempts).toBe(attempt);
-      const result = await sweepOrphans(db.pool, { now: future, maxRunningSeconds: 60, maxAttempts: 3 });
+      const result = await jobSweepOrphans(db.pool, { now: future, maxRunningSeconds: 60, maxAttempts: 3 });
       expect(result[attempt < 2 ? 'requeued' : 'abandoned']).toEqual([job.job_id]);
     }
-    const final = await get(db.pool, job.job_id);
+    const final = await jobGet(db.pool, job.job_id);
     expect(final).toMatchObject({
       status: 'error',
       attempts: 3,
@@ -519,8 +498,8 @@ describe('sweepOrphans', () => {
     await claimPending(db.pool, 20);
     const future = new Date(Date.now() + 3_600_000);
     const [a, b] = await Promise.all([
-      sweepOrphans(db.pool, { now: future, maxRunningSeconds: 60 }),
-      sweepOrphans(db.pool, { now: future, maxRunningSeconds: 60 }),
+      jobSweepOrphans(db.pool, { now: future, maxRunningSeconds: 60 }),
+      jobSweepOrphans(db.pool, { now: future, maxRunningSeconds: 60 }),
     ]);
     expect(a.requeued.length + b.requeued.length).toBe(20);
     const { rows } = await db.pool.query('SELECT DISTINCT attempts FROM ix_jobs');
@@ -528,20 +507,28 @@ describe('sweepOrphans', () => {
   });
 });
 
-describe('releaseJobs', () => {
+describe('jobReleaseMany', () => {
   it('puts held jobs back to pending at once, charging an attempt only to a started one', async () => {
     const [a, b] = await insertMany(2);
-    const [started, waiting] = await claimJobs(db.pool, { limit: 2, workerId: WORKER, startNow: 1 });
+    const [started, waiting] = await jobClaimMany(db.pool, { limit: 2, workerId: WORKER, startNow: 1 });
     const held = (c: typeof started, wasStarted: boolean) => ({
       jobId: c!.job.job_id,
       attempt: c!.job.attempts,
       claimEpoch: c!.claimEpoch,
       started: wasStarted,
     });
-    const released = await releaseJobs(db.pool, [held(started, true), held(waiting, false)]);
+    const released = await jobReleaseMany(db.pool, [held(started, true), held(waiting, false)]);
     expect(released.sort()).toEqual([a!.job_id, b!.job_id].sort());
-    expect(await get(db.pool, a!.job_id)).toMatchObject({ status: 'pending', attempts: 1, started_at: null });
-    expect(await get(db.pool, b!.job_id)).toMatchObject({ status: 'pending', attempts: 0, started_at: null });
+    expect(await jobGet(db.pool, a!.job_id)).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      started_at: null,
+    });
+    expect(await jobGet(db.pool, b!.job_id)).toMatchObject({
+      status: 'pending',
+      attempts: 0,
+      started_at: null,
+    });
     // Handed back: the stale claim can no longer start it.
     expect(await jobStartMany(db.pool, WORKER, [waiting!])).toEqual(new Map());
     expect((await claimPending(db.pool, 5)).map((j) => j.job_id)).toEqual([a!.job_id, b!.job_id]);
@@ -552,19 +539,19 @@ describe('claimed, not started', () => {
   it('a claim starts only its oldest startNow jobs; the rest stay pending, leased, until started', async () => {
     const jobs = await insertMany(3);
     await workerHeartbeat(db.pool, WORKER);
-    const claimed = await claimJobs(db.pool, { limit: 3, workerId: WORKER, startNow: 1 });
+    const claimed = await jobClaimMany(db.pool, { limit: 3, workerId: WORKER, startNow: 1 });
     expect(claimed.map((c) => [c.job.job_id, c.started, c.job.status])).toEqual([
       [jobs[0]!.job_id, true, 'running'],
       [jobs[1]!.job_id, false, 'pending'],
       [jobs[2]!.job_id, false, 'pending'],
     ]);
     expect(claimed[0]!.job.started_at).not.toBeNull();
-    expect(await get(db.pool, jobs[1]!.job_id)).toMatchObject({ status: 'pending', started_at: null });
+    expect(await jobGet(db.pool, jobs[1]!.job_id)).toMatchObject({ status: 'pending', started_at: null });
     // Nobody else can claim them meanwhile.
     expect(await claimPending(db.pool, 5)).toEqual([]);
     const started = await jobStartMany(db.pool, WORKER, [claimed[1]!]);
     expect([...started.keys()]).toEqual([jobs[1]!.job_id]);
-    expect(await get(db.pool, jobs[1]!.job_id)).toMatchObject({
+    expect(await jobGet(db.pool, jobs[1]!.job_id)).toMatchObject({
       status: 'running',
       started_at: started.get(jobs[1]!.job_id),
     });
@@ -575,8 +562,8 @@ describe('claimed, not started', () => {
   it('the sweep charges a dead worker only for what it had started, and hands back the rest as they were', async () => {
     const jobs = await insertMany(4);
     await workerHeartbeat(db.pool, WORKER);
-    const claimed = await claimJobs(db.pool, { limit: 4, workerId: WORKER, startNow: 2 });
-    const result = await sweepOrphans(db.pool, {
+    const claimed = await jobClaimMany(db.pool, { limit: 4, workerId: WORKER, startNow: 2 });
+    const result = await jobSweepOrphans(db.pool, {
       now: new Date(Date.now() + 3_600_000),
       maxRunningSeconds: 60,
       heartbeatTimeoutSeconds: 30,
@@ -585,7 +572,7 @@ describe('claimed, not started', () => {
     expect(result.requeued.sort()).toEqual([jobs[0]!.job_id, jobs[1]!.job_id].sort());
     expect(result.returned.sort()).toEqual([jobs[2]!.job_id, jobs[3]!.job_id].sort());
     expect(result.abandoned).toEqual([]);
-    const after = await Promise.all(jobs.map((j) => get(db.pool, j.job_id)));
+    const after = await Promise.all(jobs.map((j) => jobGet(db.pool, j.job_id)));
     expect(after.map((j) => [j?.status, j?.attempts])).toEqual([
       ['pending', 1],
       ['pending', 1],
@@ -593,7 +580,7 @@ describe('claimed, not started', () => {
       ['pending', 0],
     ]);
     // The dead worker's stale claims start nothing, even when the same worker claims them again.
-    const again = await claimJobs(db.pool, { limit: 4, workerId: WORKER, startNow: 0 });
+    const again = await jobClaimMany(db.pool, { limit: 4, workerId: WORKER, startNow: 0 });
     expect(await jobStartMany(db.pool, WORKER, [claimed[2]!, claimed[3]!])).toEqual(new Map());
     expect((await jobStartMany(db.pool, WORKER, again)).size).toBe(4);
   });
@@ -601,10 +588,10 @@ describe('claimed, not started', () => {
   it("the age rule leaves a live worker's unstarted claims alone", async () => {
     await insertMany(2);
     await workerHeartbeat(db.pool, WORKER);
-    await claimJobs(db.pool, { limit: 2, workerId: WORKER, startNow: 0 });
+    await jobClaimMany(db.pool, { limit: 2, workerId: WORKER, startNow: 0 });
     const later = new Date(Date.now() + 3_600_000);
     await db.pool.query('UPDATE ix_workers SET heartbeat_at = $1', [later]);
-    const result = await sweepOrphans(db.pool, {
+    const result = await jobSweepOrphans(db.pool, {
       now: later,
       maxRunningSeconds: 60,
       heartbeatTimeoutSeconds: 30,
@@ -615,23 +602,28 @@ describe('claimed, not started', () => {
   it('a claim stops at its byte budget of stored input, but always takes one job', async () => {
     const big = { text: 'x'.repeat(3_000) };
     for (let i = 0; i < 4; i++) await insertPending(db.pool, makeRequest({ input: big }), null);
-    const one = await claimJobs(db.pool, { limit: 4, workerId: null, startNow: 4, maxInputBytes: 1 });
+    const one = await jobClaimMany(db.pool, { limit: 4, workerId: null, startNow: 4, maxInputBytes: 1 });
     expect(one).toHaveLength(1);
     const size = one[0]!.inputBytes;
     expect(size).toBeGreaterThan(0);
-    const two = await claimJobs(db.pool, { limit: 4, workerId: null, startNow: 4, maxInputBytes: size + 1 });
+    const two = await jobClaimMany(db.pool, {
+      limit: 4,
+      workerId: null,
+      startNow: 4,
+      maxInputBytes: size + 1,
+    });
     expect(two).toHaveLength(2);
     expect(
-      await claimJobs(db.pool, { limit: 4, workerId: null, startNow: 4, maxInputBytes: null }),
+      await jobClaimMany(db.pool, { limit: 4, workerId: null, startNow: 4, maxInputBytes: null }),
     ).toHaveLength(1);
   });
 });
 
-describe('insertPendingMany', () => {
+describe('jobInsertMany in batches', () => {
   it('inserts a batch in one statement, in order; replays get the first job, conflicts fail alone', async () => {
     const known = await insertPending(db.pool, makeRequest(), 'https://known.example.com/cb');
     const fresh = [makeRequest(), makeRequest(), makeRequest()];
-    const results = await insertPendingMany(db.pool, [
+    const results = await jobInsertMany(db.pool, [
       { request: fresh[0]!, callbackUrl: null },
       { request: known.job.request, callbackUrl: 'https://known.example.com/cb' },
       { request: fresh[1]!, callbackUrl: 'https://example.com/1' },
@@ -668,6 +660,6 @@ describe('insertPendingMany', () => {
   });
 
   it('an empty batch does nothing', async () => {
-    expect(await insertPendingMany(db.pool, [])).toEqual([]);
+    expect(await jobInsertMany(db.pool, [])).toEqual([]);
   });
 });

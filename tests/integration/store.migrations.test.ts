@@ -132,7 +132,7 @@ describe('claim cost does not grow with finished jobs', () => {
     const client = await db.pool.connect();
     try {
       await client.query('BEGIN');
-      const { CLAIM_SQL } = await import('../../src/store/jobs.js');
+      const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
       const plan = async () => {
         const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${CLAIM_SQL}`, [
           10,

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { JsonValue, RequestIX } from '../../src/contracts/index.js';
-import { get } from '../../src/store/index.js';
+import { jobGet } from '../../src/store/index.js';
 import { type Pipeline, type PipelineResult, Sweeper } from '../../src/worker/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
@@ -80,9 +80,9 @@ describe('worker faults', () => {
         const counts = await statusCounts(db.pool);
         return (counts.done ?? 0) + (counts.error ?? 0) === ordinary.length + poisoned.size;
       }, 'every job finished');
-      for (const id of ordinary) expect((await get(db.pool, id))?.status).toBe('done');
+      for (const id of ordinary) expect((await jobGet(db.pool, id))?.status).toBe('done');
       for (const [id, name] of poisoned) {
-        const job = await get(db.pool, id);
+        const job = await jobGet(db.pool, id);
         expect({ name, status: job?.status }).toEqual({ name, status: 'error' });
         expect(job?.response?.error).toMatch(/^pipeline (result|error) could not be stored: /);
       }
@@ -90,7 +90,7 @@ describe('worker faults', () => {
       const later = await submitMany(db.pool, 5);
       await eventually(
         async () =>
-          (await Promise.all(later.map((id) => get(db.pool, id)))).every((j) => j?.status === 'done'),
+          (await Promise.all(later.map((id) => jobGet(db.pool, id)))).every((j) => j?.status === 'done'),
         'jobs submitted afterwards done',
       );
     } finally {
@@ -110,7 +110,7 @@ describe('worker faults', () => {
     };
     const worker = makeWorker(db, pipeline, { shutdownGraceSeconds: 1 });
     await worker.start();
-    await eventually(async () => (await get(db.pool, id!))?.status === 'running', 'the job runs');
+    await eventually(async () => (await jobGet(db.pool, id!))?.status === 'running', 'the job runs');
     // A long lock: the completion waits behind it for as long as it is held.
     const locker = await db.pool.connect();
     await locker.query('BEGIN');
@@ -125,7 +125,7 @@ describe('worker faults', () => {
     }
     // The statement stop gave up waiting for still applies once the lock is gone.
     await eventually(
-      async () => (await get(db.pool, id!))?.status === 'done',
+      async () => (await jobGet(db.pool, id!))?.status === 'done',
       'the outcome recorded after all',
     );
   });
@@ -154,8 +154,8 @@ describe('worker faults', () => {
       gates.get(0)!(); // the stale attempt ends first; its outcome must be discarded alone
       await eventually(async () => worker.heldCount === 1, 'the stale outcome discarded');
       gates.get(1)!();
-      await eventually(async () => (await get(db.pool, id!))?.status === 'done', 'attempt 1 recorded');
-      expect(await get(db.pool, id!)).toMatchObject({ attempts: 1, response: { result: { attempt: 1 } } });
+      await eventually(async () => (await jobGet(db.pool, id!))?.status === 'done', 'attempt 1 recorded');
+      expect(await jobGet(db.pool, id!)).toMatchObject({ attempts: 1, response: { result: { attempt: 1 } } });
       expect(worker.heldCount).toBe(0);
       expect(runs).toEqual([0, 1]);
     } finally {
@@ -177,7 +177,7 @@ describe('worker faults', () => {
     await worker.start();
     try {
       await eventually(async () => worker.heldCount === 4, 'the worker holds all four');
-      const jobs = await Promise.all(ids.map((id) => get(db.pool, id)));
+      const jobs = await Promise.all(ids.map((id) => jobGet(db.pool, id)));
       expect(jobs.map((j) => [j?.status, j?.started_at === null])).toEqual([
         ['running', false],
         ['pending', true],
@@ -196,9 +196,9 @@ describe('worker faults', () => {
     const stubborn: Pipeline = () => new Promise(() => {});
     const worker = makeWorker(db, stubborn, { shutdownGraceSeconds: 1, requestTimeoutSeconds: 600 });
     await worker.start();
-    await eventually(async () => (await get(db.pool, id!))?.status === 'running', 'the job runs');
+    await eventually(async () => (await jobGet(db.pool, id!))?.status === 'running', 'the job runs');
     const took = await within(10_000, worker.stop(), 'stop');
     expect(took).toBeLessThan(5_000);
-    expect(await get(db.pool, id!)).toMatchObject({ status: 'pending', attempts: 1 });
+    expect(await jobGet(db.pool, id!)).toMatchObject({ status: 'pending', attempts: 1 });
   });
 });

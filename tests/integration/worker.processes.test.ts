@@ -8,12 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RequestIX } from '../../src/contracts/index.js';
-import { get, insertPending, notifyPending } from '../../src/store/index.js';
+import { jobGet, jobNotifyPending } from '../../src/store/index.js';
 import { Sweeper } from '../../src/worker/index.js';
 import { CLI, cleanEnv, exited } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
 import { startServer } from '../support/http.js';
+import { insertPending } from '../support/jobs.js';
 import {
   eventually,
   makeWorker,
@@ -164,7 +165,7 @@ export default async function crashOnPoison(request) {
       const poisonRow = rows.find((row) => row.job_id === poison)!;
       expect(poisonRow).toMatchObject({ status: 'error', attempts: 3 });
       expect(startsOf.get(poisonRow.request_id)).toBe(3);
-      expect((await get(db.pool, poison!))?.response?.error).toMatch(/abandoned after 3 attempts/);
+      expect((await jobGet(db.pool, poison!))?.response?.error).toMatch(/abandoned after 3 attempts/);
       const others = rows.filter((row) => row.job_id !== poison);
       expect(others.every((row) => row.status === 'done')).toBe(true);
       // A crash charges only the jobs started or being started then (at most the concurrency,
@@ -188,13 +189,13 @@ export default async function crashOnPoison(request) {
         makeRequest({ input: { page: 7 } }),
         `${receiver.url}/hook`,
       );
-      await notifyPending(db.pool);
+      await jobNotifyPending(db.pool);
       const worker = spawnWorker({
         IX_CALLBACK_ALLOW_PRIVATE: 'true',
         IX_CALLBACK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}`,
       });
       await eventually(
-        async () => (await get(db.pool, job.job_id))?.callback_status === 'delivered',
+        async () => (await jobGet(db.pool, job.job_id))?.callback_status === 'delivered',
         'delivered',
       );
       worker.kill('SIGTERM');

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { RequestIX } from '../../src/contracts/index.js';
-import { claimPending, get, insertPending, workerHeartbeat } from '../../src/store/index.js';
+import { jobGet, workerHeartbeat } from '../../src/store/index.js';
 import { echoPipeline, type Pipeline, Sweeper } from '../../src/worker/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
+import { claimPending, insertPending } from '../support/jobs.js';
 import {
   eventually,
   makeWorker,
@@ -56,7 +57,7 @@ describe('worker', () => {
     expect(await worker.runOnce()).toBe(3);
     expect(await worker.runOnce()).toBe(2);
     expect(await worker.runOnce()).toBe(0);
-    const job = await get(db.pool, ids[0]!);
+    const job = await jobGet(db.pool, ids[0]!);
     expect(job).toMatchObject({ status: 'done', response: { error: null, result: { hello: 'world' } } });
     expect(worker.heldCount).toBe(0);
   });
@@ -67,19 +68,19 @@ describe('worker', () => {
     const started = Date.now();
     await worker.runOnce();
     expect(Date.now() - started).toBeLessThan(5_000);
-    const job = await get(db.pool, slow!);
+    const job = await jobGet(db.pool, slow!);
     expect(job?.status).toBe('error');
     expect(job?.response?.error).toMatch(/timed out after 1 s/);
     const [next] = await submitMany(db.pool, 1);
     await worker.runOnce();
-    expect((await get(db.pool, next!))?.status).toBe('done');
+    expect((await jobGet(db.pool, next!))?.status).toBe('done');
   });
 
   it('a pipeline that ignores its abort signal still times out', async () => {
     const [id] = await submitMany(db.pool, 1);
     const stubborn: Pipeline = () => new Promise(() => {});
     await makeWorker(db, stubborn, { requestTimeoutSeconds: 1 }).runOnce();
-    expect((await get(db.pool, id!))?.response?.error).toMatch(/timed out/);
+    expect((await jobGet(db.pool, id!))?.response?.error).toMatch(/timed out/);
   });
 
   it('a throwing pipeline ends error with its message and no stack trace', async () => {
@@ -88,7 +89,7 @@ describe('worker', () => {
       throw new Error('model weights missing');
     };
     await makeWorker(db, throwing).runOnce();
-    const job = await get(db.pool, id!);
+    const job = await jobGet(db.pool, id!);
     expect(job).toMatchObject({
       status: 'error',
       response: { error: 'model weights missing', result: null },
@@ -99,13 +100,13 @@ describe('worker', () => {
     const [id] = await submitMany(db.pool, 1);
     const garbage = (async () => 42) as unknown as Pipeline;
     await makeWorker(db, garbage).runOnce();
-    expect((await get(db.pool, id!))?.response?.error).toMatch(/neither/);
+    expect((await jobGet(db.pool, id!))?.response?.error).toMatch(/neither/);
   });
 
   it('echo: input.fail becomes the error', async () => {
     const [id] = await submitMany(db.pool, 1, { fail: 'page 3 unreadable' });
     await makeWorker(db, echoPipeline).runOnce();
-    expect(await get(db.pool, id!)).toMatchObject({
+    expect(await jobGet(db.pool, id!)).toMatchObject({
       status: 'error',
       response: { error: 'page 3 unreadable' },
     });
@@ -122,7 +123,7 @@ describe('worker', () => {
       expect(await claimPending(db.pool, 1, deadWorker)).toHaveLength(1);
       await sweeper.runOnce(later);
     }
-    const final = await get(db.pool, job.job_id);
+    const final = await jobGet(db.pool, job.job_id);
     expect(final).toMatchObject({ status: 'error', attempts: 3 });
     expect(final?.response?.error).toMatch(/abandoned after 3 attempts/);
   });
@@ -137,9 +138,11 @@ describe('worker', () => {
     const stopping = Date.now();
     await worker.stop();
     expect(Date.now() - stopping).toBeLessThan(4_000);
-    for (const id of fast) expect((await get(db.pool, id))?.status).toBe('done');
-    for (const id of slow) expect(await get(db.pool, id)).toMatchObject({ status: 'pending', attempts: 1 });
-    for (const id of queued) expect(await get(db.pool, id)).toMatchObject({ status: 'pending', attempts: 0 });
+    for (const id of fast) expect((await jobGet(db.pool, id))?.status).toBe('done');
+    for (const id of slow)
+      expect(await jobGet(db.pool, id)).toMatchObject({ status: 'pending', attempts: 1 });
+    for (const id of queued)
+      expect(await jobGet(db.pool, id)).toMatchObject({ status: 'pending', attempts: 0 });
     const { rows } = await db.pool.query(
       'SELECT (SELECT count(*) FROM ix_job_leases)::int AS leases, (SELECT count(*) FROM ix_workers)::int AS workers',
     );
@@ -153,7 +156,7 @@ describe('worker', () => {
       await new Promise((r) => setTimeout(r, 200)); // idle: the first claim found nothing
       const submitted = Date.now();
       const [id] = await submitMany(db.pool, 1);
-      await eventually(async () => (await get(db.pool, id!))?.status === 'done', 'the job is done', 3_000);
+      await eventually(async () => (await jobGet(db.pool, id!))?.status === 'done', 'the job is done', 3_000);
       expect(Date.now() - submitted).toBeLessThan(3_000);
     } finally {
       await worker.stop();
@@ -165,7 +168,7 @@ describe('worker', () => {
     await worker.start();
     try {
       const [before] = await submitMany(db.pool, 1);
-      await eventually(async () => (await get(db.pool, before!))?.status === 'done', 'first job done');
+      await eventually(async () => (await jobGet(db.pool, before!))?.status === 'done', 'first job done');
       const { rowCount } = await db.pool.query(
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> pg_backend_pid()`,
@@ -176,7 +179,7 @@ describe('worker', () => {
       await new Promise((r) => setTimeout(r, 500));
       const [after] = await submitMany(db.pool, 1);
       await eventually(
-        async () => (await get(db.pool, after!))?.status === 'done',
+        async () => (await jobGet(db.pool, after!))?.status === 'done',
         'job after the loss done',
         10_000,
       );

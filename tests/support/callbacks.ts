@@ -4,6 +4,13 @@ import { pino } from 'pino';
 import { CallbackDeliverer, type CallbackDelivererOptions } from '../../src/callbacks/index.js';
 import { loadConfig } from '../../src/config.js';
 import type { Logger } from '../../src/log.js';
+import type { Db } from '../../src/store/index.js';
+
+/** Deliveries still owed, due or not. */
+export async function callbackPendingCount(db: Db): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_callback_queue');
+  return rows[0]?.n ?? 0;
+}
 
 export const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 

@@ -11,12 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import {
-  createPool,
-  type EmbeddedPostgres,
-  migrateUp,
-  startEmbeddedPostgres,
-} from '../../src/store/index.js';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/cli/embedded-postgres.js';
+import { createPool, migrateUp } from '../../src/store/index.js';
 import { isAlive, killPostmaster } from './cli.js';
 import { withDatabase } from './urls.js';
 

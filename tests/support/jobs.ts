@@ -1,6 +1,52 @@
-import type { Job } from '../../src/contracts/index.js';
-import { claimPending, type Db, get, insertPending, markDone, markError } from '../../src/store/index.js';
+/**
+ * Jobs moved by hand through the store's own statements, one at a time, for tests that need a
+ * job in some state: what the submit service, a worker's claim and its completer do.
+ */
+import type { Job, RequestIX, ResponseIX } from '../../src/contracts/index.js';
+import {
+  type Db,
+  type InsertResult,
+  jobClaimMany,
+  jobCompleteMany,
+  jobGet,
+  jobInsertMany,
+  outcomeKey,
+} from '../../src/store/index.js';
 import { failure, makeRequest, success } from './factories.js';
+
+/** One job, through the store's insert alone: no batching, and no worker is woken. */
+export async function insertPending(
+  db: Db,
+  request: RequestIX,
+  callbackUrl: string | null,
+): Promise<InsertResult> {
+  return (await jobInsertMany(db, [{ request, callbackUrl }]))[0]!;
+}
+
+/** Claims and starts up to `limit` jobs, oldest first, leased to `workerId` (null: to none). */
+export async function claimPending(db: Db, limit: number, workerId: string | null = null): Promise<Job[]> {
+  const claimed = await jobClaimMany(db, { limit, workerId, startNow: limit });
+  return claimed.map((c) => c.job);
+}
+
+export async function claimNextPending(db: Db, workerId: string | null = null): Promise<Job | null> {
+  return (await claimPending(db, 1, workerId))[0] ?? null;
+}
+
+/**
+ * Ends a job claimed at `attempt` with `response`: `done` iff its error is null, else `error`.
+ * False when that attempt no longer holds the job.
+ */
+export async function finishJob(
+  db: Db,
+  jobId: string,
+  attempt: number,
+  response: ResponseIX,
+): Promise<boolean> {
+  const status = response.error === null ? 'done' : 'error';
+  const applied = await jobCompleteMany(db, [{ jobId, attempt, response, status }]);
+  return applied.has(outcomeKey(jobId, attempt));
+}
 
 /** Jobs that ran and ended through the store, each with `callbackUrl`: their deliveries are queued. */
 export async function finishedJobs(
@@ -12,12 +58,10 @@ export async function finishedJobs(
   const claimed = await claimPending(db, outcomes.length);
   const jobs: Job[] = [];
   for (const [i, job] of claimed.entries()) {
-    const ok =
-      outcomes[i] === 'done'
-        ? await markDone(db, job.job_id, job.attempts, success(job.ix_id))
-        : await markError(db, job.job_id, job.attempts, failure(job.ix_id));
-    if (!ok) throw new Error(`finishedJobs: job ${job.job_id} did not finish`);
-    jobs.push((await get(db, job.job_id))!);
+    const response = outcomes[i] === 'done' ? success(job.ix_id) : failure(job.ix_id);
+    if (!(await finishJob(db, job.job_id, job.attempts, response)))
+      throw new Error(`finishedJobs: job ${job.job_id} did not finish`);
+    jobs.push((await jobGet(db, job.job_id))!);
   }
   return jobs;
 }

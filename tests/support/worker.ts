@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import { pino } from 'pino';
 import { type Config, loadConfig } from '../../src/config.js';
-import { insertPending, notifyPending } from '../../src/store/index.js';
+import { jobNotifyPending } from '../../src/store/index.js';
 import { type Pipeline, Worker } from '../../src/worker/index.js';
 import { makeRequest } from './factories.js';
+import { insertPending } from './jobs.js';
 
 export const silentLogger = pino({ level: process.env.IX_TEST_LOG_LEVEL ?? 'silent' });
 
@@ -31,7 +32,7 @@ export async function submitMany(pool: pg.Pool, n: number, input: unknown = { ok
   for (let i = 0; i < n; i++) {
     ids.push((await insertPending(pool, makeRequest({ input: input as never }), null)).job.job_id);
   }
-  await notifyPending(pool);
+  await jobNotifyPending(pool);
   return ids;
 }
 

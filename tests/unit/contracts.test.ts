@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { JobSchema, RequestIXSchema, ResponseIXSchema } from '../../src/contracts/index.js';
 import { newIxId, newJobId } from '../../src/store/ids.js';
-import { isoTimestamp } from '../../src/store/jobs.js';
+import { isoTimestamp } from '../../src/store/jobs/hydrate.js';
 
 describe('RequestIX', () => {
   it('accepts any JSON input and an optional ix_id', () => {

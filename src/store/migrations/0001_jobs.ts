@@ -13,7 +13,8 @@ import type { Migration } from './types.js';
  * first, `response` last). The pending set (`ix_job_queue`) and the running set
  * (`ix_job_leases`) are small tables holding only live jobs, so claiming and sweeping cost the
  * same with a million finished rows as with none. Invariant: a job has a queue row iff it is
- * pending and a lease row iff it is running; only the statements in jobs.ts move them together.
+ * pending and a lease row iff it is running (since 0004_claims.ts: iff it is claimed, started
+ * or not); only the statements in ../jobs/ move them together.
  */
 export const jobs: Migration = {
   version: 1,

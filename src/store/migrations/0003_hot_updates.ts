@@ -8,9 +8,10 @@ import type { Migration } from './types.js';
  *   not HOT and wrote an entry in each of the three indexes. At 30 every update was HOT, and
  *   PostgreSQL's CPU per job fell from ~75 to ~68 µs, for a table 15% larger.
  * - the `ix_id` format CHECK ran a regular expression on every update of every row (3% of all
- *   CPU on the machine, perf). ix alone generates ix_ids (ids.ts), and every row read back is
- *   checked against the contract, ix_id format included (hydrate in jobs.ts). The CHECKs that
- *   keep the state machine whole (status, callback_status, attempts, outcome) stay.
+ *   CPU on the machine, perf). ix alone generates ix_ids (../ids.ts), and every row read back
+ *   is checked against the contract, ix_id format included (hydrate in ../jobs/hydrate.ts).
+ *   The CHECKs that keep the state machine whole (status, callback_status, attempts, outcome)
+ *   stay.
  * Only pages written from now on use the new fillfactor; nothing is rewritten.
  */
 export const hotUpdates: Migration = {

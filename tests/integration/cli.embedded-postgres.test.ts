@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EmbeddedPostgresError, startEmbeddedPostgres } from '../../src/store/index.js';
+import { EmbeddedPostgresError, startEmbeddedPostgres } from '../../src/cli/embedded-postgres.js';
 import { killPostmaster } from '../support/cli.js';
 
 const made: string[] = [];

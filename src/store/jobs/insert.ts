@@ -1,0 +1,186 @@
+/**
+ * Submitting jobs: the insert of new jobs with their queue rows, idempotent on
+ * `(client_id, request_id)`, and the rule that tells a retry from a different request.
+ */
+import type { Job, JsonValue, RequestIX } from '../../contracts/index.js';
+import type { Db } from '../db.js';
+import { newIxId, newJobId } from '../ids.js';
+import { hydrate, JOB_COLUMNS_OF_J, type JobRow, prepared } from './hydrate.js';
+
+/**
+ * `(client_id, request_id)` already holds a job submitted with a different request (`input` or
+ * `callback_url`). The first request stands and nothing was written: a different request needs
+ * a request id of its own.
+ */
+export class IdempotencyConflictError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly clientId: string,
+    readonly requestId: string,
+  ) {
+    super(
+      `request_id "${requestId}" of client "${clientId}" was already submitted, as job ${jobId}, with a ` +
+        'different input or callback_url; that first request stands: send a different request under a new request_id',
+    );
+    this.name = 'IdempotencyConflictError';
+  }
+}
+
+export interface Submission {
+  request: RequestIX;
+  callbackUrl: string | null;
+}
+
+export interface InsertResult {
+  job: Job;
+  /** false when `(client_id, request_id)` already existed: `job` is then the first one, unchanged. */
+  created: boolean;
+  /** Set when the key already existed with a different request: refuse the submission. */
+  conflict: IdempotencyConflictError | null;
+}
+
+/**
+ * What makes two submissions of one key the same request: `input` and `callback_url` (`ix_id`
+ * is the server's, the key is the key), as SQL over the columns of `alias`. Hashed from jsonb's
+ * text, which is canonical (keys sorted, one spacing), so key order does not matter; numbers
+ * reach it through JSON.parse, so neither does 1.0 against 1. A JSON null input and a missing
+ * one are both SQL NULL here and both `null` in the array. Stored digests were made by this
+ * expression: changing it makes every replay of an older job a conflict.
+ */
+const requestDigest = (alias: string) =>
+  `sha256(convert_to(jsonb_build_array(${alias}.input, ${alias}.callback_url)::text, 'UTF8'))`;
+
+// Returns only what PostgreSQL decides (the commit-time created_at): the rest of a new job is
+// what was sent plus the column defaults. Returning every column and hydrating it through the
+// contract was ~10% of the API's CPU per submit (profiled, `npm run bench:api`).
+const INSERT_SQL = `
+  WITH submitted AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+      AS s(job_id uuid, ix_id text, client_id text, request_id text, callback_url text, input jsonb)
+  ), inserted AS (
+    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, request_digest)
+    -- jsonb_to_recordset reads a JSON null as SQL NULL; input null is valid JSON, kept as such.
+    SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb), ${requestDigest('s')}
+    FROM submitted s ORDER BY job_id
+    ON CONFLICT (client_id, request_id) DO NOTHING
+    RETURNING job_id, created_at, pg_column_size(input) AS input_bytes
+  ), queued AS (
+    INSERT INTO ix_job_queue (job_id, input_bytes) SELECT job_id, input_bytes FROM inserted ORDER BY job_id
+  )
+  SELECT job_id, created_at FROM inserted`;
+
+/**
+ * The jobs already holding the keys of submissions that were not inserted, one row per
+ * submission (`i`, its index), and whether it conflicts: a different digest. A job stored
+ * without one (before migration 5) never conflicts.
+ */
+const SELECT_REPLAYED_SQL = `
+  SELECT r.i, ${JOB_COLUMNS_OF_J}, j.request_digest <> ${requestDigest('r')} AS conflict
+  FROM jsonb_to_recordset($1::jsonb)
+    AS r(i integer, client_id text, request_id text, callback_url text, input jsonb)
+  JOIN ix_jobs j ON j.client_id = r.client_id AND j.request_id = r.request_id`;
+
+interface PendingRow {
+  job_id: string;
+  ix_id: string;
+  client_id: string;
+  request_id: string;
+  callback_url: string | null;
+  input: JsonValue;
+}
+
+interface ReplayedRow extends JobRow {
+  /** The index of the submission in its batch. */
+  i: number;
+  /** null when the job has no digest (stored before migration 5). */
+  conflict: boolean | null;
+}
+
+function isUniqueViolation(error: unknown, constraint: string): boolean {
+  const e = error as { code?: string; constraint?: string };
+  return e.code === '23505' && e.constraint === constraint;
+}
+
+/**
+ * Inserts pending jobs, idempotently on `(client_id, request_id)`: the first insert of a key
+ * wins, and a replay (in an earlier call or earlier in the same batch) returns that job
+ * unchanged: status, request, callback URL. A replay whose `input` or `callback_url` differs
+ * from the first one's is a `conflict` (its result says so; nothing else in the batch is
+ * affected). Results come in the order of `submissions`. One statement for the whole batch,
+ * plus one read-only one when some keys already existed. The callers' `ix_id`s are ignored:
+ * the server always assigns its own.
+ *
+ * It sends no NOTIFY itself: PostgreSQL serialises the commits of transactions that notify,
+ * which turns concurrent submitters into one (measured in docs/design.md, "Waking workers").
+ * After committing created jobs, wake workers through a PendingNotifier, or jobNotifyPending.
+ */
+export async function jobInsertMany(db: Db, submissions: readonly Submission[]): Promise<InsertResult[]> {
+  if (submissions.length === 0) return [];
+  let rows: PendingRow[] = [];
+  let createdAt = new Map<string, string>();
+  for (let tries = 0; ; tries++) {
+    // Ascending ids in submission order: the queue takes the batch in job_id order, so a batch
+    // is claimed in the order it was submitted (UUIDv7s drawn within one millisecond are not).
+    const jobIds = submissions.map(() => newJobId()).sort();
+    rows = submissions.map(({ request, callbackUrl }, i) => ({
+      job_id: jobIds[i]!,
+      ix_id: newIxId(),
+      client_id: request.ix_client_id,
+      request_id: request.request_id,
+      callback_url: callbackUrl,
+      input: request.input === undefined ? null : request.input,
+    }));
+    try {
+      const inserted = await db.query<{ job_id: string; created_at: string }>(
+        prepared('ix_job_insert_many', INSERT_SQL, [JSON.stringify(rows)]),
+      );
+      createdAt = new Map(inserted.rows.map((row) => [row.job_id, row.created_at]));
+      break;
+    } catch (error) {
+      // 2^64 ix_ids make a collision all but impossible; if one happens, draw again.
+      if (tries < 3 && isUniqueViolation(error, 'ix_jobs_ix_id_key')) continue;
+      throw error;
+    }
+  }
+  // A submission whose row was not inserted met an existing key: an earlier job, or an earlier
+  // submission of this batch (the first of a key in the batch is the one inserted).
+  const replayed = new Map<number, ReplayedRow>();
+  const missing = rows.flatMap((row, i) => (createdAt.has(row.job_id) ? [] : [{ ...row, i }]));
+  if (missing.length > 0) {
+    const { rows: found } = await db.query<ReplayedRow>(
+      prepared('ix_job_get_replayed', SELECT_REPLAYED_SQL, [JSON.stringify(missing)]),
+    );
+    for (const row of found) replayed.set(row.i, row);
+  }
+  return rows.map((row, i) => {
+    const created = createdAt.get(row.job_id);
+    if (created !== undefined) return { job: pendingJob(row, created), created: true, conflict: null };
+    const found = replayed.get(i);
+    if (!found) {
+      // ON CONFLICT saw a row this snapshot cannot (a REPEATABLE READ caller racing another insert).
+      throw new Error(
+        `jobInsertMany: (${row.client_id}, ${row.request_id}) conflicts with a row not visible to this transaction; retry`,
+      );
+    }
+    const job = hydrate(found);
+    const conflict = found.conflict
+      ? new IdempotencyConflictError(job.job_id, job.client_id, job.request_id)
+      : null;
+    return { job, created: false, conflict };
+  });
+}
+
+/** A job just inserted: the row as sent, the column defaults, and PostgreSQL's created_at. */
+function pendingJob(row: PendingRow, createdAt: string): Job {
+  return hydrate({
+    ...row,
+    created_at: createdAt,
+    status: 'pending',
+    attempts: 0,
+    started_at: null,
+    finished_at: null,
+    callback_status: null,
+    response: null,
+    callback_attempts: null,
+  });
+}

@@ -1,0 +1,145 @@
+/**
+ * Handing jobs back: the sweep rescues the jobs of workers that died or stalled, and a stopping
+ * worker releases what it holds. Both through one statement tail, HAND_BACK.
+ */
+import type { Db } from '../db.js';
+import { jobNotifyPending } from '../notify.js';
+
+export interface SweepOptions {
+  /** The clock, injected so tests need no sleeping; default: the database's now(). */
+  now?: Date | null;
+  /**
+   * A started job running longer than this is rescued whatever its worker says: the worker may
+   * heartbeat and still be stuck on it.
+   */
+  maxRunningSeconds: number;
+  /** A claimed job whose worker's heartbeat is older than this, or gone, is rescued; null: rule off. */
+  heartbeatTimeoutSeconds?: number | null;
+  /** A started job rescued for the `maxAttempts`-th time ends `error` instead; null: retried forever. */
+  maxAttempts?: number | null;
+}
+
+export interface SweepResult {
+  /** Had started: back to `pending` with `attempts + 1`. */
+  requeued: string[];
+  /** Claimed but never started: back to the queue as they were, `attempts` unchanged. */
+  returned: string[];
+  /** Ended `error`: abandoned after `maxAttempts` attempts. */
+  abandoned: string[];
+}
+
+// How a job held by a worker goes back: a started one (`running`) is charged an attempt, or at
+// the budget abandoned; an unstarted claim (`pending` with a lease) is handed back as it was,
+// its claim_epoch moved on so the stale claim can never start it. Used by the sweep and by a
+// worker's own release; `held` names the job rows, locked (as UPDATE targets) before their
+// lease rows, the same order as completion, so one racing another waits instead of deadlocking,
+// and the re-checked status, attempts and epoch then skip what the other already moved.
+const HAND_BACK = `
+  moved AS (
+    UPDATE ix_jobs j SET
+      attempts = j.attempts + CASE WHEN h.status = 'running' THEN 1 ELSE 0 END,
+      claim_epoch = j.claim_epoch + CASE WHEN h.status = 'pending' THEN 1 ELSE 0 END,
+      started_at = NULL,
+      worker_id = NULL,
+      status = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN 'error' ELSE 'pending' END,
+      finished_at = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN now() END,
+      response = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN jsonb_build_object(
+        'ix_id', j.ix_id, 'result', NULL,
+        'error', format('abandoned after %s attempts: each attempt''s worker died or stalled', j.attempts + 1)) END
+    FROM held h
+    WHERE j.job_id = h.job_id AND j.status = h.status AND j.attempts = h.attempt AND j.claim_epoch = h.claim_epoch
+    RETURNING j.job_id, j.status, h.status AS was, j.callback_url, pg_column_size(j.input) AS input_bytes
+  ), released AS (
+    DELETE FROM ix_job_leases l USING moved WHERE l.job_id = moved.job_id
+  ), requeued AS (
+    INSERT INTO ix_job_queue (job_id, input_bytes)
+    SELECT job_id, input_bytes FROM moved WHERE status = 'pending' ORDER BY job_id
+  ), callbacks AS (
+    INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM moved WHERE status = 'error' AND callback_url IS NOT NULL
+  )
+  SELECT job_id, status, was FROM moved`;
+
+interface HandedBack {
+  job_id: string;
+  status: string;
+  was: string;
+}
+
+function handedBack(rows: readonly HandedBack[]): SweepResult {
+  const result: SweepResult = { requeued: [], returned: [], abandoned: [] };
+  for (const row of rows) {
+    if (row.status === 'error') result.abandoned.push(row.job_id);
+    else (row.was === 'running' ? result.requeued : result.returned).push(row.job_id);
+  }
+  return result;
+}
+
+// The age rule applies to started jobs only: a claim waiting in a live worker's buffer is that
+// worker's, however long it waits. `finished_at = now()` in HAND_BACK is the database clock; the
+// injected clock only decides who is stale.
+const SWEEP_SQL = `
+  WITH params AS (
+    SELECT coalesce($1::timestamptz, now()) AS now, $2::integer AS max_running, $3::integer AS heartbeat_timeout,
+      $4::integer AS max_attempts
+  ), held AS (
+    SELECT j.job_id, j.status, j.attempts AS attempt, j.claim_epoch, p.max_attempts
+    FROM ix_job_leases l
+    JOIN ix_jobs j ON j.job_id = l.job_id
+    LEFT JOIN ix_workers w ON w.worker_id = l.worker_id
+    CROSS JOIN params p
+    WHERE j.status IN ('running', 'pending') AND (
+      (j.status = 'running' AND j.started_at < p.now - make_interval(secs => p.max_running))
+      OR (p.heartbeat_timeout IS NOT NULL AND l.worker_id IS NOT NULL
+          AND (w.worker_id IS NULL OR w.heartbeat_at < p.now - make_interval(secs => p.heartbeat_timeout))))
+  ), ${HAND_BACK}`;
+
+/**
+ * Rescues the jobs of workers that are gone (stale heartbeat, or no worker row) and started jobs
+ * that have run longer than `maxRunningSeconds`: a started one back to `pending` with
+ * `attempts + 1` (at `maxAttempts`, `error` instead), an unstarted claim back to the queue as it
+ * was. One statement; safe to run in many workers at once. Workers are woken for what went back.
+ */
+export async function jobSweepOrphans(db: Db, options: SweepOptions): Promise<SweepResult> {
+  const { rows } = await db.query<HandedBack>(SWEEP_SQL, [
+    options.now ?? null,
+    options.maxRunningSeconds,
+    options.heartbeatTimeoutSeconds ?? null,
+    options.maxAttempts ?? null,
+  ]);
+  const result = handedBack(rows);
+  if (result.requeued.length + result.returned.length > 0) await jobNotifyPending(db);
+  return result;
+}
+
+export interface Held {
+  jobId: string;
+  attempt: number;
+  claimEpoch: number;
+  /** Whether its pipeline was started (it is then charged an attempt). */
+  started: boolean;
+}
+
+const RELEASE_SQL = `
+  WITH held AS (
+    SELECT job_id, CASE WHEN started THEN 'running' ELSE 'pending' END AS status, attempt, claim_epoch,
+      NULL::integer AS max_attempts
+    FROM jsonb_to_recordset($1::jsonb) AS h(job_id uuid, attempt integer, claim_epoch integer, started boolean)
+  ), ${HAND_BACK}`;
+
+/**
+ * Puts jobs a worker holds back to `pending` at once (graceful shutdown): a started one, whose
+ * pipeline is being aborted, with `attempts + 1`; an unstarted claim as it was. Returns the ids
+ * that went back.
+ */
+export async function jobReleaseMany(db: Db, held: readonly Held[]): Promise<string[]> {
+  if (held.length === 0) return [];
+  const payload = held.map((h) => ({
+    job_id: h.jobId,
+    attempt: h.attempt,
+    claim_epoch: h.claimEpoch,
+    started: h.started,
+  }));
+  const { rows } = await db.query<HandedBack>(RELEASE_SQL, [JSON.stringify(payload)]);
+  if (rows.length > 0) await jobNotifyPending(db);
+  return rows.map((r) => r.job_id);
+}

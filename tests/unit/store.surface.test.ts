@@ -1,0 +1,67 @@
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const STORE_INDEX = join(ROOT, 'src/store/index.ts');
+
+/** The production program, as `npm run build` compiles it. */
+function productionProgram(): ts.Program {
+  const configPath = join(ROOT, 'tsconfig.build.json');
+  const { config } = ts.readConfigFile(configPath, ts.sys.readFile);
+  const parsed = ts.parseJsonConfigFileContent(config, ts.sys, ROOT, undefined, configPath);
+  return ts.createProgram(parsed.fileNames, parsed.options);
+}
+
+const DECLARATIONS = [
+  ts.isFunctionDeclaration,
+  ts.isClassDeclaration,
+  ts.isInterfaceDeclaration,
+  ts.isTypeAliasDeclaration,
+  ts.isEnumDeclaration,
+  ts.isVariableDeclaration,
+];
+
+/** Whether `node` only names what it is in: a declaration's own name, or an import or export of it. */
+function isDeclarationOrReexport(node: ts.Identifier): boolean {
+  const parent = node.parent;
+  if (ts.isImportSpecifier(parent) || ts.isExportSpecifier(parent) || ts.isImportClause(parent)) return true;
+  return DECLARATIONS.some((is) => is(parent)) && (parent as ts.NamedDeclaration).name === node;
+}
+
+/**
+ * The store's exports that no production code uses: each is the name of a symbol exported by
+ * src/store/index.ts that no identifier in src/ refers to, other than where it is declared,
+ * imported or re-exported.
+ */
+function unusedStoreExports(): string[] {
+  const program = productionProgram();
+  const checker = program.getTypeChecker();
+  const index = program.getSourceFile(STORE_INDEX);
+  if (!index) throw new Error(`${STORE_INDEX} is not part of the build`);
+  const resolveAlias = (symbol: ts.Symbol) =>
+    symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol;
+  const exported = new Map(
+    checker.getExportsOfModule(checker.getSymbolAtLocation(index)!).map((e) => [resolveAlias(e), e.name]),
+  );
+  const used = new Set<ts.Symbol>();
+  for (const file of program.getSourceFiles()) {
+    if (file.isDeclarationFile || file === index) continue;
+    const visit = (node: ts.Node): void => {
+      if (ts.isIdentifier(node) && !isDeclarationOrReexport(node)) {
+        const symbol = checker.getSymbolAtLocation(node);
+        if (symbol) used.add(resolveAlias(symbol));
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(file);
+  }
+  return [...exported].filter(([symbol]) => !used.has(symbol)).map(([, name]) => name);
+}
+
+describe('the store', () => {
+  it('exports only what production code uses: test helpers live in tests/support', () => {
+    expect(unusedStoreExports()).toEqual([]);
+  }, 30_000);
+});
