@@ -13,6 +13,8 @@ export interface Claim {
   readonly claimEpoch: number;
   /** The stored size of its input, counted against IX_WORKER_MAX_HELD_BYTES. */
   readonly inputBytes: number;
+  /** How often it was rescued from a worker that died or stalled while running it. */
+  readonly rescues: number;
   /** `running` in the database: from then on a dead worker costs the job an attempt. */
   marked: boolean;
   /** When its pipeline was called; null while it waits. */
@@ -30,4 +32,14 @@ export interface Claim {
  */
 export function startsCarefully(claim: Claim): boolean {
   return claim.job.attempts > 0 || claim.claimEpoch > 0;
+}
+
+/**
+ * A job that was running on a worker that died or stalled runs alone: if it is what killed that
+ * worker, it kills the next one with nobody beside it, so it alone is charged, and the jobs that
+ * happened to share its first worker are not charged again and again until abandoned in its
+ * stead. It waits until its worker has nothing else running, and nothing else starts meanwhile.
+ */
+export function startsAlone(claim: Claim): boolean {
+  return claim.rescues > 0;
 }

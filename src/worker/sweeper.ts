@@ -15,6 +15,8 @@ export class Sweeper {
     private readonly pool: pg.Pool,
     private readonly config: Config['worker'],
     private readonly logger: Logger,
+    /** Whether the heartbeat rule may be applied now; without one, always. */
+    private readonly judgesHeartbeats: () => boolean = () => true,
   ) {
     this.loop = new Loop({
       name: 'sweep',
@@ -33,7 +35,7 @@ export class Sweeper {
       now,
       // For a worker that heartbeats but is stuck: twice the timeout its pipeline should have hit.
       maxRunningSeconds: 2 * this.config.requestTimeoutSeconds,
-      heartbeatTimeoutSeconds: this.config.heartbeatTimeoutSeconds,
+      heartbeatTimeoutSeconds: this.judgesHeartbeats() ? this.config.heartbeatTimeoutSeconds : null,
       maxAttempts: this.config.maxAttempts,
     });
     // Workers gone for ten heartbeat timeouts hold nothing any more; forget them.

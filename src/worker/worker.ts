@@ -12,7 +12,7 @@ import {
   workerRemove,
 } from '../store/index.js';
 import { settlesWithin } from '../time.js';
-import { type Claim, startsCarefully } from './claim.js';
+import { type Claim, startsAlone, startsCarefully } from './claim.js';
 import { Completer, type Finished } from './completer.js';
 import { Listener } from './listener.js';
 import { storable } from './outcome.js';
@@ -57,17 +57,27 @@ export class Worker {
   private readonly held = new Set<Claim>();
   private heldBytes = 0;
   private buffer: Claim[] = [];
+  /** A claim that runs alone (see startsAlone): nothing else starts until it has finished. */
+  private alone: Claim | null = null;
   private readonly running = new Map<Claim, Promise<void>>();
   private readonly claimLoop: Loop;
   private readonly heartbeatLoop: Loop;
   private readonly starter: Starter;
   private registered = false;
+  /** When this worker's current run of successful heartbeats began; null after a failed one. */
+  private heartbeatingSince: number | null = null;
   private stopping: Promise<void> | null = null;
 
   constructor(private readonly options: WorkerOptions) {
     this.workerId = options.workerId ?? randomUUID();
     this.logger = options.logger.child({ worker_id: this.workerId });
-    this.sweeper = new Sweeper(options.pool, options.config, this.logger);
+    // Judging others by their heartbeats needs a database this worker could reach for a whole
+    // timeout: right after an outage every heartbeat is stale, the live workers' included, and
+    // their running jobs would be charged for the database's absence.
+    this.sweeper = new Sweeper(options.pool, options.config, this.logger, () => {
+      const since = this.heartbeatingSince;
+      return since !== null && Date.now() - since >= options.config.heartbeatTimeoutSeconds * 1000;
+    });
     this.listener = new Listener(options.connectionString, PENDING_CHANNEL, () => this.wake(), this.logger);
     this.completer = new Completer({
       pool: options.pool,
@@ -79,7 +89,10 @@ export class Worker {
       workerId: this.workerId,
       logger: this.logger,
       run: (claim) => this.run(claim),
-      drop: (claim) => this.forget(claim),
+      drop: (claim) => {
+        this.forget(claim);
+        this.startBuffered();
+      },
       isRunning: (claim) => this.running.has(claim),
     });
     // Woken by NOTIFY and by every freed slot; the idle wait is the fallback poll.
@@ -99,7 +112,13 @@ export class Worker {
       logger: this.logger,
       idleMs: options.config.heartbeatIntervalSeconds * 1000,
       pass: async () => {
-        await workerHeartbeat(this.options.pool, this.workerId);
+        try {
+          await workerHeartbeat(this.options.pool, this.workerId);
+        } catch (error) {
+          this.heartbeatingSince = null;
+          throw error;
+        }
+        this.heartbeatingSince ??= Date.now();
         return false;
       },
     });
@@ -146,6 +165,7 @@ export class Worker {
   private async register(): Promise<void> {
     if (this.registered) return;
     await workerHeartbeat(this.options.pool, this.workerId);
+    this.heartbeatingSince ??= Date.now();
     this.registered = true;
   }
 
@@ -190,8 +210,16 @@ export class Worker {
       startNow,
       maxInputBytes: budget,
     });
-    for (const { job, started, claimEpoch, inputBytes } of claimed) {
-      const claim: Claim = { job, claimEpoch, inputBytes, marked: started, invokedAt: null, abort: null };
+    for (const { job, started, claimEpoch, inputBytes, rescues } of claimed) {
+      const claim: Claim = {
+        job,
+        claimEpoch,
+        inputBytes,
+        rescues,
+        marked: started,
+        invokedAt: null,
+        abort: null,
+      };
       this.held.add(claim);
       this.heldBytes += inputBytes;
       if (started) this.run(claim);
@@ -203,8 +231,15 @@ export class Worker {
 
   /** Moves buffered claims into free slots, in the order they were claimed. */
   private startBuffered(): void {
-    while (!this.stopping && this.buffer.length > 0 && this.startedOrStarting < this.config.concurrency) {
-      const claim = this.buffer.shift()!;
+    while (!this.stopping && this.buffer.length > 0 && this.alone === null) {
+      const claim = this.buffer[0]!;
+      if (startsAlone(claim)) {
+        if (this.startedOrStarting > 0) return;
+        this.alone = claim;
+      } else if (this.startedOrStarting >= this.config.concurrency) {
+        return;
+      }
+      this.buffer.shift();
       if (startsCarefully(claim)) {
         this.starter.startCarefully(claim);
       } else {
@@ -218,6 +253,7 @@ export class Worker {
     claim.invokedAt = new Date().toISOString();
     const running = this.execute(claim).finally(() => {
       this.running.delete(claim);
+      if (this.alone === claim) this.alone = null;
       this.startBuffered();
       this.wake();
     });
@@ -253,6 +289,7 @@ export class Worker {
   }
 
   private forget(claim: Claim): void {
+    if (this.alone === claim) this.alone = null;
     if (this.held.delete(claim)) this.heldBytes -= claim.inputBytes;
   }
 

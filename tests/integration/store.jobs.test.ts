@@ -579,10 +579,27 @@ describe('claimed, not started', () => {
       ['pending', 0],
       ['pending', 0],
     ]);
-    // The dead worker's stale claims start nothing, even when the same worker claims them again.
-    const again = await jobClaimMany(db.pool, { limit: 4, workerId: WORKER, startNow: 0 });
+    // The dead worker's stale claims start nothing, even when the same worker claims them again;
+    // the two it was running count a rescue, and a claim does not start them with others.
+    const again = await jobClaimMany(db.pool, { limit: 4, workerId: WORKER, startNow: 4 });
+    expect(again.map((c) => [c.job.job_id, c.rescues, c.started])).toEqual([
+      [jobs[0]!.job_id, 1, false],
+      [jobs[1]!.job_id, 1, false],
+      [jobs[2]!.job_id, 0, true],
+      [jobs[3]!.job_id, 0, true],
+    ]);
     expect(await jobStartMany(db.pool, WORKER, [claimed[2]!, claimed[3]!])).toEqual(new Map());
-    expect((await jobStartMany(db.pool, WORKER, again)).size).toBe(4);
+    expect((await jobStartMany(db.pool, WORKER, again.slice(0, 2))).size).toBe(2);
+  });
+
+  it("a stopping worker's release counts no rescue", async () => {
+    const [job] = await insertMany(1);
+    const [claimed] = await jobClaimMany(db.pool, { limit: 1, workerId: WORKER, startNow: 1 });
+    await jobReleaseMany(db.pool, [
+      { jobId: job!.job_id, attempt: 0, claimEpoch: claimed!.claimEpoch, started: true },
+    ]);
+    const [again] = await jobClaimMany(db.pool, { limit: 1, workerId: WORKER, startNow: 1 });
+    expect(again).toMatchObject({ rescues: 0, started: true, job: { attempts: 1 } });
   });
 
   it("the age rule leaves a live worker's unstarted claims alone", async () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { JsonValue, RequestIX } from '../../src/contracts/index.js';
-import { jobGet } from '../../src/store/index.js';
+import { jobClaimMany, jobGet, workerHeartbeat } from '../../src/store/index.js';
 import { type Pipeline, type PipelineResult, Sweeper } from '../../src/worker/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
@@ -149,10 +149,12 @@ describe('worker faults', () => {
       const rescued = await sweeper.runOnce(new Date(Date.now() + 60_000));
       expect(rescued.requeued).toEqual([id]);
       worker.wake();
-      await eventually(async () => gates.has(1), 'attempt 1 runs in the same worker');
-      expect(worker.heldCount).toBe(2);
+      // Claimed again by the same worker; rescued from a stalled worker, it runs alone, so it
+      // starts once the stale attempt is out of the way.
+      await eventually(async () => worker.heldCount === 2, 'attempt 1 claimed by the same worker');
       gates.get(0)!(); // the stale attempt ends first; its outcome must be discarded alone
-      await eventually(async () => worker.heldCount === 1, 'the stale outcome discarded');
+      await eventually(async () => gates.has(1), 'attempt 1 runs in the same worker');
+      expect(worker.heldCount).toBe(1);
       gates.get(1)!();
       await eventually(async () => (await jobGet(db.pool, id!))?.status === 'done', 'attempt 1 recorded');
       expect(await jobGet(db.pool, id!)).toMatchObject({ attempts: 1, response: { result: { attempt: 1 } } });
@@ -186,6 +188,59 @@ describe('worker faults', () => {
       ]);
       release();
       await eventually(async () => (await statusCounts(db.pool)).done === 4, 'all four done');
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('a job rescued from a worker that died runs alone, so no job beside it is charged for it again', async () => {
+    const [suspect] = await submitMany(db.pool, 1);
+    const others = await submitMany(db.pool, 8);
+    // The suspect was running on a worker that died: rescued with an attempt and a rescue counted.
+    const dead = '00000000-0000-7000-8000-0000000000dd';
+    await workerHeartbeat(db.pool, dead);
+    await jobClaimMany(db.pool, { limit: 1, workerId: dead, startNow: 1 });
+    await new Sweeper(db.pool, workerConfig(), silentLogger).runOnce(new Date(Date.now() + 60_000));
+    expect(await jobGet(db.pool, suspect!)).toMatchObject({ status: 'pending', attempts: 1 });
+    // Requeued behind the others: the worker claims all nine at once, the suspect last.
+    let running = 0;
+    const beside = new Map<string, number>();
+    const pipeline: Pipeline = async (request) => {
+      running += 1;
+      beside.set(request.request_id, running);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      running -= 1;
+      return { result: null };
+    };
+    const worker = makeWorker(db, pipeline, { concurrency: 4, prefetch: 8 });
+    await worker.start();
+    try {
+      await eventually(async () => (await statusCounts(db.pool)).done === 9, 'all nine done');
+    } finally {
+      await worker.stop();
+    }
+    const suspectJob = await jobGet(db.pool, suspect!);
+    expect(beside.get(suspectJob!.request_id)).toBe(1);
+    expect(others).toHaveLength(8);
+  });
+
+  it('a worker judges others by their heartbeats only once its own have held for a whole timeout', async () => {
+    const [orphan] = await submitMany(db.pool, 1);
+    const dead = '00000000-0000-7000-8000-0000000000dd';
+    await workerHeartbeat(db.pool, dead);
+    await jobClaimMany(db.pool, { limit: 1, workerId: dead, startNow: 1 });
+    // The dead worker's heartbeat is long stale, as every heartbeat is right after an outage.
+    await db.pool.query("UPDATE ix_workers SET heartbeat_at = now() - interval '1 hour'");
+    const config = { heartbeatIntervalSeconds: 1, heartbeatTimeoutSeconds: 2, sweepIntervalSeconds: 1 };
+    const worker = makeWorker(db, async () => ({ result: null }), config);
+    const started = Date.now();
+    await worker.start();
+    try {
+      await eventually(
+        async () => (await jobGet(db.pool, orphan!))?.status === 'done',
+        'the orphan rescued and run',
+      );
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
     } finally {
       await worker.stop();
     }

@@ -10,6 +10,7 @@ import {
   jobCompleteMany,
   jobGet,
   jobInsertMany,
+  jobStartMany,
   outcomeKey,
 } from '../../src/store/index.js';
 import { failure, makeRequest, success } from './factories.js';
@@ -26,7 +27,12 @@ export async function insertPending(
 /** Claims and starts up to `limit` jobs, oldest first, leased to `workerId` (null: to none). */
 export async function claimPending(db: Db, limit: number, workerId: string | null = null): Promise<Job[]> {
   const claimed = await jobClaimMany(db, { limit, workerId, startNow: limit });
-  return claimed.map((c) => c.job);
+  // The claim does not start a job once rescued from a dead worker (workers run it alone).
+  const waiting = claimed.filter((c) => !c.started);
+  const startedAt = await jobStartMany(db, workerId, waiting);
+  return claimed.map((c) =>
+    c.started ? c.job : { ...c.job, status: 'running', started_at: startedAt.get(c.job.job_id) ?? null },
+  );
 }
 
 export async function claimNextPending(db: Db, workerId: string | null = null): Promise<Job | null> {

@@ -26,10 +26,11 @@ export const CLAIM_SQL = `
   ), started AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
     WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM chosen WHERE n <= $3)) AND j.status = 'pending'
+      AND j.rescues = 0
     RETURNING j.job_id, j.started_at
   )
   SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at')},
-    j.claim_epoch, c.input_bytes
+    j.claim_epoch, j.rescues, c.input_bytes
   FROM chosen c
   JOIN ix_jobs j ON j.job_id = c.job_id
   LEFT JOIN started s ON s.job_id = c.job_id
@@ -43,6 +44,8 @@ export interface Claimed {
   started: boolean;
   /** The job's `claim_epoch` at the claim: starting it applies only while that is unchanged. */
   claimEpoch: number;
+  /** How often it was rescued from a worker that died or stalled while running it. */
+  rescues: number;
   /** The stored size of its input, counted against the claimer's byte budget. */
   inputBytes: number;
 }
@@ -60,20 +63,22 @@ export interface ClaimOptions {
 /**
  * Claims up to `limit` pending jobs, oldest first, in one statement: each is dispatched to at
  * most one caller (`FOR UPDATE SKIP LOCKED`) and leased to `workerId`, whose heartbeat keeps it.
- * The oldest `startNow` move to `running`; the rest stay `pending` until `jobStartMany`, so a
- * claimer that dies is charged an attempt only for what it had started.
+ * The oldest `startNow` move to `running` (but a job once rescued from a dead worker, which the
+ * claimer runs alone); the rest stay `pending` until `jobStartMany`, so a claimer that dies is
+ * charged an attempt only for what it had started.
  */
 export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claimed[]> {
   const { limit, workerId, startNow } = options;
   if (!Number.isInteger(limit) || limit < 1)
     throw new RangeError(`jobClaimMany: limit must be ≥ 1, got ${limit}`);
-  const { rows } = await db.query<JobRow & { claim_epoch: number; input_bytes: number }>(
+  const { rows } = await db.query<JobRow & { claim_epoch: number; rescues: number; input_bytes: number }>(
     prepared('ix_job_claim', CLAIM_SQL, [limit, workerId, startNow, options.maxInputBytes ?? null]),
   );
   return rows.map((row) => ({
     job: hydrate(row),
     started: row.status === 'running',
     claimEpoch: row.claim_epoch,
+    rescues: row.rescues,
     inputBytes: row.input_bytes,
   }));
 }
@@ -96,7 +101,7 @@ const START_SQL = `
  */
 export async function jobStartMany(
   db: Db,
-  workerId: string,
+  workerId: string | null,
   claims: readonly Pick<Claimed, 'job' | 'claimEpoch'>[],
 ): Promise<Map<string, string>> {
   if (claims.length === 0) return new Map();

@@ -30,7 +30,8 @@ export interface SweepResult {
 
 // How a job held by a worker goes back: a started one (`running`) is charged an attempt, or at
 // the budget abandoned; an unstarted claim (`pending` with a lease) is handed back as it was,
-// its claim_epoch moved on so the stale claim can never start it. Used by the sweep and by a
+// its claim_epoch moved on so the stale claim can never start it; a started one the sweep takes
+// from a dead or stalled worker counts a rescue (it may be what killed it). Used by the sweep and by a
 // worker's own release; `held` names the job rows, locked (as UPDATE targets) before their
 // lease rows, the same order as completion, so one racing another waits instead of deadlocking,
 // and the re-checked status, attempts and epoch then skip what the other already moved.
@@ -39,6 +40,7 @@ const HAND_BACK = `
     UPDATE ix_jobs j SET
       attempts = j.attempts + CASE WHEN h.status = 'running' THEN 1 ELSE 0 END,
       claim_epoch = j.claim_epoch + CASE WHEN h.status = 'pending' THEN 1 ELSE 0 END,
+      rescues = j.rescues + CASE WHEN h.status = 'running' AND h.rescue THEN 1 ELSE 0 END,
       started_at = NULL,
       worker_id = NULL,
       status = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN 'error' ELSE 'pending' END,
@@ -82,7 +84,7 @@ const SWEEP_SQL = `
     SELECT coalesce($1::timestamptz, now()) AS now, $2::integer AS max_running, $3::integer AS heartbeat_timeout,
       $4::integer AS max_attempts
   ), held AS (
-    SELECT j.job_id, j.status, j.attempts AS attempt, j.claim_epoch, p.max_attempts
+    SELECT j.job_id, j.status, j.attempts AS attempt, j.claim_epoch, p.max_attempts, true AS rescue
     FROM ix_job_leases l
     JOIN ix_jobs j ON j.job_id = l.job_id
     LEFT JOIN ix_workers w ON w.worker_id = l.worker_id
@@ -122,7 +124,7 @@ export interface Held {
 const RELEASE_SQL = `
   WITH held AS (
     SELECT job_id, CASE WHEN started THEN 'running' ELSE 'pending' END AS status, attempt, claim_epoch,
-      NULL::integer AS max_attempts
+      NULL::integer AS max_attempts, false AS rescue
     FROM jsonb_to_recordset($1::jsonb) AS h(job_id uuid, attempt integer, claim_epoch integer, started boolean)
   ), ${HAND_BACK}`;
 
