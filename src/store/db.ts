@@ -6,7 +6,7 @@ import { settlesWithin } from '../time.js';
 
 /**
  * Anything that runs a query: a pool, a checked-out client, or a transaction's client. Every
- * repository function takes one from its caller, who owns the transaction (the seed's contract).
+ * repository function takes one from its caller, who owns the transaction (the caller decides what commits together).
  */
 export type Db = Pick<pg.ClientBase, 'query'>;
 
@@ -24,7 +24,7 @@ export function createPool(connectionString: string, options: CreatePoolOptions 
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'ix',
-    // Timestamps are read back as text in UTC (see isoTimestamp in jobs.ts).
+    // Timestamps are read back as text in UTC (see isoTimestamp in jobs/hydrate.ts).
     options: '-c TimeZone=UTC',
     ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
     // A connection that vanished without a FIN or RST (a host gone, a NAT or firewall that forgot
