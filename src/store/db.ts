@@ -6,7 +6,8 @@ import { settlesWithin } from '../time.js';
 
 /**
  * Anything that runs a query: a pool, a checked-out client, or a transaction's client. Every
- * repository function takes one from its caller, who owns the transaction (the caller decides what commits together).
+ * repository function takes one from its caller, who owns the transaction and so decides what
+ * commits together.
  */
 export type Db = Pick<pg.ClientBase, 'query'>;
 
