@@ -10,9 +10,17 @@
  * - notify.ts         waking workers when jobs become pending
  * - workers.ts        the worker registry and its heartbeats
  * - callbacks.ts      the callback delivery queue and each job's attempt log
- * - db.ts             pools, transactions, deadlines, and how a database failure is classified
+ * - db.ts             pools and transactions
+ * - availability.ts   when PostgreSQL cannot serve: statements bounded in time, failures classified
  * - migrate.ts, migrations/  the schema and its versions
  */
+
+export {
+  DatabaseUnavailableError,
+  isDatabaseUnavailable,
+  isTransientDatabaseError,
+  withClientWithin,
+} from './availability.js';
 export {
   type CallbackAttemptOutcome,
   type CallbackClaim,
@@ -24,14 +32,10 @@ export {
   type CreatePoolOptions,
   closePool,
   createPool,
-  DatabaseUnavailableError,
   DatabaseUnreachableError,
   type Db,
   databaseCreateIfMissing,
-  isDatabaseUnavailable,
-  isTransientDatabaseError,
   openPool,
-  withClientWithin,
   withoutPassword,
   withTransaction,
 } from './db.js';
