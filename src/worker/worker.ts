@@ -3,17 +3,11 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Loop } from '../loop.js';
-import {
-  type Held,
-  jobClaimMany,
-  jobReleaseMany,
-  PENDING_CHANNEL,
-  workerHeartbeat,
-  workerRemove,
-} from '../store/index.js';
+import { jobClaimMany, PENDING_CHANNEL, workerHeartbeat, workerRemove } from '../store/index.js';
 import { settlesWithin } from '../time.js';
 import { type Claim, startsAlone, startsCarefully } from './claim.js';
 import { Completer, type Finished } from './completer.js';
+import { handBack } from './hand-back.js';
 import { Listener } from './listener.js';
 import { storable } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
@@ -304,34 +298,9 @@ export class Worker {
     }
   }
 
-  /**
-   * Gives claims back to the queue: unstarted ones as they were, started ones (their pipeline
-   * being aborted) with an attempt charged. If the database cannot be reached within `ms`, the
-   * sweeper rescues them once this worker's heartbeat is gone.
-   */
   private async handBack(claims: Claim[], ms: number): Promise<void> {
-    if (claims.length === 0) return;
     for (const claim of claims) this.forget(claim);
-    const held: Held[] = claims.map((c) => ({
-      jobId: c.job.job_id,
-      attempt: c.job.attempts,
-      claimEpoch: c.claimEpoch,
-      started: c.marked,
-    }));
-    const release = jobReleaseMany(this.options.pool, held);
-    try {
-      if (await settlesWithin(release, ms)) {
-        const released = await release;
-        this.logger.info({ job_ids: released }, 'handed jobs back to the queue');
-        return;
-      }
-      this.logger.error(
-        { jobs: claims.length },
-        'could not hand jobs back in time; the sweeper will rescue them',
-      );
-    } catch (error) {
-      this.logger.error({ err: error }, 'could not hand jobs back; the sweeper will rescue them');
-    }
+    await handBack(this.options.pool, this.logger, claims, ms);
   }
 
   private async shutDown(): Promise<void> {
