@@ -17,7 +17,12 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         version,
         description:
           'Submit requests as jobs (idempotently, keyed by your own request_id), poll them by id or by your request_id. Errors always have the shape {"error": {"code", "message", "details"?}}.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
+      // Relative to where the document was fetched: ix cannot know the address clients reach it
+      // by (a load balancer's, a proxy's), and its listening address (127.0.0.1, 0.0.0.0) is
+      // rarely that.
+      servers: [{ url: '/' }],
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A key of IX_API_KEYS' } },
       },

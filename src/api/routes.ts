@@ -77,6 +77,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       '/jobs',
       {
         schema: {
+          operationId: 'submitJob',
           summary: 'Submit a job (idempotent on request.ix_client_id + request.request_id)',
           security,
           body: SubmitBodySchema,
@@ -112,6 +113,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       '/jobs/:job_id',
       {
         schema: {
+          operationId: 'getJob',
           summary: 'A job by its id',
           security,
           params: JobParamsSchema,
@@ -132,6 +134,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       '/jobs',
       {
         schema: {
+          operationId: 'getJobByCorrelation',
           summary: 'A job by its correlation: the client id and the client’s own request id',
           security,
           querystring: CorrelationQuerySchema,
@@ -153,9 +156,17 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
 
 export function registerHealthRoutes(parent: FastifyInstance, pool: pg.Pool): void {
   const app = parent.withTypeProvider<ZodTypeProvider>();
+  // The probes take no key (`security: []`): load balancers and orchestrators poll them without one.
   app.get(
     '/healthz',
-    { schema: { summary: 'The process is alive', response: { 200: HealthSchema } } },
+    {
+      schema: {
+        operationId: 'checkHealth',
+        summary: 'The process is alive',
+        security: [],
+        response: { 200: HealthSchema },
+      },
+    },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -163,7 +174,9 @@ export function registerHealthRoutes(parent: FastifyInstance, pool: pg.Pool): vo
     '/readyz',
     {
       schema: {
+        operationId: 'checkReadiness',
         summary: 'The database answers and its schema is at the latest migration',
+        security: [],
         response: { 200: ReadySchema, ...errors(503) },
       },
     },
