@@ -1,4 +1,7 @@
-/** The OpenAPI document as generated clients meet it: every operation named, and who may call it where. */
+/**
+ * The OpenAPI document as generated clients meet it: every operation named, who may call it where,
+ * and only the components it uses.
+ */
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,6 +84,38 @@ describe('the OpenAPI document', () => {
       'GET /jobs/{job_id}': 'getJob',
       'GET /healthz': 'checkHealth',
       'GET /readyz': 'checkReadiness',
+    });
+  });
+
+  it('holds only the components it uses: one schema per contract, named as in src/contracts', async () => {
+    const open = await documentOf('open');
+    const keyed = await documentOf('keyed');
+    for (const document of [open, keyed]) {
+      expect(Object.keys(document.components.schemas).sort()).toEqual([
+        'CallbackAttempt',
+        'Error',
+        'Job',
+        'RequestIX',
+        'ResponseIX',
+        'SubmitJob',
+      ]);
+    }
+    // The body a client sends is the contract as read: callback_url may be left out (null).
+    const submitJob = operationById(open, 'submitJob').operation as Operation & {
+      requestBody: { content: { 'application/json': { schema: { $ref: string } } } };
+    };
+    expect(submitJob.requestBody.content['application/json'].schema.$ref).toBe(
+      '#/components/schemas/SubmitJob',
+    );
+    expect(open.components.schemas.SubmitJob).toMatchObject({ required: ['request'] });
+    const refs = [...JSON.stringify(open).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map(
+      (m) => m[1],
+    );
+    expect(refs.filter((name) => !(String(name) in open.components.schemas))).toEqual([]);
+    // The key scheme only where some operation takes a key.
+    expect(open.components.securitySchemes).toBeUndefined();
+    expect(keyed.components.securitySchemes).toEqual({
+      bearer: expect.objectContaining({ scheme: 'bearer' }),
     });
   });
 
