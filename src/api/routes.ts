@@ -19,9 +19,11 @@ import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
   ErrorSchema,
+  errorResponses,
   HealthSchema,
   JobParamsSchema,
   JobSchema,
+  jsonResponse,
   ReadySchema,
   SubmitBodySchema,
 } from './schemas.js';
@@ -50,8 +52,6 @@ function jobNotFound(what: string): ApiError {
   return new ApiError(404, 'not_found', `no job ${what}`);
 }
 
-const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorSchema]));
-
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
   const { pool, config, authenticator, submitter } = deps;
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
@@ -71,7 +71,11 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
       done();
     });
-    const security = config.api.apiKeys.size > 0 ? [{ bearer: [] }] : [];
+    const keyed = config.api.apiKeys.size > 0;
+    const security = keyed ? [{ bearer: [] }] : [];
+    // Only keys can be missing, unknown, or another client's.
+    const unauthorized = keyed ? ([401] as const) : [];
+    const forbidden = keyed ? ([403] as const) : [];
 
     app.post(
       '/jobs',
@@ -81,7 +85,14 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           summary: 'Submit a job (idempotent on request.ix_client_id + request.request_id)',
           security,
           body: SubmitBodySchema,
-          response: { 200: JobSchema, 201: JobSchema, ...errors(400, 401, 403, 409, 413, 415, 503) },
+          response: {
+            200: jsonResponse(
+              'An identical replay: the job first submitted under this ix_client_id and request_id, unchanged; Location: /jobs/{job_id}',
+              JobSchema,
+            ),
+            201: jsonResponse('The new job; Location: /jobs/{job_id}', JobSchema),
+            ...errorResponses(400, ...unauthorized, ...forbidden, 405, 409, 413, 415, 503),
+          },
         },
       },
       async (request, reply) => {
@@ -117,7 +128,10 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           summary: 'A job by its id',
           security,
           params: JobParamsSchema,
-          response: { 200: JobSchema, ...errors(400, 401, 404, 503) },
+          response: {
+            200: jsonResponse('The job', JobSchema),
+            ...errorResponses(400, ...unauthorized, 404, 405, 503),
+          },
         },
       },
       async (request) => {
@@ -138,7 +152,10 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           summary: 'A job by its correlation: the client id and the client’s own request id',
           security,
           querystring: CorrelationQuerySchema,
-          response: { 200: JobSchema, ...errors(400, 401, 404, 503) },
+          response: {
+            200: jsonResponse('The job submitted under this client_id and request_id', JobSchema),
+            ...errorResponses(400, ...unauthorized, 404, 405, 503),
+          },
         },
       },
       async (request) => {
@@ -164,7 +181,7 @@ export function registerHealthRoutes(parent: FastifyInstance, pool: pg.Pool): vo
         operationId: 'checkHealth',
         summary: 'The process is alive',
         security: [],
-        response: { 200: HealthSchema },
+        response: { 200: jsonResponse('Alive', HealthSchema), ...errorResponses(405) },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -177,7 +194,14 @@ export function registerHealthRoutes(parent: FastifyInstance, pool: pg.Pool): vo
         operationId: 'checkReadiness',
         summary: 'The database answers and its schema is at the latest migration',
         security: [],
-        response: { 200: ReadySchema, ...errors(503) },
+        response: {
+          200: jsonResponse('Ready: the database answers, at the latest schema version', ReadySchema),
+          ...errorResponses(405),
+          503: jsonResponse(
+            'not_ready: the database is unreachable, or its schema is behind (the message names the fix)',
+            ErrorSchema,
+          ),
+        },
       },
     },
     async (request) => {

@@ -1,13 +1,17 @@
 /**
  * The OpenAPI document as generated clients meet it: every operation named, who may call it where,
- * and only the components it uses.
+ * only the components it uses, and every status an operation answers documented, checked against
+ * what the API really answers.
  */
-import type { FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorSchema } from '../../src/api/schemas.js';
 import { createPool } from '../../src/store/index.js';
-import { buildTestApi } from '../support/api.js';
+import { buildTestApi, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
+import { makeRequest } from '../support/factories.js';
 
 const KEY_A = 'key-of-client-a-0123456789';
 const KEYS_ENV = { IX_API_KEYS: `client-a=${KEY_A},client-b=key-of-client-b-9876543210` };
@@ -16,7 +20,10 @@ const MAX_BODY_ENV = { IX_MAX_BODY_BYTES: '4096' };
 interface Operation {
   operationId?: string;
   security?: Record<string, string[]>[];
-  responses: Record<string, { content?: { 'application/json'?: { schema?: { $ref?: string } } } }>;
+  responses: Record<
+    string,
+    { description: string; content?: { 'application/json'?: { schema?: { $ref?: string } } } }
+  >;
 }
 
 interface OpenApiDocument {
@@ -133,4 +140,181 @@ describe('the OpenAPI document', () => {
       expect(operationById(keyed, jobs).operation.security).toEqual([{ bearer: [] }]);
     }
   });
+});
+
+/** One status an operation answers, and a request that gets it from one of the apps. */
+interface Answer {
+  operationId: string;
+  status: number;
+  app: AppName;
+  send(app: FastifyInstance): Promise<LightMyRequestResponse>;
+}
+
+const bearerA = { authorization: `Bearer ${KEY_A}` };
+
+function submit(target: FastifyInstance, body: unknown, headers: Record<string, string> = JSON_HEADERS) {
+  return target.inject({ method: 'POST', url: '/jobs', headers, payload: JSON.stringify(body) });
+}
+
+async function submitted(
+  target: FastifyInstance,
+): Promise<{ job_id: string; client_id: string; request_id: string }> {
+  const response = await submit(target, { request: makeRequest() });
+  expect(response.statusCode).toBe(201);
+  return response.json();
+}
+
+function get(options: InjectOptions) {
+  return (target: FastifyInstance) => target.inject({ method: 'GET', ...options });
+}
+
+/** Another method on the operation's path. */
+function otherMethod(method: 'PUT' | 'POST' | 'DELETE', url: string) {
+  return (target: FastifyInstance) => target.inject({ method, url });
+}
+
+const ANSWERS: Answer[] = [
+  { operationId: 'submitJob', status: 201, app: 'open', send: (a) => submit(a, { request: makeRequest() }) },
+  {
+    operationId: 'submitJob',
+    status: 200,
+    app: 'open',
+    send: async (a) => {
+      const request = makeRequest();
+      await submit(a, { request });
+      return submit(a, { request });
+    },
+  },
+  { operationId: 'submitJob', status: 400, app: 'open', send: (a) => submit(a, {}) },
+  {
+    operationId: 'submitJob',
+    status: 401,
+    app: 'keyed',
+    send: (a) => submit(a, { request: makeRequest({ ix_client_id: 'client-a' }) }),
+  },
+  {
+    operationId: 'submitJob',
+    status: 403,
+    app: 'keyed',
+    send: (a) =>
+      submit(a, { request: makeRequest({ ix_client_id: 'client-b' }) }, { ...JSON_HEADERS, ...bearerA }),
+  },
+  { operationId: 'submitJob', status: 405, app: 'open', send: otherMethod('PUT', '/jobs') },
+  {
+    operationId: 'submitJob',
+    status: 409,
+    app: 'open',
+    send: async (a) => {
+      const request = makeRequest();
+      await submit(a, { request });
+      return submit(a, { request: { ...request, input: 'another input' } });
+    },
+  },
+  {
+    operationId: 'submitJob',
+    status: 413,
+    app: 'open',
+    send: (a) => submit(a, { request: makeRequest({ input: 'x'.repeat(5000) }) }),
+  },
+  {
+    operationId: 'submitJob',
+    status: 415,
+    app: 'open',
+    send: (a) => submit(a, { request: makeRequest() }, { 'content-type': 'text/plain' }),
+  },
+  { operationId: 'submitJob', status: 503, app: 'down', send: (a) => submit(a, { request: makeRequest() }) },
+
+  {
+    operationId: 'getJob',
+    status: 200,
+    app: 'open',
+    send: async (a) => get({ url: `/jobs/${(await submitted(a)).job_id}` })(a),
+  },
+  { operationId: 'getJob', status: 400, app: 'open', send: get({ url: '/jobs/not-a-uuid' }) },
+  { operationId: 'getJob', status: 401, app: 'keyed', send: get({ url: `/jobs/${randomUUID()}` }) },
+  { operationId: 'getJob', status: 404, app: 'open', send: get({ url: `/jobs/${randomUUID()}` }) },
+  { operationId: 'getJob', status: 405, app: 'open', send: otherMethod('POST', `/jobs/${randomUUID()}`) },
+  { operationId: 'getJob', status: 503, app: 'down', send: get({ url: `/jobs/${randomUUID()}` }) },
+
+  {
+    operationId: 'getJobByCorrelation',
+    status: 200,
+    app: 'open',
+    send: async (a) => {
+      const job = await submitted(a);
+      return get({ url: '/jobs', query: { client_id: job.client_id, request_id: job.request_id } })(a);
+    },
+  },
+  { operationId: 'getJobByCorrelation', status: 400, app: 'open', send: get({ url: '/jobs' }) },
+  {
+    operationId: 'getJobByCorrelation',
+    status: 401,
+    app: 'keyed',
+    send: get({ url: '/jobs', query: { client_id: 'client-a', request_id: 'r' } }),
+  },
+  {
+    operationId: 'getJobByCorrelation',
+    status: 404,
+    app: 'open',
+    send: get({ url: '/jobs', query: { client_id: 'acme', request_id: randomUUID() } }),
+  },
+  { operationId: 'getJobByCorrelation', status: 405, app: 'open', send: otherMethod('DELETE', '/jobs') },
+  {
+    operationId: 'getJobByCorrelation',
+    status: 503,
+    app: 'down',
+    send: get({ url: '/jobs', query: { client_id: 'acme', request_id: 'r' } }),
+  },
+
+  { operationId: 'checkHealth', status: 200, app: 'open', send: get({ url: '/healthz' }) },
+  { operationId: 'checkHealth', status: 405, app: 'open', send: otherMethod('POST', '/healthz') },
+
+  { operationId: 'checkReadiness', status: 200, app: 'open', send: get({ url: '/readyz' }) },
+  { operationId: 'checkReadiness', status: 405, app: 'open', send: otherMethod('DELETE', '/readyz') },
+  { operationId: 'checkReadiness', status: 503, app: 'down', send: get({ url: '/readyz' }) },
+];
+
+const ERROR_REF = '#/components/schemas/Error';
+
+describe('the statuses the document promises', () => {
+  it.each(ANSWERS.map((a) => [a.operationId, a.status, a.app, a] as const))(
+    '%s answers %i (%s) as documented',
+    async (operationId, status, appName, answer) => {
+      const response = await answer.send(app(appName));
+      expect(response.statusCode).toBe(status);
+      const { path, operation } = operationById(await documentOf(appName), operationId);
+      const documented = operation.responses[String(status)];
+      expect(documented, `${operationId} documents ${status}`).toBeDefined();
+      // What the status means for this operation, not @fastify/swagger's placeholder.
+      expect(documented?.description).not.toBe('Default Response');
+      if (status < 400) return;
+      // Every error has the one Error shape, and is documented with it.
+      ErrorSchema.parse(response.json());
+      expect(documented?.content?.['application/json']?.schema?.$ref).toBe(ERROR_REF);
+      if (status === 405) {
+        const methods = Object.keys((await documentOf(appName)).paths[path] ?? {}).map((m) =>
+          m.toUpperCase(),
+        );
+        expect(response.headers.allow?.toString().split(', ').sort()).toEqual([...methods, 'HEAD'].sort());
+      }
+    },
+  );
+
+  it.each([
+    ['open access', 'open', ['open', 'down']],
+    ['API keys', 'keyed', ['open', 'keyed', 'down']],
+  ] as const)(
+    'documents no status an operation cannot answer, with %s',
+    async (_name, appName, answering) => {
+      const document = await documentOf(appName);
+      for (const { operation } of operations(document)) {
+        const answered = ANSWERS.filter(
+          (a) => a.operationId === operation.operationId && (answering as readonly AppName[]).includes(a.app),
+        ).map((a) => String(a.status));
+        expect(Object.keys(operation.responses).sort(), String(operation.operationId)).toEqual(
+          answered.sort(),
+        );
+      }
+    },
+  );
 });
