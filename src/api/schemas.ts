@@ -6,10 +6,17 @@ import { MAX_CALLBACK_URL_LENGTH } from './callback-url.js';
 export const SubmitBodySchema = z
   .strictObject({
     request: RequestIXSchema,
-    callback_url: z.string().max(MAX_CALLBACK_URL_LENGTH).nullable().default(null).meta({
-      description:
-        'Absolute http(s) URL that receives the signed outcome; null or absent for none. Literal non-public IPs are refused unless IX_CALLBACK_ALLOW_PRIVATE.',
-    }),
+    // Absent reads as null, by a transform rather than .default(null): the OpenAPI document would
+    // carry the default, and openapi-typescript would make generated clients always send the field.
+    callback_url: z
+      .string()
+      .max(MAX_CALLBACK_URL_LENGTH)
+      .nullish()
+      .transform((url) => url ?? null)
+      .meta({
+        description:
+          'Absolute http(s) URL that receives the signed outcome; null or absent for none. Literal non-public IPs are refused unless IX_CALLBACK_ALLOW_PRIVATE.',
+      }),
   })
   .meta({ id: 'SubmitJob' });
 export type SubmitBody = z.infer<typeof SubmitBodySchema>;
