@@ -1,9 +1,14 @@
 /**
- * The OpenAPI document as generated clients meet it: every operation named, who may call it where,
- * only the components it uses, and every status an operation answers documented, checked against
- * what the API really answers.
+ * The OpenAPI document as generated clients and linters meet it: clean under redocly's recommended
+ * rules (run offline), every operation named, who may call it where, only the components it uses,
+ * and every status an operation answers documented, checked against what the API really answers.
  */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,7 +82,48 @@ function operationById(document: OpenApiDocument, operationId: string) {
   return found;
 }
 
+const redocly = createRequire(import.meta.url).resolve('@redocly/cli/bin/cli.js');
+
+/**
+ * `redocly lint` on the document with the built-in recommended rules, from an empty directory so
+ * no redocly.yaml is picked up. It sends usage data unless REDOCLY_TELEMETRY=off (seen under
+ * strace: a DNS lookup without it, no connection at all with it), and looks for a newer version
+ * unless told not to, so it runs offline. Each problem as `rule: message at pointer`.
+ */
+async function lintProblems(document: OpenApiDocument): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'ix-openapi-lint-'));
+  try {
+    writeFileSync(join(dir, 'openapi.json'), JSON.stringify(document, null, 2));
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [redocly, 'lint', 'openapi.json', '--extends', 'recommended', '--format', 'json'],
+        {
+          cwd: dir,
+          env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+        },
+        // It exits 1 when it finds errors: the report on stdout is what counts.
+        (error, out, err) =>
+          out ? resolve(out) : reject(error ?? new Error(`redocly printed nothing: ${err}`)),
+      );
+    });
+    const report = JSON.parse(stdout) as {
+      problems: { ruleId: string; message: string; location: { pointer: string }[] }[];
+    };
+    return report.problems.map((p) => `${p.ruleId}: ${p.message} at ${p.location[0]?.pointer ?? '?'}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('the OpenAPI document', () => {
+  it.each([
+    ['open access', 'open'],
+    ['API keys', 'keyed'],
+  ] as const)('is clean under redocly lint with the recommended rules, with %s', async (_name, appName) => {
+    expect(await lintProblems(await documentOf(appName))).toEqual([]);
+  });
+
   it('names every operation, for generated clients', async () => {
     const document = await documentOf('open');
     const ids = operations(document).map(({ method, path, operation }) => [
