@@ -13,6 +13,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorSchema } from '../../src/api/schemas.js';
+import type { RequestIX } from '../../src/contracts/index.js';
 import { createPool } from '../../src/store/index.js';
 import { buildTestApi, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
@@ -216,6 +217,13 @@ async function submitted(
   return response.json();
 }
 
+/** Submits a request, then `replay` of it under the same key. */
+async function resubmit(target: FastifyInstance, replay: (request: RequestIX) => RequestIX) {
+  const request = makeRequest();
+  await submit(target, { request });
+  return submit(target, { request: replay(request) });
+}
+
 function get(options: InjectOptions) {
   return (target: FastifyInstance) => target.inject({ method: 'GET', ...options });
 }
@@ -227,16 +235,7 @@ function otherMethod(method: 'PUT' | 'POST' | 'DELETE', url: string) {
 
 const ANSWERS: Answer[] = [
   { operationId: 'submitJob', status: 201, app: 'open', send: (a) => submit(a, { request: makeRequest() }) },
-  {
-    operationId: 'submitJob',
-    status: 200,
-    app: 'open',
-    send: async (a) => {
-      const request = makeRequest();
-      await submit(a, { request });
-      return submit(a, { request });
-    },
-  },
+  { operationId: 'submitJob', status: 200, app: 'open', send: (a) => resubmit(a, (request) => request) },
   { operationId: 'submitJob', status: 400, app: 'open', send: (a) => submit(a, {}) },
   {
     operationId: 'submitJob',
@@ -256,11 +255,7 @@ const ANSWERS: Answer[] = [
     operationId: 'submitJob',
     status: 409,
     app: 'open',
-    send: async (a) => {
-      const request = makeRequest();
-      await submit(a, { request });
-      return submit(a, { request: { ...request, input: 'another input' } });
-    },
+    send: (a) => resubmit(a, (request) => ({ ...request, input: 'another input' })),
   },
   {
     operationId: 'submitJob',
