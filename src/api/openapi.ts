@@ -30,9 +30,9 @@ function schemaRefs(value: unknown, found = new Set<string>()): Set<string> {
   return found;
 }
 
-/** The component schemas the paths use, directly or through other components. */
-function usedSchemas(paths: object, schemas: Record<string, unknown>): Set<string> {
-  const used = schemaRefs(paths);
+/** The component schemas `roots` use, directly or through other component schemas. */
+function usedSchemas(roots: unknown, schemas: Record<string, unknown>): Set<string> {
+  const used = schemaRefs(roots);
   const pending = [...used];
   for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
     for (const ref of schemaRefs(schemas[name])) {
@@ -57,17 +57,16 @@ function usedSecuritySchemes(paths: object): Set<string> {
 }
 
 /**
- * Keeps only the components the operations use. fastify-type-provider-zod emits every contract
- * twice, as the routes read it (`SubmitJobInput`: defaults may be left out) and as they write it
- * (`SubmitJob`), whichever the routes use, and has no option against it. Here a twin nothing
- * refers to is dropped, and an input view left alone takes the contract's own name, so a client
- * generated from the document sees one schema per contract. Without API keys no operation takes
- * one, and the key scheme goes too.
+ * Keeps only the components the operations use. fastify-type-provider-zod (7.0.0) emits every
+ * contract twice, as read (`SubmitJobInput`) and as written (`SubmitJob`), whichever the routes
+ * use, and has no option against it. Here a twin nothing refers to is dropped, and an input view
+ * left alone takes the contract's own name, so a client generated from the document sees one
+ * schema per contract. Without API keys no operation takes one, and the key scheme goes too.
  */
 function keepUsedComponents(document: OpenApiDocument): OpenApiDocument {
   if (!('components' in document) || !document.components || !document.paths) return document;
   const { schemas = {}, securitySchemes = {}, ...otherComponents } = document.components;
-  const used = usedSchemas(document.paths, schemas);
+  const used = usedSchemas([document.paths, otherComponents], schemas);
   const shownAs = new Map<string, string>();
   for (const name of used) {
     const contract = name.slice(0, -INPUT_SUFFIX.length);
