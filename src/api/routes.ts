@@ -19,9 +19,11 @@ import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
   ErrorSchema,
+  errorResponses,
   HealthSchema,
   JobParamsSchema,
   JobSchema,
+  jsonResponse,
   ReadySchema,
   SubmitBodySchema,
 } from './schemas.js';
@@ -50,8 +52,6 @@ function jobNotFound(what: string): ApiError {
   return new ApiError(404, 'not_found', `no job ${what}`);
 }
 
-const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorSchema]));
-
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
   const { pool, config, authenticator, submissions } = deps;
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
@@ -71,16 +71,28 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
       done();
     });
-    const security = config.api.apiKeys.size > 0 ? [{ bearer: [] }] : [];
+    const keyed = config.api.apiKeys.size > 0;
+    const security = keyed ? [{ bearer: [] }] : [];
+    // Only keys can be missing, unknown, or another client's.
+    const unauthorized = keyed ? ([401] as const) : [];
+    const forbidden = keyed ? ([403] as const) : [];
 
     app.post(
       '/jobs',
       {
         schema: {
+          operationId: 'submitJob',
           summary: 'Submit a job (idempotent on request.ix_client_id + request.request_id)',
           security,
           body: SubmitBodySchema,
-          response: { 200: JobSchema, 201: JobSchema, ...errors(400, 401, 403, 409, 413, 415, 503) },
+          response: {
+            200: jsonResponse(
+              'An identical replay: the job first submitted under this ix_client_id and request_id, unchanged; Location: /jobs/{job_id}',
+              JobSchema,
+            ),
+            201: jsonResponse('The new job; Location: /jobs/{job_id}', JobSchema),
+            ...errorResponses(400, ...unauthorized, ...forbidden, 405, 409, 413, 415, 503),
+          },
         },
       },
       async (request, reply) => {
@@ -110,10 +122,14 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       '/jobs/:job_id',
       {
         schema: {
+          operationId: 'getJob',
           summary: 'A job by its id',
           security,
           params: JobParamsSchema,
-          response: { 200: JobSchema, ...errors(400, 401, 404, 503) },
+          response: {
+            200: jsonResponse('The job', JobSchema),
+            ...errorResponses(400, ...unauthorized, 404, 405, 503),
+          },
         },
       },
       async (request) => {
@@ -130,10 +146,14 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       '/jobs',
       {
         schema: {
+          operationId: 'getJobByCorrelation',
           summary: 'A job by its correlation: the client id and the client’s own request id',
           security,
           querystring: CorrelationQuerySchema,
-          response: { 200: JobSchema, ...errors(400, 401, 404, 503) },
+          response: {
+            200: jsonResponse('The job submitted under this client_id and request_id', JobSchema),
+            ...errorResponses(400, ...unauthorized, 404, 405, 503),
+          },
         },
       },
       async (request) => {
@@ -151,9 +171,17 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
 
 export function registerHealthRoutes(parent: FastifyInstance, pool: pg.Pool): void {
   const app = parent.withTypeProvider<ZodTypeProvider>();
+  // The probes take no key (`security: []`): load balancers and orchestrators poll them without one.
   app.get(
     '/healthz',
-    { schema: { summary: 'The process is alive', response: { 200: HealthSchema } } },
+    {
+      schema: {
+        operationId: 'checkHealth',
+        summary: 'The process is alive',
+        security: [],
+        response: { 200: jsonResponse('Alive', HealthSchema), ...errorResponses(405) },
+      },
+    },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -161,8 +189,17 @@ export function registerHealthRoutes(parent: FastifyInstance, pool: pg.Pool): vo
     '/readyz',
     {
       schema: {
+        operationId: 'checkReadiness',
         summary: 'The database answers and its schema is at the latest migration',
-        response: { 200: ReadySchema, ...errors(503) },
+        security: [],
+        response: {
+          200: jsonResponse('Ready: the database answers, at the latest schema version', ReadySchema),
+          ...errorResponses(405),
+          503: jsonResponse(
+            'not_ready: the database is unreachable, or its schema is behind (the message names the fix)',
+            ErrorSchema,
+          ),
+        },
       },
     },
     async (request) => {

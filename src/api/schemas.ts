@@ -29,4 +29,31 @@ export const ErrorSchema = z
 export const HealthSchema = z.object({ status: z.literal('ok') });
 export const ReadySchema = z.object({ status: z.literal('ready'), schema_version: z.number().int() });
 
+/** A documented response: what it means (its OpenAPI description) and its JSON body. */
+export function jsonResponse<Schema extends z.ZodType>(description: string, schema: Schema) {
+  return { description, content: { 'application/json': { schema } } };
+}
+
+/** What each error status means, by its error.code; the body is always the one Error shape. */
+const ERROR_MEANINGS = {
+  400: 'invalid_request (invalid_json for a body that is not JSON): error.details names each invalid field by its JSONPath',
+  401: 'unauthorized: the API key is missing or unknown (send Authorization: Bearer <key>)',
+  403: 'forbidden: the API key belongs to another client than request.ix_client_id',
+  404: 'not_found: no such job, or another client’s',
+  405: 'method_not_allowed: sent with a method this path does not take; the Allow header lists those it does',
+  409: 'idempotency_conflict: this ix_client_id and request_id already hold a job submitted with another request; error.job_id and the Location header name it',
+  413: 'payload_too_large: the body is over IX_MAX_BODY_BYTES',
+  415: 'unsupported_media_type: send the body as Content-Type: application/json',
+  503: 'unavailable: the database is down, overloaded or slower than IX_API_DEADLINE_SECONDS; retry after the Retry-After header’s seconds (submits are idempotent)',
+} as const;
+
+type ErrorStatus = keyof typeof ERROR_MEANINGS;
+
+/** The documented error responses of an operation, one per status it can answer. */
+export function errorResponses(...statuses: ErrorStatus[]) {
+  return Object.fromEntries(
+    statuses.map((status) => [status, jsonResponse(ERROR_MEANINGS[status], ErrorSchema)]),
+  );
+}
+
 export { JobSchema, SubmitBodySchema };

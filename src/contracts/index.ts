@@ -100,10 +100,17 @@ export { type JsonTextProblem, jsonTextProblems, MAX_JSON_DEPTH, toJsonPath } fr
 export const SubmitBodySchema = z
   .strictObject({
     request: RequestIXSchema,
-    callback_url: z.string().max(LIMITS.callbackUrl).nullable().default(null).meta({
-      description:
-        'Absolute http(s) URL that receives the signed outcome; null or absent for none. Literal non-public IPs are refused unless IX_CALLBACK_ALLOW_PRIVATE.',
-    }),
+    // Absent reads as null, by a transform rather than .default(null): the OpenAPI document would
+    // carry the default, and openapi-typescript would make generated clients always send the field.
+    callback_url: z
+      .string()
+      .max(LIMITS.callbackUrl)
+      .nullish()
+      .transform((url) => url ?? null)
+      .meta({
+        description:
+          'Absolute http(s) URL that receives the signed outcome; null or absent for none. Literal non-public IPs are refused unless IX_CALLBACK_ALLOW_PRIVATE.',
+      }),
   })
   .meta({ id: 'SubmitJob' });
 export type SubmitBody = z.infer<typeof SubmitBodySchema>;
