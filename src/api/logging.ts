@@ -2,8 +2,8 @@
  * Request logs: fastify's per-request lines carry `request_id`; the completion line also
  * carries `client_id`, `job_id` and `ix_id` once known. They are collected on the request and
  * added to that one line rather than bound through pino child loggers: two extra children per
- * request measured ~80 µs of CPU per submit (about a quarter of the API's own cost), even with
- * the level set so that nothing is written.
+ * request cost a quarter of the API's own CPU per submit, even with the level set so that
+ * nothing is written (docs/design.md, "Costs measured on the hot path").
  */
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 

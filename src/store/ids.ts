@@ -1,8 +1,9 @@
 import { randomFillSync } from 'node:crypto';
 
 /**
- * CSPRNG bytes drawn 4 KiB at a time: a `randomBytes` call per id (two per submitted job) was
- * 4% of the API's CPU under load (profiled, `npm run bench:api`), most of it per-call overhead.
+ * CSPRNG bytes drawn 4 KiB at a time: a `randomBytes` call per id (two per submitted job) costs
+ * the API measurably, most of it per-call overhead (docs/design.md, "Costs measured on the hot
+ * path").
  * Bytes are handed out once each and the pool is refilled when spent, as Node's randomUUID does.
  */
 const POOL_BYTES = 4096;

@@ -66,9 +66,9 @@ export class SubmitBatcher {
   ) {
     this.deadlineMs = options.deadlineMs;
     this.maxPending = options.maxPending;
-    // One statement at a time: whatever arrives meanwhile shares the next. Against two in
-    // flight, batches grew from 2.7 to 4.9 submits and PostgreSQL's CPU per submit fell from
-    // ~290 to ~190 µs (`npm run bench:api`), where its cost per statement is ~350 µs.
+    // One statement at a time: whatever arrives meanwhile shares the next, so batches are
+    // bigger and PostgreSQL's CPU per submit lower than with two in flight (docs/design.md,
+    // "Costs measured on the hot path").
     this.maxInFlight = options.maxInFlight ?? 1;
     this.maxBatch = options.maxBatch ?? 500;
     this.notifier = new PendingNotifier(pool, options.onNotifyError);

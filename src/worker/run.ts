@@ -11,9 +11,9 @@ export class PipelineTimeoutError extends Error {
 }
 
 /**
- * A job's abort switch whose AbortSignal exists only once a pipeline asks for it: creating an
- * AbortController per job was 6.5% of the worker's CPU on no-op jobs (profiled), and most
- * fast pipelines never look at the signal.
+ * A job's abort switch whose AbortSignal exists only once a pipeline asks for it: an
+ * AbortController per job costs a fast worker a measurable share of its CPU (docs/design.md,
+ * "Costs measured on the hot path"), and most fast pipelines never look at the signal.
  */
 export class JobAbort {
   private controller: AbortController | null = null;
@@ -51,8 +51,8 @@ export interface RunOptions {
  */
 export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOptions): Promise<ResponseIX> {
   const { abort } = options;
-  // A child logger costs more than a no-op job itself (measured: ~14 µs a job with one made
-  // eagerly); most pipelines never log, so it is made on first use.
+  // A child logger costs more than a no-op job itself (docs/design.md, "Costs measured on the
+  // hot path"); most pipelines never log, so it is made on first use.
   let logger: Logger | undefined;
   const ctx = {
     get signal(): AbortSignal {

@@ -178,8 +178,8 @@ export class Worker {
 
   /**
    * With a prefetch buffer, claim again only once a quarter of the capacity is free: a few
-   * large claims cost far fewer round trips than one per finished job (traced: a claim of 1
-   * after every claim of 1,009). Without one, any free slot is worth a claim (slow pipelines,
+   * large claims cost far fewer round trips than one per finished job (docs/design.md, "Costs
+   * measured on the hot path"). Without one, any free slot is worth a claim (slow pipelines,
    * where a round trip is nothing).
    */
   private minimumClaim(): number {

@@ -8,8 +8,8 @@ import type { Db } from '../db.js';
 import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared } from './hydrate.js';
 
 // `= ANY(ARRAY(…))` makes every step index lookups of exactly the picked rows: written as a
-// join, the planner hashed the whole queue and sequentially scanned ix_jobs: 42 ms to claim
-// 1,000 jobs with 30,000 rows in the table, against 24 ms as lookups (EXPLAIN ANALYZE).
+// join, the planner hashed the whole queue and sequentially scanned ix_jobs (docs/design.md,
+// "Costs measured on the hot path").
 // The final SELECT reads ix_jobs as it was before `started` changed it (a statement sees one
 // snapshot), so a started job's status and started_at come from `started`.
 export const CLAIM_SQL = `

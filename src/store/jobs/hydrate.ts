@@ -65,9 +65,10 @@ function document<T>(schema: z.ZodType<T>, value: unknown, column: string, probl
 
 /**
  * Every row read back is checked against the Job contract; one that does not fit is a bug,
- * named. By hand rather than through JobSchema.safeParse, which was 15% of a busy worker's CPU
- * and much of its garbage (profiled, claims of no-op jobs): the scalar columns are checked
- * directly (the uuid and timestamptz types hold their own), the JSONB documents by their schemas.
+ * named. By hand rather than through JobSchema.safeParse, which cost a busy worker a large share
+ * of its CPU and garbage (docs/design.md, "Costs measured on the hot path"): the scalar columns
+ * are checked directly (the uuid and timestamptz types hold their own), the JSONB documents by
+ * their schemas.
  */
 export function hydrate(row: JobRow): Job {
   const problems: string[] = [];
@@ -108,8 +109,9 @@ export function hydrate(row: JobRow): Job {
 }
 
 /**
- * A named statement: each connection parses and plans it once, not on every call. The claim's
- * plan alone took 1.3 ms (EXPLAIN ANALYZE), as long as executing a claim of 50 jobs.
+ * A named statement: each connection parses and plans it once, not on every call: planning the
+ * claim takes as long as executing a claim of 50 jobs (docs/design.md, "Costs measured on the
+ * hot path").
  */
 export function prepared(name: string, text: string, values: unknown[]) {
   return { name, text, values, types: RAW_TIMESTAMPS };
@@ -119,7 +121,7 @@ const TIMESTAMPTZ_OID = 1184;
 
 /**
  * Job queries take timestamptz columns as PostgreSQL's text instead of parsing each into a Date
- * only to print it again: parsing was 3% of a busy worker's CPU (profiled, no-op jobs).
+ * only to print it again (docs/design.md, "Costs measured on the hot path").
  */
 const RAW_TIMESTAMPS = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>

@@ -51,8 +51,8 @@ const requestDigest = (alias: string) =>
   `sha256(convert_to(jsonb_build_array(${alias}.input, ${alias}.callback_url)::text, 'UTF8'))`;
 
 // Returns only what PostgreSQL decides (the commit-time created_at): the rest of a new job is
-// what was sent plus the column defaults. Returning every column and hydrating it through the
-// contract was ~10% of the API's CPU per submit (profiled, `npm run bench:api`).
+// what was sent plus the column defaults, which spares the API reading back and checking every
+// column (docs/design.md, "Costs measured on the hot path").
 const INSERT_SQL = `
   WITH submitted AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
