@@ -6,9 +6,10 @@
 import { getJob, InvalidRequestError, JobNotFoundError, submit } from './cli/jobs.js';
 import { migrate } from './cli/migrate.js';
 import { api, start } from './cli/serve.js';
-import { COMMAND_HELP, USAGE, UsageError, version } from './cli/usage.js';
+import { COMMAND_HELP, USAGE, UsageError } from './cli/usage.js';
 import { worker } from './cli/worker.js';
 import { ConfigError } from './config.js';
+import { version } from './version.js';
 
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   start,

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { LATEST_VERSION } from '../store/index.js';
 
 /** Bad arguments: exit 2 with the command's usage. */
@@ -10,14 +9,6 @@ export class UsageError extends Error {
     super(message);
     this.name = 'UsageError';
   }
-}
-
-/** From package.json, two levels up from both src/cli/ and dist/cli/. */
-export function version(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return manifest.version;
 }
 
 const ENVIRONMENT = 'Every setting is an IX_* environment variable; the README lists them all.';
