@@ -109,13 +109,10 @@ async function modulePipeline(path: string): Promise<Pipeline> {
 }
 
 export async function loadPipeline(
-  config: Pick<Config['worker'], 'pipeline' | 'pipelineUrl' | 'maxResultBytes'>,
+  config: Pick<Config['worker'], 'pipeline' | 'maxResultBytes'>,
 ): Promise<Pipeline> {
-  const { pipeline: kind, pipelineUrl } = config;
-  if (kind === 'echo') return echoPipeline;
-  if (kind === 'http') {
-    if (!pipelineUrl) throw new ConfigError('IX_PIPELINE_URL', 'is required when IX_PIPELINE=http');
-    return httpPipeline(pipelineUrl, config.maxResultBytes);
-  }
-  return modulePipeline(kind.module);
+  const { pipeline } = config;
+  if (pipeline.kind === 'echo') return echoPipeline;
+  if (pipeline.kind === 'http') return httpPipeline(pipeline.url, config.maxResultBytes);
+  return modulePipeline(pipeline.path);
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { type Config, loadConfig } from '../../src/config.js';
 import type { RequestIX } from '../../src/contracts/index.js';
 import { httpPipeline, loadPipeline } from '../../src/worker/index.js';
 import { startServer, type TestServer } from '../support/http.js';
@@ -36,7 +36,10 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const moduleConfig = (path: string) => ({ ...loadConfig({}).worker, pipeline: { module: path } });
+const moduleConfig = (path: string): Config['worker'] => ({
+  ...loadConfig({}).worker,
+  pipeline: { kind: 'module', path },
+});
 
 describe('the http pipeline', () => {
   it('takes a 2xx JSON body as the result, having POSTed the request', async () => {
