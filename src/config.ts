@@ -483,6 +483,21 @@ export const SETTING_GROUP_TITLES: Record<keyof typeof SETTINGS, string> = {
   tests: 'Test suite (npm test)',
 };
 
+/** SETTINGS as the docs list them: group by group, each under its title. */
+export function documentedSettings(): { title: string; settings: Setting<unknown>[] }[] {
+  return (Object.keys(SETTINGS) as (keyof typeof SETTINGS)[]).map((group) => ({
+    title: SETTING_GROUP_TITLES[group],
+    settings: Object.values(SETTINGS[group]),
+  }));
+}
+
+/** A setting's default, and its bounds, as the docs show them: `10; 2 to 1000`, or unset. */
+export function documentedDefault(setting: Setting<unknown>, quote = (text: string) => text): string {
+  if (setting.defaultText === null) return 'unset';
+  const { range } = setting;
+  return `${quote(setting.defaultText)}${range === null ? '' : `; ${range.min} to ${range.max}`}`;
+}
+
 export interface Config {
   postgresUrl: string | null;
   dataDir: string;

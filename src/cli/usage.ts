@@ -1,3 +1,4 @@
+import { documentedDefault, documentedSettings } from '../config.js';
 import { LATEST_VERSION } from '../store/index.js';
 
 /** Bad arguments: exit 2 with the command's usage. */
@@ -11,7 +12,7 @@ export class UsageError extends Error {
   }
 }
 
-const ENVIRONMENT = 'Every setting is an IX_* environment variable; the README lists them all.';
+const ENVIRONMENT = 'Every setting is an IX_* environment variable: ix help settings lists them all.';
 
 export const COMMAND_HELP: Record<string, string> = {
   start: `Usage: ix start
@@ -71,6 +72,7 @@ Commands:
   migrate up|down [--to N]      apply or revert schema migrations (latest: ${LATEST_VERSION})
   submit [--url URL] [FILE]     submit a request JSON from FILE or stdin; prints the job
   get [--url URL] JOB_ID        print a job
+  help settings                 every setting, its default and what it does
 
 Options:
   -h, --help                    this help, or a command's (ix start --help)
@@ -78,3 +80,26 @@ Options:
 
 Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
 ${ENVIRONMENT}`;
+
+/** `ix help settings`: every variable with its default, bounds and doc, group by group. */
+export function settingsHelp(): string {
+  const groups = documentedSettings().map(({ title, settings }) =>
+    [
+      `${title}:`,
+      ...settings.flatMap((setting) => [
+        `  ${setting.name} (default: ${documentedDefault(setting)})`,
+        `      ${setting.doc}`,
+      ]),
+    ].join('\n'),
+  );
+  return [
+    'Settings are IX_* environment variables, read once at start-up; unset or blank means the default.',
+    ...groups,
+  ].join('\n\n');
+}
+
+/** `ix help TOPIC`: a command's usage, or the settings; the overall usage for anything else. */
+export function help(topic: string | undefined): string {
+  if (topic === 'settings') return settingsHelp();
+  return (topic !== undefined && COMMAND_HELP[topic]) || USAGE;
+}
