@@ -491,11 +491,14 @@ export function documentedSettings(): { title: string; settings: Setting<unknown
   }));
 }
 
-/** A setting's default, and its bounds, as the docs show them: `10; 2 to 1000`, or unset. */
+/** A setting's default as the docs show it: as one would write it in the variable, or unset. */
 export function documentedDefault(setting: Setting<unknown>, quote = (text: string) => text): string {
-  if (setting.defaultText === null) return 'unset';
-  const { range } = setting;
-  return `${quote(setting.defaultText)}${range === null ? '' : `; ${range.min} to ${range.max}`}`;
+  return setting.defaultText === null ? 'unset' : quote(setting.defaultText);
+}
+
+/** A number's bounds as the docs show them (`2 to 1000`); empty for other settings. */
+export function documentedRange(setting: Setting<unknown>): string {
+  return setting.range === null ? '' : `${setting.range.min} to ${setting.range.max}`;
 }
 
 export interface Config {

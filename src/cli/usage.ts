@@ -1,4 +1,4 @@
-import { documentedDefault, documentedSettings } from '../config.js';
+import { documentedDefault, documentedRange, documentedSettings, type Setting } from '../config.js';
 import { LATEST_VERSION } from '../store/index.js';
 
 /** Bad arguments: exit 2 with the command's usage. */
@@ -81,13 +81,18 @@ Options:
 Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
 ${ENVIRONMENT}`;
 
+function defaultAndRange(setting: Setting<unknown>): string {
+  const range = documentedRange(setting);
+  return `default: ${documentedDefault(setting)}${range === '' ? '' : `; ${range}`}`;
+}
+
 /** `ix help settings`: every variable with its default, bounds and doc, group by group. */
 export function settingsHelp(): string {
   const groups = documentedSettings().map(({ title, settings }) =>
     [
       `${title}:`,
       ...settings.flatMap((setting) => [
-        `  ${setting.name} (default: ${documentedDefault(setting)})`,
+        `  ${setting.name} (${defaultAndRange(setting)})`,
         `      ${setting.doc}`,
       ]),
     ].join('\n'),

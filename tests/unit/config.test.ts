@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { renderSettingsTable, settingsTableIn } from '../../scripts/settings-table.js';
 import { ConfigError, loadConfig, parseApiKeys, SETTINGS, type Setting } from '../../src/config.js';
 
 function expectConfigError(env: Record<string, string>, variable: string, message: RegExp) {
@@ -184,5 +185,12 @@ describe('SETTINGS, the one declaration of each variable', () => {
     const mentioned = new Set(sources.flatMap((text) => text.match(/\bIX_[A-Z0-9_]+\b/g) ?? []));
     const declared = new Set(everySetting.map((setting) => setting.name));
     expect([...mentioned].filter((name) => !constants.has(name) && !declared.has(name))).toEqual([]);
+  });
+
+  it('is what the README’s configuration table says: each variable, default, range and doc', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    expect(settingsTableIn(readme), 'the README’s table is stale: npm run docs:settings rewrites it').toBe(
+      renderSettingsTable(),
+    );
   });
 });
