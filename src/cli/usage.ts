@@ -1,4 +1,4 @@
-import { documentedDefault, documentedRange, documentedSettings, type Setting } from '../config.js';
+import { documentedDefault, documentedRange, documentedSettings, SETTINGS, type Setting } from '../config.js';
 import { LATEST_VERSION } from '../store/index.js';
 
 /** Bad arguments: exit 2 with the command's usage. */
@@ -19,7 +19,7 @@ export const COMMAND_HELP: Record<string, string> = {
 
 Runs migrations, then the API and a worker (with callback delivery) in one process, until
 SIGTERM or SIGINT. With no IX_POSTGRES_URL it runs an embedded PostgreSQL with its data in
-IX_DATA_DIR (default .ix-data) and stops it on exit.
+IX_DATA_DIR (default ${documentedDefault(SETTINGS.database.dataDir)}) and stops it on exit.
 
 ${ENVIRONMENT}`,
   api: `Usage: ix api
