@@ -501,6 +501,10 @@ export function documentedRange(setting: Setting<unknown>): string {
   return setting.range === null ? '' : `${setting.range.min} to ${setting.range.max}`;
 }
 
+/**
+ * What loadConfig gives. Each field is the value of the SETTINGS entry of the same name, whose doc
+ * says what it means; `worker.pipeline` joins IX_PIPELINE and IX_PIPELINE_URL.
+ */
 export interface Config {
   postgresUrl: string | null;
   dataDir: string;

@@ -87,7 +87,7 @@ function defaultAndRange(setting: Setting<unknown>): string {
 }
 
 /** `ix help settings`: every variable with its default, bounds and doc, group by group. */
-export function settingsHelp(): string {
+function settingsHelp(): string {
   const groups = documentedSettings().map(({ title, settings }) =>
     [
       `${title}:`,
