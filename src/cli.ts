@@ -6,9 +6,10 @@
 import { getJob, InvalidRequestError, JobNotFoundError, submit } from './cli/jobs.js';
 import { migrate } from './cli/migrate.js';
 import { api, start } from './cli/serve.js';
-import { COMMAND_HELP, USAGE, UsageError, version } from './cli/usage.js';
+import { COMMAND_HELP, help, USAGE, UsageError } from './cli/usage.js';
 import { worker } from './cli/worker.js';
 import { ConfigError } from './config.js';
+import { version } from './version.js';
 
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   start,
@@ -38,8 +39,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'help') {
-    const topic = rest[0];
-    console.log(topic !== undefined && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : USAGE);
+    console.log(help(rest[0]));
     return 0;
   }
   if (command === '--version' || command === '-v') {

@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import { jsonTextProblems } from '../contracts/index.js';
 import type { Logger } from '../log.js';
 import { SubmitService } from '../submit/index.js';
+import { version } from '../version.js';
 import { assertSafeExposure, createAuthenticator } from './auth.js';
 import { installErrorHandling, invalidFields } from './errors.js';
 import { IxLogController } from './logging.js';
@@ -90,7 +91,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     });
   });
   installErrorHandling(app, config.api.maxBodyBytes);
-  await registerOpenApi(app, process.env.npm_package_version ?? '0.1.0');
+  await registerOpenApi(app, version());
   registerHealthRoutes(app, pool);
   // Concurrent submits share statements (one commit for many), and wake workers after commit.
   const submissions = SubmitService.fromConfig(pool, config, (error) =>

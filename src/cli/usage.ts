@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { documentedDefault, documentedRange, documentedSettings, SETTINGS, type Setting } from '../config.js';
 import { LATEST_VERSION } from '../store/index.js';
 
 /** Bad arguments: exit 2 with the command's usage. */
@@ -12,22 +12,14 @@ export class UsageError extends Error {
   }
 }
 
-/** From package.json, two levels up from both src/cli/ and dist/cli/. */
-export function version(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return manifest.version;
-}
-
-const ENVIRONMENT = 'Every setting is an IX_* environment variable; the README lists them all.';
+const ENVIRONMENT = 'Every setting is an IX_* environment variable: ix help settings lists them all.';
 
 export const COMMAND_HELP: Record<string, string> = {
   start: `Usage: ix start
 
 Runs migrations, then the API and a worker (with callback delivery) in one process, until
 SIGTERM or SIGINT. With no IX_POSTGRES_URL it runs an embedded PostgreSQL with its data in
-IX_DATA_DIR (default .ix-data) and stops it on exit.
+IX_DATA_DIR (default ${documentedDefault(SETTINGS.database.dataDir)}) and stops it on exit.
 
 ${ENVIRONMENT}`,
   api: `Usage: ix api
@@ -80,6 +72,7 @@ Commands:
   migrate up|down [--to N]      apply or revert schema migrations (latest: ${LATEST_VERSION})
   submit [--url URL] [FILE]     submit a request JSON from FILE or stdin; prints the job
   get [--url URL] JOB_ID        print a job
+  help settings                 every setting, its default and what it does
 
 Options:
   -h, --help                    this help, or a command's (ix start --help)
@@ -87,3 +80,31 @@ Options:
 
 Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
 ${ENVIRONMENT}`;
+
+function defaultAndRange(setting: Setting<unknown>): string {
+  const range = documentedRange(setting);
+  return `default: ${documentedDefault(setting)}${range === '' ? '' : `; ${range}`}`;
+}
+
+/** `ix help settings`: every variable with its default, bounds and doc, group by group. */
+function settingsHelp(): string {
+  const groups = documentedSettings().map(({ title, settings }) =>
+    [
+      `${title}:`,
+      ...settings.flatMap((setting) => [
+        `  ${setting.name} (${defaultAndRange(setting)})`,
+        `      ${setting.doc}`,
+      ]),
+    ].join('\n'),
+  );
+  return [
+    'Settings are IX_* environment variables, read once at start-up; unset or blank means the default.',
+    ...groups,
+  ].join('\n\n');
+}
+
+/** `ix help TOPIC`: a command's usage, or the settings; the overall usage for anything else. */
+export function help(topic: string | undefined): string {
+  if (topic === 'settings') return settingsHelp();
+  return (topic !== undefined && COMMAND_HELP[topic]) || USAGE;
+}

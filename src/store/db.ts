@@ -10,7 +10,8 @@ import { settlesWithin } from '../time.js';
 export type Db = Pick<pg.ClientBase, 'query'>;
 
 export interface CreatePoolOptions {
-  max?: number;
+  /** Connections at most: IX_DB_POOL_SIZE for ix's own pools, whatever a test or tool needs for others. */
+  max: number;
   applicationName?: string;
   /** PostgreSQL's `statement_timeout` on every connection; the server's own setting when absent. */
   statementTimeoutMs?: number;
@@ -18,10 +19,10 @@ export interface CreatePoolOptions {
   logger?: Pick<Logger, 'warn'>;
 }
 
-export function createPool(connectionString: string, options: CreatePoolOptions = {}): pg.Pool {
+export function createPool(connectionString: string, options: CreatePoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
-    max: options.max ?? 10,
+    max: options.max,
     application_name: options.applicationName ?? 'ix',
     // Timestamps are read back as text in UTC (see isoTimestamp in jobs/hydrate.ts).
     options: '-c TimeZone=UTC',
@@ -108,7 +109,7 @@ export function failureReason(error: unknown): string {
  * A pool whose first connection has been made, so a wrong or unreachable server is reported at
  * start-up (as a DatabaseUnreachableError) instead of on the first request.
  */
-export async function openPool(connectionString: string, options: CreatePoolOptions = {}): Promise<pg.Pool> {
+export async function openPool(connectionString: string, options: CreatePoolOptions): Promise<pg.Pool> {
   const pool = createPool(connectionString, options);
   try {
     const client = await pool.connect();

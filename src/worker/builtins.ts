@@ -39,9 +39,6 @@ function excerpt(text: string): string {
   return flat.length > EXCERPT_CHARS ? `${flat.slice(0, EXCERPT_CHARS)}…` : flat;
 }
 
-/** The most of a pipeline service's answer the `http` pipeline reads by default (IX_PIPELINE_MAX_RESULT_BYTES). */
-const DEFAULT_MAX_RESPONSE_BYTES = 16_777_216;
-
 /** The body as text, or null once it grows past `maxBytes` (the rest is not read). */
 async function boundedText(response: Response, maxBytes: number): Promise<string | null> {
   if (!response.body) return '';
@@ -58,8 +55,11 @@ async function boundedText(response: Response, maxBytes: number): Promise<string
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** POSTs the request to `url`; a 2xx JSON body is the result. Puts ix in front of any HTTP service. */
-export function httpPipeline(url: string, maxResponseBytes = DEFAULT_MAX_RESPONSE_BYTES): Pipeline {
+/**
+ * POSTs the request to `url`; a 2xx JSON body is the result. Puts ix in front of any HTTP service.
+ * Reads at most `maxResponseBytes` of an answer (IX_PIPELINE_MAX_RESULT_BYTES).
+ */
+export function httpPipeline(url: string, maxResponseBytes: number): Pipeline {
   return async (request, { signal }) => {
     const response = await fetch(url, {
       method: 'POST',
@@ -109,13 +109,10 @@ async function modulePipeline(path: string): Promise<Pipeline> {
 }
 
 export async function loadPipeline(
-  config: Pick<Config['worker'], 'pipeline' | 'pipelineUrl' | 'maxResultBytes'>,
+  config: Pick<Config['worker'], 'pipeline' | 'maxResultBytes'>,
 ): Promise<Pipeline> {
-  const { pipeline: kind, pipelineUrl } = config;
-  if (kind === 'echo') return echoPipeline;
-  if (kind === 'http') {
-    if (!pipelineUrl) throw new ConfigError('IX_PIPELINE_URL', 'is required when IX_PIPELINE=http');
-    return httpPipeline(pipelineUrl, config.maxResultBytes);
-  }
-  return modulePipeline(kind.module);
+  const { pipeline } = config;
+  if (pipeline.kind === 'echo') return echoPipeline;
+  if (pipeline.kind === 'http') return httpPipeline(pipeline.url, config.maxResultBytes);
+  return modulePipeline(pipeline.path);
 }

@@ -115,7 +115,10 @@ describe('README pipeline example', () => {
     if (!example) throw new Error('the README lost its pipeline example');
     const file = join(dir, 'my-pipeline.js');
     writeFileSync(file, example.body);
-    const pipeline = await loadPipeline({ ...loadConfig({}).worker, pipeline: { module: file } });
+    const pipeline = await loadPipeline({
+      ...loadConfig({}).worker,
+      pipeline: { kind: 'module', path: file },
+    });
     const ctx = {
       signal: new AbortController().signal,
       ix_id: '0123456789abcdef',

@@ -1,7 +1,8 @@
 /** Every status code of the job endpoints with open access (no keys), on a real database. */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { HTTP_TIMEOUTS } from '../../src/api/index.js';
 import { type Job, JobSchema } from '../../src/contracts/index.js';
 import { buildTestApi, type CapturedLogs, captureLogs, countJobs, JSON_HEADERS } from '../support/api.js';
@@ -381,6 +382,21 @@ describe('probes and documentation', () => {
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toMatchObject({ status: 'ready' });
+  });
+
+  it("gives the OpenAPI document package.json's version, however ix was started", async () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    // npm sets this for scripts it runs; `ix api` started any other way has none, or another's.
+    vi.stubEnv('npm_package_version', '0.0.0-not-ix');
+    const started = await buildTestApi(db.pool).finally(() => vi.unstubAllEnvs());
+    try {
+      const document = (await started.inject({ method: 'GET', url: '/openapi.json' })).json() as {
+        info: { version: string };
+      };
+      expect(document.info.version).toBe(version);
+    } finally {
+      await started.close();
+    }
   });
 
   it('serves the OpenAPI document built from the contracts, and the docs page', async () => {

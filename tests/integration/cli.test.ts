@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { SETTINGS } from '../../src/config.js';
 import type { Job } from '../../src/contracts/index.js';
 import { CLI, cleanEnv, exited, runCli, startIx } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';
@@ -73,6 +74,20 @@ describe('help and version', () => {
     expect(code).toBe(0);
     for (const command of ['start', 'api', 'worker', 'migrate', 'submit', 'get'])
       expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+  });
+
+  it('--help points to the settings, and ix help settings lists each with its default and doc', async () => {
+    expect((await runCli(['--help'])).stdout).toMatch(/^ {2}help settings\b/m);
+    const { code, stdout } = await runCli(['help', 'settings']);
+    expect(code).toBe(0);
+    const lines = stdout.split('\n');
+    for (const setting of Object.values(SETTINGS).flatMap((group) => Object.values(group))) {
+      const at = lines.findIndex((line) => line.startsWith(`  ${setting.name} `));
+      expect(at, `${setting.name} is listed`).toBeGreaterThanOrEqual(0);
+      expect(lines[at]).toContain(`default: ${setting.defaultText ?? 'unset'}`);
+      expect(lines[at + 1]?.trim()).toBe(setting.doc);
+    }
+    expect(lines).toContain('  IX_DB_POOL_SIZE (default: 10; 2 to 1000)');
   });
 
   it.each([['start'], ['api'], ['worker'], ['migrate'], ['submit'], ['get']])(

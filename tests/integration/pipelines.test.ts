@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { type Config, loadConfig } from '../../src/config.js';
 import type { RequestIX } from '../../src/contracts/index.js';
 import { httpPipeline, loadPipeline } from '../../src/worker/index.js';
 import { startServer, type TestServer } from '../support/http.js';
@@ -36,22 +36,30 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const moduleConfig = (path: string) => ({ ...loadConfig({}).worker, pipeline: { module: path } });
+const moduleConfig = (path: string): Config['worker'] => ({
+  ...loadConfig({}).worker,
+  pipeline: { kind: 'module', path },
+});
 
 describe('the http pipeline', () => {
+  /** Far above any answer of this server's but /huge. */
+  const ROOMY_LIMIT = 1_000_000;
+
   it('takes a 2xx JSON body as the result, having POSTed the request', async () => {
-    expect(await httpPipeline(`${server.url}/ok`)(request, ctx())).toEqual({ result: { received: request } });
+    expect(await httpPipeline(`${server.url}/ok`, ROOMY_LIMIT)(request, ctx())).toEqual({
+      result: { received: request },
+    });
   });
 
   it('turns a 500 into an error naming the status and an excerpt', async () => {
-    const outcome = await httpPipeline(`${server.url}/boom`)(request, ctx());
+    const outcome = await httpPipeline(`${server.url}/boom`, ROOMY_LIMIT)(request, ctx());
     expect(outcome).toEqual({
       error: 'pipeline service answered HTTP 500: internal failure in the model server',
     });
   });
 
   it('turns a body that is not JSON into an error', async () => {
-    const outcome = await httpPipeline(`${server.url}/html`)(request, ctx());
+    const outcome = await httpPipeline(`${server.url}/html`, ROOMY_LIMIT)(request, ctx());
     expect(outcome).toEqual({
       error: 'pipeline service answered HTTP 200 with invalid JSON: <html>not json</html>',
     });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/cli/embedded-postgres.js';
+import { readSetting, SETTINGS } from '../../src/config.js';
 import { createPool, migrateUp } from '../../src/store/index.js';
 import { isAlive, killPostmaster } from './cli.js';
 import { withDatabase } from './urls.js';
@@ -69,8 +70,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   buildIfStale();
   let embedded: EmbeddedPostgres | null = null;
   let embeddedDir: string | null = null;
-  let serverUrl = process.env.IX_TEST_DATABASE_URL || process.env.IX_POSTGRES_URL || '';
-  if (serverUrl === '') {
+  let serverUrl =
+    readSetting(SETTINGS.tests.databaseUrl, process.env) ??
+    readSetting(SETTINGS.database.postgresUrl, process.env);
+  if (serverUrl === null) {
     removeOrphanedServers();
     embeddedDir = mkdtempSync(join(tmpdir(), EMBEDDED_PREFIX));
     writeFileSync(join(embeddedDir, OWNER_FILE), String(process.pid));

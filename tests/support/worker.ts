@@ -1,12 +1,12 @@
 import type pg from 'pg';
 import { pino } from 'pino';
-import { type Config, loadConfig } from '../../src/config.js';
+import { type Config, loadConfig, readSetting, SETTINGS } from '../../src/config.js';
 import { jobNotifyPending } from '../../src/store/index.js';
 import { type Pipeline, Worker } from '../../src/worker/index.js';
 import { makeRequest } from './factories.js';
 import { insertPending } from './jobs.js';
 
-export const silentLogger = pino({ level: process.env.IX_TEST_LOG_LEVEL ?? 'silent' });
+export const silentLogger = pino({ level: readSetting(SETTINGS.tests.logLevel, process.env) });
 
 export function workerConfig(overrides: Partial<Config['worker']> = {}): Config['worker'] {
   return { ...loadConfig({}).worker, pollIntervalMs: 100, ...overrides };

@@ -1,5 +1,8 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseApiKeys } from '../../src/config.js';
+import { renderSettingsTable, settingsTableIn } from '../../scripts/settings-table.js';
+import { ConfigError, loadConfig, parseApiKeys, SETTINGS, type Setting } from '../../src/config.js';
 
 function expectConfigError(env: Record<string, string>, variable: string, message: RegExp) {
   try {
@@ -29,7 +32,7 @@ describe('loadConfig', () => {
     expect(config.worker).toMatchObject({
       concurrency: 10,
       prefetch: 0,
-      pipeline: 'echo',
+      pipeline: { kind: 'echo' },
       requestTimeoutSeconds: 300,
       heartbeatTimeoutSeconds: 30,
       maxAttempts: 3,
@@ -84,9 +87,14 @@ describe('loadConfig', () => {
       IX_CALLBACK_RETRY_SCHEDULE: '0, 5,300',
       IX_CALLBACK_SECRET: `${secret} ${secret}`,
     });
-    expect(config.worker.pipeline).toEqual({ module: './my-pipeline.js' });
+    expect(config.worker.pipeline).toEqual({ kind: 'module', path: './my-pipeline.js' });
     expect(config.callbacks.retryScheduleSeconds).toEqual([0, 5, 300]);
     expect(config.callbacks.secrets).toEqual([secret, secret]);
+  });
+
+  it('gives an http pipeline its URL in the same value, so no reader checks for it again', () => {
+    const config = loadConfig({ IX_PIPELINE: 'http', IX_PIPELINE_URL: 'http://pipeline.internal/run' });
+    expect(config.worker.pipeline).toEqual({ kind: 'http', url: 'http://pipeline.internal/run' });
   });
 
   it('reads API keys inline or from a file', () => {
@@ -115,6 +123,74 @@ describe('loadConfig', () => {
     );
     expect(() => parseApiKeys(`acme=${key},gamma=${key}`)).toThrow(
       expect.objectContaining({ message: expect.not.stringContaining(key) }),
+    );
+  });
+});
+
+const everySetting: Setting<unknown>[] = Object.values(SETTINGS).flatMap((group) => Object.values(group));
+
+/** Every file below `dir` whose name ends in .ts. */
+function typeScriptFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((name) => name.endsWith('.ts'))
+    .map((name) => join(dir, name));
+}
+
+describe('SETTINGS, the one declaration of each variable', () => {
+  it('declares each variable once', () => {
+    const names = everySetting.map((setting) => setting.name);
+    expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([]);
+  });
+
+  it('documents as each default what, written in the variable, gives that default', () => {
+    for (const setting of everySetting) {
+      if (setting.defaultText === null) continue;
+      const noFiles = () => {
+        throw new Error('no file is read for a default');
+      };
+      expect(setting.parse(setting.defaultText, noFiles), setting.name).toEqual(setting.default);
+    }
+  });
+
+  it('is what loadConfig reads: every variable of it (but the test suite’s), and no other', () => {
+    const read = new Set<string>();
+    const watched = new Proxy<Record<string, string | undefined>>(
+      {},
+      {
+        get(_target, name) {
+          if (typeof name === 'string') read.add(name);
+          return undefined;
+        },
+      },
+    );
+    loadConfig(watched);
+    const ixSettings = Object.entries(SETTINGS)
+      .filter(([group]) => group !== 'tests')
+      .flatMap(([, group]) => Object.values(group).map((setting) => setting.name));
+    expect([...read].sort()).toEqual(ixSettings.sort());
+  });
+
+  it('names every IX_* variable that ix or its test suite mentions', () => {
+    const sources = [...typeScriptFiles('src'), ...typeScriptFiles('tests/support')].map((file) =>
+      readFileSync(file, 'utf8'),
+    );
+    // Constants such as IX_ID_PATTERN share the prefix; they are declared in code, variables are not.
+    const constants = new Set(
+      sources.flatMap((text) =>
+        [...text.matchAll(/\b(?:const|let|function|class|type|interface)\s+(IX_[A-Z0-9_]+)/g)].map(
+          (m) => m[1],
+        ),
+      ),
+    );
+    const mentioned = new Set(sources.flatMap((text) => text.match(/\bIX_[A-Z0-9_]+\b/g) ?? []));
+    const declared = new Set(everySetting.map((setting) => setting.name));
+    expect([...mentioned].filter((name) => !constants.has(name) && !declared.has(name))).toEqual([]);
+  });
+
+  it('is what the README’s configuration table says: each variable, default, range and doc', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    expect(settingsTableIn(readme), 'the README’s table is stale: npm run docs:settings rewrites it').toBe(
+      renderSettingsTable(),
     );
   });
 });
