@@ -5,7 +5,8 @@
 import { documentedDefault, documentedRange, documentedSettings } from '../src/config.js';
 
 /** The lines that enclose the generated table in the README. */
-const START = '<!-- settings table: generated from SETTINGS in src/config.ts by npm run docs:settings -->';
+const START =
+  '<!-- settings table: generated from SETTINGS in src/config/settings.ts by npm run docs:settings -->';
 const END = '<!-- end of settings table -->';
 
 const code = (text: string) => `\`${text}\``;

@@ -1,0 +1,293 @@
+/**
+ * SETTINGS: every IX_* variable ix and its test suite read, each declared once (variable, parser,
+ * default, bounds, a one-line doc), from which loadConfig, `ix help settings` and the README's
+ * configuration table all come.
+ */
+import {
+  apiKeys,
+  booleanSetting,
+  callbackSecrets,
+  choiceSetting,
+  DEFAULT_RETRY_SCHEDULE_SECONDS,
+  httpUrl,
+  integerSetting,
+  LOG_LEVELS,
+  oneOf,
+  optionalSetting,
+  type PipelineChoice,
+  pipelineChoice,
+  postgresUrl,
+  type Setting,
+  secondsList,
+  setting,
+  textSetting,
+} from './parsers.js';
+
+/**
+ * Every variable ix and its test suite read, by group, in the order the docs list them. The keys
+ * are the names of the values in Config where there is one.
+ */
+export const SETTINGS = {
+  database: {
+    postgresUrl: optionalSetting(
+      {
+        name: 'IX_POSTGRES_URL',
+        doc: 'PostgreSQL connection string. Unset: `ix start` runs an embedded PostgreSQL in `IX_DATA_DIR`.',
+      },
+      postgresUrl,
+    ),
+    dataDir: textSetting({
+      name: 'IX_DATA_DIR',
+      default: '.ix-data',
+      doc: 'Data directory of the embedded PostgreSQL.',
+    }),
+    dbPoolSize: integerSetting({
+      name: 'IX_DB_POOL_SIZE',
+      default: 10,
+      min: 2,
+      max: 1_000,
+      doc: 'Connections per process.',
+    }),
+    dbStatementTimeoutSeconds: integerSetting({
+      name: 'IX_DB_STATEMENT_TIMEOUT_SECONDS',
+      default: 30,
+      min: 1,
+      max: 86_400,
+      doc: 'PostgreSQL cancels a statement of ix running longer (migrations excepted).',
+    }),
+  },
+  logging: {
+    logLevel: choiceSetting({
+      name: 'IX_LOG_LEVEL',
+      choices: LOG_LEVELS,
+      default: 'info',
+      doc: `The least severe level logged: ${oneOf(LOG_LEVELS)}.`,
+    }),
+  },
+  api: {
+    host: textSetting({ name: 'IX_HOST', default: '127.0.0.1', doc: 'Address the API listens on.' }),
+    port: integerSetting({
+      name: 'IX_PORT',
+      default: 8080,
+      min: 0,
+      max: 65_535,
+      doc: 'Port the API listens on.',
+    }),
+    apiKeys: setting({
+      name: 'IX_API_KEYS',
+      default: new Map<string, string>(),
+      defaultText: null,
+      parse: apiKeys,
+      doc: '`client=key,…` or `@file` (one `client=key` a line). Unset: open access, loopback only.',
+    }),
+    // At most 64 MiB: a body is held whole, as text, parsed, and again as the insert's JSON, so
+    // this bounds what one client can make ix hold.
+    maxBodyBytes: integerSetting({
+      name: 'IX_MAX_BODY_BYTES',
+      default: 1_048_576,
+      min: 1_024,
+      max: 67_108_864,
+      doc: 'Largest request body accepted (413 above).',
+    }),
+    deadlineSeconds: integerSetting({
+      name: 'IX_API_DEADLINE_SECONDS',
+      default: 5,
+      min: 1,
+      max: 300,
+      doc: 'Every API request is answered within this long, whatever the database does (503 past it).',
+    }),
+    maxPendingSubmits: integerSetting({
+      name: 'IX_API_MAX_PENDING_SUBMITS',
+      default: 10_000,
+      min: 1,
+      max: 1_000_000,
+      doc: 'Submissions waiting for their insert at most; more are refused at once (503).',
+    }),
+  },
+  worker: {
+    concurrency: integerSetting({
+      name: 'IX_WORKER_CONCURRENCY',
+      default: 10,
+      min: 1,
+      max: 10_000,
+      doc: 'Jobs a worker runs at once.',
+    }),
+    prefetch: integerSetting({
+      name: 'IX_WORKER_PREFETCH',
+      default: 0,
+      min: 0,
+      max: 100_000,
+      doc: 'Extra jobs claimed ahead into a local buffer: ~1000 for sub-millisecond pipelines, 0 for slow.',
+    }),
+    pollIntervalMs: integerSetting({
+      name: 'IX_WORKER_POLL_INTERVAL_MS',
+      default: 2_000,
+      min: 10,
+      max: 3_600_000,
+      doc: 'Fallback poll when no NOTIFY arrives.',
+    }),
+    sweepIntervalSeconds: integerSetting({
+      name: 'IX_SWEEP_INTERVAL_SECONDS',
+      default: 10,
+      min: 1,
+      max: 86_400,
+      doc: 'How often each worker looks for orphaned jobs.',
+    }),
+    heartbeatIntervalSeconds: integerSetting({
+      name: 'IX_HEARTBEAT_INTERVAL_SECONDS',
+      default: 5,
+      min: 1,
+      max: 3_600,
+      doc: 'How often a worker renews its lease on its jobs.',
+    }),
+    heartbeatTimeoutSeconds: integerSetting({
+      name: 'IX_HEARTBEAT_TIMEOUT_SECONDS',
+      default: 30,
+      min: 2,
+      max: 86_400,
+      doc: 'A worker silent this long has its jobs rescued (at least twice the interval).',
+    }),
+    maxAttempts: integerSetting({
+      name: 'IX_MAX_ATTEMPTS',
+      default: 3,
+      min: 1,
+      max: 1_000,
+      doc: 'A job rescued this many times ends `error` (abandoned) instead of running again.',
+    }),
+    shutdownGraceSeconds: integerSetting({
+      name: 'IX_SHUTDOWN_GRACE_SECONDS',
+      default: 30,
+      min: 0,
+      max: 86_400,
+      doc: 'On SIGTERM, how long in-flight jobs may finish before they are put back.',
+    }),
+    maxHeldBytes: integerSetting({
+      name: 'IX_WORKER_MAX_HELD_BYTES',
+      default: 67_108_864,
+      min: 1_024,
+      max: 17_179_869_184,
+      doc: 'A worker claims no more once the inputs it holds add up to this (their stored size).',
+    }),
+  },
+  pipeline: {
+    pipeline: setting<PipelineChoice>({
+      name: 'IX_PIPELINE',
+      default: { kind: 'echo' },
+      defaultText: 'echo',
+      parse: pipelineChoice,
+      doc: '`echo`, `http`, or a path to a JS or TS module whose default export is a pipeline.',
+    }),
+    pipelineUrl: optionalSetting(
+      {
+        name: 'IX_PIPELINE_URL',
+        doc: 'Where the `http` pipeline POSTs each request (required with `http`).',
+      },
+      httpUrl,
+    ),
+    requestTimeoutSeconds: integerSetting({
+      name: 'IX_PIPELINE_REQUEST_TIMEOUT_SECONDS',
+      default: 300,
+      min: 1,
+      max: 86_400,
+      doc: 'A pipeline run longer than this is aborted and the job ends `error`.',
+    }),
+    // PostgreSQL keeps at most ~255 MB in one jsonb value; well below that, one result this
+    // large is already a memory hazard for the worker holding it.
+    maxResultBytes: integerSetting({
+      name: 'IX_PIPELINE_MAX_RESULT_BYTES',
+      default: 16_777_216,
+      min: 1_024,
+      max: 134_217_728,
+      doc: 'A result or error longer than this as JSON ends its job `error`; also caps `http` answers.',
+    }),
+  },
+  callbacks: {
+    secrets: setting<string[]>({
+      name: 'IX_CALLBACK_SECRET',
+      default: [],
+      defaultText: null,
+      parse: callbackSecrets,
+      doc: '`whsec_…` signing secret; two, space-separated, while rotating.',
+    }),
+    retryScheduleSeconds: setting({
+      name: 'IX_CALLBACK_RETRY_SCHEDULE',
+      default: DEFAULT_RETRY_SCHEDULE_SECONDS,
+      defaultText: DEFAULT_RETRY_SCHEDULE_SECONDS.join(','),
+      parse: secondsList,
+      doc: 'Seconds before each delivery attempt.',
+    }),
+    timeoutSeconds: integerSetting({
+      name: 'IX_CALLBACK_TIMEOUT_SECONDS',
+      default: 15,
+      min: 1,
+      max: 3_600,
+      doc: 'Per-attempt timeout of a callback delivery.',
+    }),
+    allowPrivate: booleanSetting({
+      name: 'IX_CALLBACK_ALLOW_PRIVATE',
+      default: false,
+      doc: 'Allow callbacks to loopback and private addresses (tests, private networks).',
+    }),
+  },
+  client: {
+    apiUrl: optionalSetting(
+      {
+        name: 'IX_API_URL',
+        doc: '`ix submit` and `ix get` talk to this ix API instead of the database (same as `--url`).',
+      },
+      httpUrl,
+    ),
+    apiKey: optionalSetting(
+      {
+        name: 'IX_API_KEY',
+        doc: 'The key `ix submit` and `ix get` send to that API (one of its `IX_API_KEYS`).',
+      },
+      (_name, text) => text,
+    ),
+  },
+  tests: {
+    databaseUrl: optionalSetting(
+      {
+        name: 'IX_TEST_DATABASE_URL',
+        doc: 'Server the test suite runs on (tests only); unset: `IX_POSTGRES_URL`, else embedded.',
+      },
+      postgresUrl,
+    ),
+    logLevel: choiceSetting({
+      name: 'IX_TEST_LOG_LEVEL',
+      choices: LOG_LEVELS,
+      default: 'silent',
+      doc: 'What the workers and pipelines tests run in-process log (tests only), e.g. `debug`.',
+    }),
+  },
+} satisfies Record<string, Record<string, Setting<unknown>>>;
+
+/** How `ix help settings` heads each group of SETTINGS. */
+export const SETTING_GROUP_TITLES: Record<keyof typeof SETTINGS, string> = {
+  database: 'Database',
+  logging: 'Logs',
+  api: 'API (ix start, ix api)',
+  worker: 'Worker (ix start, ix worker)',
+  pipeline: 'Pipeline (ix start, ix worker)',
+  callbacks: 'Callbacks (ix start, ix worker)',
+  client: 'ix submit and ix get',
+  tests: 'Test suite (npm test)',
+};
+
+/** SETTINGS as the docs list them: group by group, each under its title. */
+export function documentedSettings(): { title: string; settings: Setting<unknown>[] }[] {
+  return (Object.keys(SETTINGS) as (keyof typeof SETTINGS)[]).map((group) => ({
+    title: SETTING_GROUP_TITLES[group],
+    settings: Object.values(SETTINGS[group]),
+  }));
+}
+
+/** A setting's default as the docs show it: as one would write it in the variable, or unset. */
+export function documentedDefault(setting: Setting<unknown>, quote = (text: string) => text): string {
+  return setting.defaultText === null ? 'unset' : quote(setting.defaultText);
+}
+
+/** A number's bounds as the docs show them (`2 to 1000`); empty for other settings. */
+export function documentedRange(setting: Setting<unknown>): string {
+  return setting.range === null ? '' : `${setting.range.min} to ${setting.range.max}`;
+}
