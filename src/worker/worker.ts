@@ -293,8 +293,11 @@ export class Worker {
       if (this.running.size > 0) await Promise.all(this.running.values());
       else if (this.starter.starting > 0) await this.starter.settled();
       else if (this.completer.size > 0) await this.completer.drain(Number.POSITIVE_INFINITY);
-      else if (this.buffer.length > 0) this.startBuffered();
-      else return;
+      else if (this.buffer.length > 0 && !this.stopping) {
+        const waiting = this.buffer.length;
+        this.startBuffered();
+        if (this.buffer.length === waiting) return;
+      } else return;
     }
   }
 
