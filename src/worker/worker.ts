@@ -189,7 +189,10 @@ export class Worker {
 
   /** Asks for a claim now; coalesces with one in progress. */
   wake(): void {
-    if (!this.stopping) this.claimLoop.wake();
+    // Called as every job finishes: a pass that would only find too few free slots is not worth
+    // its wake-up (a pass and a fresh idle timer per job). When slots free up, this is called
+    // again; the idle wait still polls.
+    if (!this.stopping && this.freeSlots() >= this.minimumClaim()) this.claimLoop.wake();
   }
 
   private async claim(): Promise<number> {
