@@ -154,11 +154,54 @@ describe('claim cost does not grow with finished jobs', () => {
       );
       await client.query('ANALYZE ix_job_queue');
       const deep = await plan();
-      expect(deep).toMatch(/Index Scan using ix_job_queue_pkey on ix_job_queue/);
+      expect(deep).toMatch(/Index Scan using ix_job_queue_ready_idx on ix_job_queue/);
       expect(deep).not.toMatch(/Seq Scan on ix_job/);
       const claimed = await client.query(CLAIM_SQL, [10, null, 10, 1_000_000]);
       expect(claimed.rowCount).toBe(10);
       await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+  }, 120_000);
+
+  it('with 100k jobs scheduled for later, the claim reads only the ready rows of the queue', async () => {
+    await migrateUp(db.pool);
+    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue');
+    await db.pool.query(`
+      WITH j AS (
+        INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input)
+        SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', 'later-' || g, '{}'
+        FROM generate_series(1, 100000) g RETURNING job_id
+      ) INSERT INTO ix_job_queue (job_id, ready_at) SELECT job_id, now() + interval '1 day' FROM j`);
+    await db.pool.query(`
+      WITH j AS (
+        INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input)
+        SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', 'ready-' || g, '{}'
+        FROM generate_series(200001, 200005) g RETURNING job_id
+      ) INSERT INTO ix_job_queue (job_id) SELECT job_id FROM j`);
+    await db.pool.query('ANALYZE');
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ${CLAIM_SQL}`,
+        [10, null, 10, 1_000_000],
+      );
+      const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
+      // An index range scan bounded by ready_at: the future rows are never read, so none is
+      // filtered out either.
+      expect(plan).toMatch(
+        /Index Scan using ix_job_queue_ready_idx on ix_job_queue[^\n]*\n\s*Index Cond: \(ready_at <= now\(\)\)/,
+      );
+      expect(plan).toMatch(/Index Scan using ix_job_queue_ready_idx on ix_job_queue \(actual rows=5/);
+      expect(plan).not.toMatch(/Seq Scan on ix_job/);
+      expect(plan).not.toMatch(/Rows Removed by Filter/);
+      await client.query('ROLLBACK');
+      const started = performance.now();
+      const claimed = await client.query(CLAIM_SQL, [10, null, 10, 1_000_000]);
+      expect(performance.now() - started).toBeLessThan(200);
+      expect(claimed.rowCount).toBe(5);
     } finally {
       client.release();
     }
