@@ -11,6 +11,7 @@ import { handBack } from './hand-back.js';
 import { Listener } from './listener.js';
 import { storable } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
+import { retryInSeconds } from './retry.js';
 import { JobAbort, runPipeline } from './run.js';
 import { Starter } from './starter.js';
 import { Sweeper } from './sweeper.js';
@@ -259,15 +260,23 @@ export class Worker {
     const jobLogger = () =>
       this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
     claim.abort = new JobAbort();
-    const response = await runPipeline(this.options.pipeline, job, {
+    const { response, retry } = await runPipeline(this.options.pipeline, job, {
       timeoutSeconds: this.config.requestTimeoutSeconds,
       abort: claim.abort,
       logger: jobLogger,
     });
     // Handed back at shutdown: its outcome no longer belongs to this worker.
     if (!this.held.has(claim)) return;
-    if (response.error !== null) jobLogger().info({ error: response.error }, 'job ended in error');
-    this.completer.add({ claim, outcome: storable(response, this.config.maxResultBytes) });
+    const outcome = storable(response, this.config.maxResultBytes);
+    // An outcome that cannot be stored would be just as unstorable next time: permanent.
+    const retryIn =
+      retry === null || outcome.response !== response
+        ? null
+        : retryInSeconds(job, retry.afterSeconds, this.config);
+    if (retryIn !== null)
+      jobLogger().info({ error: response.error, retryInSeconds: retryIn }, 'job failed; retrying');
+    else if (response.error !== null) jobLogger().info({ error: response.error }, 'job ended in error');
+    this.completer.add({ claim, outcome, retryInSeconds: retryIn });
   }
 
   private settled(applied: readonly Finished[], dropped: readonly Finished[]): void {

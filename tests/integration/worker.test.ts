@@ -62,9 +62,9 @@ describe('worker', () => {
     expect(worker.heldCount).toBe(0);
   });
 
-  it('a pipeline that outlives its timeout ends error with a timeout message, and the worker goes on', async () => {
+  it('a pipeline that outlives its timeout, on its last attempt, ends error with a timeout message, and the worker goes on', async () => {
     const [slow] = await submitMany(db.pool, 1, { sleep_ms: 60_000 });
-    const worker = makeWorker(db, echoPipeline, { requestTimeoutSeconds: 1 });
+    const worker = makeWorker(db, echoPipeline, { requestTimeoutSeconds: 1, maxAttempts: 1 });
     const started = Date.now();
     await worker.runOnce();
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -79,16 +79,16 @@ describe('worker', () => {
   it('a pipeline that ignores its abort signal still times out', async () => {
     const [id] = await submitMany(db.pool, 1);
     const stubborn: Pipeline = () => new Promise(() => {});
-    await makeWorker(db, stubborn, { requestTimeoutSeconds: 1 }).runOnce();
+    await makeWorker(db, stubborn, { requestTimeoutSeconds: 1, maxAttempts: 1 }).runOnce();
     expect((await jobGet(db.pool, id!))?.response?.error).toMatch(/timed out/);
   });
 
-  it('a throwing pipeline ends error with its message and no stack trace', async () => {
+  it('a throwing pipeline, on its last attempt, ends error with its message and no stack trace', async () => {
     const [id] = await submitMany(db.pool, 1);
     const throwing: Pipeline = async () => {
       throw new Error('model weights missing');
     };
-    await makeWorker(db, throwing).runOnce();
+    await makeWorker(db, throwing, { maxAttempts: 1 }).runOnce();
     const job = await jobGet(db.pool, id!);
     expect(job).toMatchObject({
       status: 'error',
