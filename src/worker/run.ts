@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Job, ResponseIX } from '../contracts/index.js';
 import { withTimeout } from '../time.js';
-import { type Pipeline, RetryableError } from './pipeline.js';
+import type { Pipeline, RetryableError } from './pipeline.js';
 
 export class PipelineTimeoutError extends Error {
   constructor(readonly seconds: number) {
@@ -57,6 +57,14 @@ function askedDelay(seconds: unknown): number | null {
 }
 
 /**
+ * Told by its name rather than by instanceof: a pipeline module may import `ix/pipeline` from its
+ * own copy of ix, whose class is another one.
+ */
+function isRetryableError(error: unknown): error is Partial<RetryableError> & Error {
+  return error instanceof Error && error.name === 'RetryableError';
+}
+
+/**
  * Runs one job through the pipeline and always comes back with a response: a pipeline that
  * throws, returns garbage or outlives its timeout yields an error response, never a crash. The
  * timeout wins even against a pipeline that ignores its signal. A throw and a timeout are
@@ -101,11 +109,11 @@ export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOpti
   } catch (error) {
     // Only the message reaches the client: stack traces stay in ix's logs.
     const message = error instanceof Error ? error.message : String(error);
-    if (!(error instanceof PipelineTimeoutError || error instanceof RetryableError))
+    if (!(error instanceof PipelineTimeoutError || isRetryableError(error)))
       ctx.logger.warn({ err: error }, 'pipeline threw');
     return {
       response: { ix_id: job.ix_id, error: message || 'pipeline failed without a message', result: null },
-      retry: { afterSeconds: error instanceof RetryableError ? askedDelay(error.afterSeconds) : null },
+      retry: { afterSeconds: isRetryableError(error) ? askedDelay(error.afterSeconds) : null },
     };
   }
 }

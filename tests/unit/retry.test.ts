@@ -61,6 +61,15 @@ describe('runPipeline: which failures are retryable', () => {
       response: { ix_id: job.ix_id, error: 'rate limited', result: null },
       retry: { afterSeconds: 12 },
     });
+    // Another copy of ix's class (a pipeline module's own node_modules/ix) is told by its name.
+    class CopiedRetryableError extends Error {
+      override name = 'RetryableError';
+      afterSeconds = 4;
+    }
+    const copy = await run(async () => {
+      throw new CopiedRetryableError('busy');
+    });
+    expect(copy.retry).toEqual({ afterSeconds: 4 });
     const unknown = await run(async () => {
       throw new TypeError('fetch failed');
     });
