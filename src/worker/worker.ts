@@ -3,7 +3,13 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Loop } from '../loop.js';
-import { jobClaimMany, PENDING_CHANNEL, workerHeartbeat, workerRemove } from '../store/index.js';
+import {
+  jobClaimMany,
+  jobNextReadyInMs,
+  PENDING_CHANNEL,
+  workerHeartbeat,
+  workerRemove,
+} from '../store/index.js';
 import { settlesWithin } from '../time.js';
 import { type Claim, startsAlone, startsCarefully } from './claim.js';
 import { Completer, type Finished } from './completer.js';
@@ -98,8 +104,14 @@ export class Worker {
       pass: async () => {
         const free = this.freeSlots();
         if (free < this.minimumClaim()) return false;
+        const claimed = await this.claim();
         // A full batch means more may be waiting: go on while slots are free.
-        return (await this.claim()) === free;
+        if (claimed > 0) return claimed === free;
+        // Nothing ready: a job that becomes due later (scheduled, or a retry's backoff) sends no
+        // NOTIFY, so sleep only until then. Asked only by a claim that found nothing, so a busy
+        // worker pays no extra statement.
+        const dueInMs = await jobNextReadyInMs(this.options.pool);
+        return dueInMs === null ? false : Math.min(dueInMs, options.config.pollIntervalMs);
       },
     });
     this.heartbeatLoop = new Loop({

@@ -4,7 +4,7 @@
  */
 import { createServer } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { jobGet, jobInsertMany, type Submission } from '../../src/store/index.js';
+import { jobGet, jobInsertMany, jobNotifyPending, type Submission } from '../../src/store/index.js';
 import { httpPipeline } from '../../src/worker/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
@@ -152,6 +152,22 @@ describe('scheduled runs', () => {
     await runWhenDue(worker);
     expect(served[0]!).toBeGreaterThanOrEqual(Date.parse(runAfter));
     expect(await jobGet(db.pool, id)).toMatchObject({ status: 'done', attempts: 0 });
+  });
+
+  it('an idle worker runs a scheduled job once it is due, without a NOTIFY or a poll', async () => {
+    answers = [{ status: 200 }];
+    const worker = retryingWorker(server!.url, { pollIntervalMs: 600_000 });
+    await worker.start();
+    try {
+      const id = await submit({ delaySeconds: 0.5 });
+      await jobNotifyPending(db.pool);
+      const runAfter = Date.parse((await jobGet(db.pool, id))!.run_after!);
+      await eventually(async () => (await jobGet(db.pool, id))?.status === 'done', 'the job is done', 5_000);
+      expect(served[0]! - runAfter).toBeGreaterThanOrEqual(-1);
+      expect(served[0]! - runAfter).toBeLessThan(1_000);
+    } finally {
+      await worker.stop();
+    }
   });
 
   it('delay_seconds schedules a job that far ahead', async () => {

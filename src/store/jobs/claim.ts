@@ -87,6 +87,21 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
   }));
 }
 
+// Strictly later than now: a row ready now but locked by another claim is that claim's, and
+// waiting for it would be a busy loop. The index on (ready_at, seq) makes it one index probe.
+const NEXT_READY_SQL = `
+  SELECT ceil(extract(epoch FROM min(ready_at) - now()) * 1000)::float8 AS ms
+  FROM ix_job_queue WHERE ready_at > now()`;
+
+/**
+ * Milliseconds until the first queued job that is not ready yet (scheduled, or waiting out a
+ * retry's backoff) becomes so; null when none waits. An idle worker sleeps no longer than this.
+ */
+export async function jobNextReadyInMs(db: Db): Promise<number | null> {
+  const { rows } = await db.query<{ ms: number | null }>(prepared('ix_job_next_ready', NEXT_READY_SQL, []));
+  return rows[0]?.ms ?? null;
+}
+
 // A claim is held, unstarted, while its job is `pending` at the claim's attempt and epoch: every
 // way back to the queue moves the epoch on. Running already, at the same attempt and epoch, by
 // this worker: an earlier try of this very start that committed but whose answer was lost.
