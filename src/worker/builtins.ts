@@ -77,17 +77,15 @@ export function httpPipeline(url: string, maxResponseBytes: number): Pipeline {
       redirect: 'error',
     });
     const text = await boundedText(response, maxResponseBytes);
-    if (text === null) {
-      return {
-        error: `pipeline service answered HTTP ${response.status} with more than ${maxResponseBytes} bytes (IX_PIPELINE_MAX_RESULT_BYTES)`,
-      };
-    }
-    if (!response.ok) {
-      const error = `pipeline service answered HTTP ${response.status}: ${excerpt(text)}`;
-      if (!isRetryableStatus(response.status)) return { error };
+    const error =
+      text === null
+        ? `pipeline service answered HTTP ${response.status} with more than ${maxResponseBytes} bytes (IX_PIPELINE_MAX_RESULT_BYTES)`
+        : `pipeline service answered HTTP ${response.status}: ${excerpt(text)}`;
+    if (isRetryableStatus(response.status)) {
       const retryAfter = parseRetryAfter(response.headers.get('retry-after') ?? undefined);
       return { error, retryable: true, ...(retryAfter === null ? {} : { retryAfterSeconds: retryAfter }) };
     }
+    if (text === null || !response.ok) return { error };
     try {
       return { result: JSON.parse(text) as JsonValue };
     } catch {

@@ -86,6 +86,12 @@ describe('the http pipeline', () => {
     expect(outcome).toMatchObject({ retryable: true, retryAfterSeconds: 7 });
   });
 
+  it('a retryable status stays retryable whatever the size of its body', async () => {
+    const outcome = await httpPipeline(`${server.url}/status/503`, 1)(request, ctx());
+    expect(outcome).toMatchObject({ retryable: true });
+    expect((outcome as { error: string }).error).toMatch(/HTTP 503 with more than 1 bytes/);
+  });
+
   it('a 2xx that is not JSON is permanent', async () => {
     const outcome = await httpPipeline(`${server.url}/html`, ROOMY_LIMIT)(request, ctx());
     expect(outcome).not.toHaveProperty('retryable');
