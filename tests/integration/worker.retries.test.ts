@@ -4,11 +4,18 @@
  */
 import { createServer } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { jobGet, jobInsertMany, jobNotifyPending, type Submission } from '../../src/store/index.js';
+import {
+  jobGet,
+  jobInsertMany,
+  jobNotifyPending,
+  jobSweepOrphans,
+  type Submission,
+} from '../../src/store/index.js';
 import { httpPipeline } from '../../src/worker/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
 import { startServer, type TestServer } from '../support/http.js';
+import { claimPending } from '../support/jobs.js';
 import { eventually, makeWorker } from '../support/worker.js';
 
 const db = useTestDatabase();
@@ -97,6 +104,30 @@ describe('retries', () => {
     expect(job).toMatchObject({ status: 'error', run_after: null });
     expect(job?.response?.error).toContain('HTTP 503');
     expect(await worker.runOnce()).toBe(0);
+  });
+
+  it('one budget bounds retries and rescues together', async () => {
+    answers = [{ status: 503 }];
+    const id = await submit();
+    const worker = retryingWorker(server!.url, { maxAttempts: 3 });
+    await worker.runOnce();
+    // Its second run is on a worker that dies: the sweep rescues it, charging the second attempt.
+    await eventually(
+      async () => (await claimPending(db.pool, 1)).length === 1,
+      'the job is due again',
+      5_000,
+    );
+    const later = new Date(Date.now() + 3_600_000);
+    expect(
+      (await jobSweepOrphans(db.pool, { now: later, maxRunningSeconds: 1, maxAttempts: 3 })).requeued,
+    ).toEqual([id]);
+    expect(await jobGet(db.pool, id)).toMatchObject({ status: 'pending', attempts: 2 });
+    // The third run fails retryably: the budget is spent, so it ends the job.
+    await runWhenDue(worker);
+    expect(served).toHaveLength(2);
+    const job = await jobGet(db.pool, id);
+    expect(job).toMatchObject({ status: 'error', attempts: 2 });
+    expect(job?.response?.error).toContain('HTTP 503');
   });
 
   it('a job may ask for a smaller budget than IX_MAX_ATTEMPTS', async () => {
