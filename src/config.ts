@@ -34,6 +34,7 @@ export interface Config {
     maxBodyBytes: number;
     deadlineSeconds: number;
     maxPendingSubmits: number;
+    maxAttemptsCap: number;
   };
   worker: {
     concurrency: number;
@@ -45,6 +46,9 @@ export interface Config {
     heartbeatIntervalSeconds: number;
     heartbeatTimeoutSeconds: number;
     maxAttempts: number;
+    /** Seconds; tests set a fraction so backoffs take milliseconds. */
+    retryBaseSeconds: number;
+    retryMaxSeconds: number;
     shutdownGraceSeconds: number;
     maxResultBytes: number;
     maxHeldBytes: number;
@@ -102,6 +106,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       maxBodyBytes: read(api.maxBodyBytes),
       deadlineSeconds: read(api.deadlineSeconds),
       maxPendingSubmits: read(api.maxPendingSubmits),
+      maxAttemptsCap: read(api.maxAttemptsCap),
     },
     worker: {
       concurrency: read(worker.concurrency),
@@ -113,6 +118,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       heartbeatIntervalSeconds,
       heartbeatTimeoutSeconds,
       maxAttempts: read(worker.maxAttempts),
+      retryBaseSeconds: read(worker.retryBaseSeconds),
+      retryMaxSeconds: read(worker.retryMaxSeconds),
       shutdownGraceSeconds: read(worker.shutdownGraceSeconds),
       maxResultBytes: read(pipeline.maxResultBytes),
       maxHeldBytes: read(worker.maxHeldBytes),

@@ -4,7 +4,7 @@
  * tests call directly; the loop only schedules it.
  * - `start()` begins the first pass at once; calling it again does nothing.
  * - After a pass that says more work may be waiting, the next starts at once; otherwise the loop
- *   waits `idleMs`, or until `wake()`. A wake during a pass skips the wait after it, since the
+ *   waits `idleMs` (or as long as the pass said, if it gave a number of ms), or until `wake()`. A wake during a pass skips the wait after it, since the
  *   pass may have looked too early to see what the wake was for.
  * - A pass that throws is logged, and the next waits a backoff (100 ms doubling to 5 s) instead.
  * - `stop()` ends the loop after the pass in flight and resolves once it has; calling it again
@@ -17,8 +17,8 @@ export interface LoopOptions {
   /** Says what failed, in the log line of a pass that threw. */
   name: string;
   logger: Logger;
-  /** One pass: true when more work may be waiting right away. */
-  pass: () => Promise<boolean>;
+  /** One pass: true when more work may be waiting right away; a number: wait this many ms. */
+  pass: () => Promise<boolean | number>;
   /** The wait after a pass that found nothing more to do. */
   idleMs: number;
 }
@@ -53,7 +53,8 @@ export class Loop {
       this.woken = false;
       let waitMs: number;
       try {
-        waitMs = (await this.options.pass()) ? 0 : this.options.idleMs;
+        const more = await this.options.pass();
+        waitMs = typeof more === 'number' ? more : more ? 0 : this.options.idleMs;
         backoff.reset();
       } catch (error) {
         waitMs = backoff.next();

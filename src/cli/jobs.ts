@@ -47,7 +47,7 @@ async function readInput(file: string | undefined): Promise<string> {
 }
 
 /**
- * A bare RequestIX, or the API's envelope `{request, callback_url}`, refused as the API would
+ * A bare RequestIX, or the API's envelope `{request, callback_url, run_after, …}`, refused as the API would
  * refuse it: including what JSON.parse accepts but ix would not keep as written.
  */
 export function parseSubmission(source: string) {
@@ -143,8 +143,14 @@ type Submit = (submission: SubmitBody) => Promise<{ job: Job; created: boolean }
 /** Where a submission goes: the API when there is one, else the store (checked before reading input). */
 function submitter(config: Config, client: IxClient | null): Submit {
   if (client) {
-    return ({ request, callback_url: callbackUrl }) =>
-      overHttp(client.baseUrl, () => client.submit(request, callbackUrl));
+    return (body) =>
+      overHttp(client.baseUrl, () =>
+        client.submit(body.request, body.callback_url, {
+          ...(body.run_after === null ? {} : { runAfter: body.run_after }),
+          ...(body.delay_seconds === null ? {} : { delaySeconds: body.delay_seconds }),
+          ...(body.max_attempts === null ? {} : { maxAttempts: body.max_attempts }),
+        }),
+      );
   }
   const url = requirePostgresUrl(config, 'submit');
   return (body) =>

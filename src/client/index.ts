@@ -59,6 +59,16 @@ export interface SubmitResult {
   created: boolean;
 }
 
+/** When, and how often, a submitted job may run. */
+export interface SubmitOptions {
+  /** Not before this time (RFC 3339, or a Date); not with `delaySeconds`. */
+  runAfter?: string | Date;
+  /** Not before this many seconds from now; not with `runAfter`. */
+  delaySeconds?: number;
+  /** Runs it may take, retries and rescues included (at most the server's IX_MAX_ATTEMPTS_CAP). */
+  maxAttempts?: number;
+}
+
 export interface WaitOptions {
   /** Default 60 s. */
   timeoutMs?: number;
@@ -86,8 +96,21 @@ export class IxClient {
    * Submits idempotently: resubmitting the same request returns the first job; the same request
    * id with a different input or callback_url throws IxApiError 409 `idempotency_conflict`.
    */
-  async submit(request: RequestIX, callbackUrl: string | null = null): Promise<SubmitResult> {
-    const { status, body } = await this.call('POST', '/jobs', { request, callback_url: callbackUrl });
+  async submit(
+    request: RequestIX,
+    callbackUrl: string | null = null,
+    options: SubmitOptions = {},
+  ): Promise<SubmitResult> {
+    const { runAfter, delaySeconds, maxAttempts } = options;
+    const { status, body } = await this.call('POST', '/jobs', {
+      request,
+      callback_url: callbackUrl,
+      ...(runAfter === undefined
+        ? {}
+        : { run_after: runAfter instanceof Date ? runAfter.toISOString() : runAfter }),
+      ...(delaySeconds === undefined ? {} : { delay_seconds: delaySeconds }),
+      ...(maxAttempts === undefined ? {} : { max_attempts: maxAttempts }),
+    });
     return { job: body as Job, created: status === 201 };
   }
 

@@ -103,6 +103,13 @@ export const SETTINGS = {
       max: 1_000_000,
       doc: 'Submissions waiting for their insert at most; more are refused at once (503).',
     }),
+    maxAttemptsCap: integerSetting({
+      name: 'IX_MAX_ATTEMPTS_CAP',
+      default: 25,
+      min: 1,
+      max: 1_000,
+      doc: 'The largest `max_attempts` a submission may ask for (400 above).',
+    }),
   },
   worker: {
     concurrency: integerSetting({
@@ -152,7 +159,21 @@ export const SETTINGS = {
       default: 3,
       min: 1,
       max: 1_000,
-      doc: 'A job rescued this many times ends `error` (abandoned) instead of running again.',
+      doc: 'Runs a job may take unless its submission asks otherwise: each retried failure and each rescue from a dead worker counts one.',
+    }),
+    retryBaseSeconds: integerSetting({
+      name: 'IX_RETRY_BASE_SECONDS',
+      default: 5,
+      min: 1,
+      max: 86_400,
+      doc: 'Backoff before the n-th retry: a random time up to base × 2^(n−1) (full jitter).',
+    }),
+    retryMaxSeconds: integerSetting({
+      name: 'IX_RETRY_MAX_SECONDS',
+      default: 3_600,
+      min: 1,
+      max: 2_592_000,
+      doc: 'The longest a retry waits, `Retry-After` included.',
     }),
     shutdownGraceSeconds: integerSetting({
       name: 'IX_SHUTDOWN_GRACE_SECONDS',

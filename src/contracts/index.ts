@@ -22,6 +22,8 @@ export const LIMITS = {
   clientId: 128,
   requestId: 256,
   callbackUrl: 2_048,
+  /** How far ahead `delay_seconds` may schedule a job: ten years. */
+  delaySeconds: 315_360_000,
 } as const;
 
 export const ClientIdSchema = z.string().min(1).max(LIMITS.clientId);
@@ -86,7 +88,20 @@ export const JobSchema = z
       .array(CallbackAttemptSchema)
       .nullish()
       .meta({ description: 'Each callback attempt, oldest first; null before the first' }),
-    attempts: z.number().int().min(0),
+    attempts: z.number().int().min(0).meta({
+      description:
+        'Runs charged so far: each retried failure and each rescue from a worker that died while running it',
+    }),
+    max_attempts: z.number().int().min(1).nullable().meta({
+      description: 'The budget of runs asked for at submit; null: the server’s IX_MAX_ATTEMPTS',
+    }),
+    run_after: timestamp.nullable().meta({
+      description:
+        'A pending job’s next run is not before this (scheduled, or a retry’s backoff); null: due now',
+    }),
+    last_error: z.string().nullable().meta({
+      description: 'The error of the last run that was retried; null if none was',
+    }),
     created_at: timestamp,
     started_at: timestamp.nullable(),
     finished_at: timestamp.nullable(),
@@ -110,6 +125,27 @@ export const SubmitBodySchema = z
       .meta({
         description:
           'Absolute http(s) URL that receives the signed outcome; null or absent for none. Literal non-public IPs are refused unless IX_CALLBACK_ALLOW_PRIVATE.',
+      }),
+    run_after: timestamp
+      .nullish()
+      .transform((at) => at ?? null)
+      .meta({ description: 'Run the job no earlier than this (RFC 3339); not with delay_seconds.' }),
+    delay_seconds: z
+      .number()
+      .min(0)
+      .max(LIMITS.delaySeconds)
+      .nullish()
+      .transform((seconds) => seconds ?? null)
+      .meta({ description: 'Run the job no earlier than this many seconds from now; not with run_after.' }),
+    max_attempts: z
+      .number()
+      .int()
+      .min(1)
+      .nullish()
+      .transform((n) => n ?? null)
+      .meta({
+        description:
+          'How many runs the job may take (retries and rescues included), at most IX_MAX_ATTEMPTS_CAP; null or absent: IX_MAX_ATTEMPTS.',
       }),
   })
   .meta({ id: 'SubmitJob' });

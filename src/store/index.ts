@@ -39,7 +39,13 @@ export {
   withoutPassword,
   withTransaction,
 } from './db.js';
-export { type Claimed, type ClaimOptions, jobClaimMany, jobStartMany } from './jobs/claim.js';
+export {
+  type Claimed,
+  type ClaimOptions,
+  jobClaimMany,
+  jobNextReadyInMs,
+  jobStartMany,
+} from './jobs/claim.js';
 export { jobCompleteMany, type Outcome, outcomeKey } from './jobs/complete.js';
 export { CorruptJobError } from './jobs/hydrate.js';
 export {

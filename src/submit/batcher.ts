@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import type { RequestIX } from '../contracts/index.js';
 import {
   DatabaseUnavailableError,
   type InsertResult,
@@ -74,12 +73,12 @@ export class SubmitBatcher {
     this.notifier = new PendingNotifier(pool, options.onNotifyError);
   }
 
-  submit(request: RequestIX, callbackUrl: string | null): Promise<InsertResult> {
+  submit(submission: Submission): Promise<InsertResult> {
     if (this.waiting.length >= this.maxPending)
       return Promise.reject(new SubmitQueueFullError(this.maxPending));
     return new Promise((resolve, reject) => {
       const waiting: Waiting = {
-        submission: { request, callbackUrl },
+        submission,
         deadline: Date.now() + this.deadlineMs,
         timer: setTimeout(() => this.expire(waiting), this.deadlineMs),
         resolve: (result) => {

@@ -31,6 +31,8 @@ export interface SubmitServiceOptions {
   deadlineMs: number;
   /** Submissions waiting for a statement at most (IX_API_MAX_PENDING_SUBMITS). */
   maxPending: number;
+  /** The largest budget of runs a submission may ask for (IX_MAX_ATTEMPTS_CAP). */
+  maxAttemptsCap: number;
   onNotifyError?: (error: unknown) => void;
 }
 
@@ -53,7 +55,8 @@ export class SubmitService {
   /**
    * Submits, idempotently on `(ix_client_id, request_id)`: the first submission of a key wins
    * and a replay returns its job; a different request under a used key throws the store's
-   * IdempotencyConflictError, an unacceptable callback URL an InvalidSubmissionError.
+   * IdempotencyConflictError, an unacceptable callback URL, both `run_after` and
+   * `delay_seconds`, or a `max_attempts` over IX_MAX_ATTEMPTS_CAP an InvalidSubmissionError.
    */
   async submit(body: SubmitBody): Promise<Submitted> {
     const { request, callback_url: callbackUrl } = body;
@@ -61,7 +64,26 @@ export class SubmitService {
       const problem = callbackUrlProblem(callbackUrl, this.options.allowPrivateCallbacks);
       if (problem) throw new InvalidSubmissionError('$.callback_url', problem);
     }
-    const { job, created, conflict } = await this.batcher.submit(request, callbackUrl);
+    if (body.run_after !== null && body.delay_seconds !== null) {
+      throw new InvalidSubmissionError(
+        '$.delay_seconds',
+        'give either run_after (a time) or delay_seconds (from now), not both',
+      );
+    }
+    const cap = this.options.maxAttemptsCap;
+    if (body.max_attempts !== null && body.max_attempts > cap) {
+      throw new InvalidSubmissionError(
+        '$.max_attempts',
+        `must be at most ${cap} (IX_MAX_ATTEMPTS_CAP on this server), got ${body.max_attempts}`,
+      );
+    }
+    const { job, created, conflict } = await this.batcher.submit({
+      request,
+      callbackUrl,
+      runAfter: body.run_after,
+      delaySeconds: body.delay_seconds,
+      maxAttempts: body.max_attempts,
+    });
     if (conflict) throw conflict;
     return { job, created };
   }
@@ -77,6 +99,7 @@ export class SubmitService {
       allowPrivateCallbacks: config.callbacks.allowPrivate,
       deadlineMs: config.api.deadlineSeconds * 1000,
       maxPending: config.api.maxPendingSubmits,
+      maxAttemptsCap: config.api.maxAttemptsCap,
       ...(onNotifyError ? { onNotifyError } : {}),
     });
   }

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseRetryAfter } from '../callbacks/index.js';
 import { type Config, ConfigError } from '../config.js';
 import type { JsonValue } from '../contracts/index.js';
 import type { Pipeline } from './pipeline.js';
@@ -55,9 +56,16 @@ async function boundedText(response: Response, maxBytes: number): Promise<string
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** Answers that say "not now" rather than "not this request": worth another run. */
+function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 425 || status === 429 || status >= 500;
+}
+
 /**
  * POSTs the request to `url`; a 2xx JSON body is the result. Puts ix in front of any HTTP service.
- * Reads at most `maxResponseBytes` of an answer (IX_PIPELINE_MAX_RESULT_BYTES).
+ * Reads at most `maxResponseBytes` of an answer (IX_PIPELINE_MAX_RESULT_BYTES). Retryable: no
+ * answer (connection refused or reset, a timeout: fetch throws) and 408, 425, 429 and 5xx, after
+ * their `Retry-After` if they send one; permanent: every other answer that is not a 2xx JSON body.
  */
 export function httpPipeline(url: string, maxResponseBytes: number): Pipeline {
   return async (request, { signal }) => {
@@ -69,12 +77,15 @@ export function httpPipeline(url: string, maxResponseBytes: number): Pipeline {
       redirect: 'error',
     });
     const text = await boundedText(response, maxResponseBytes);
-    if (text === null) {
-      return {
-        error: `pipeline service answered HTTP ${response.status} with more than ${maxResponseBytes} bytes (IX_PIPELINE_MAX_RESULT_BYTES)`,
-      };
+    const error =
+      text === null
+        ? `pipeline service answered HTTP ${response.status} with more than ${maxResponseBytes} bytes (IX_PIPELINE_MAX_RESULT_BYTES)`
+        : `pipeline service answered HTTP ${response.status}: ${excerpt(text)}`;
+    if (isRetryableStatus(response.status)) {
+      const retryAfter = parseRetryAfter(response.headers.get('retry-after') ?? undefined);
+      return { error, retryable: true, ...(retryAfter === null ? {} : { retryAfterSeconds: retryAfter }) };
     }
-    if (!response.ok) return { error: `pipeline service answered HTTP ${response.status}: ${excerpt(text)}` };
+    if (text === null || !response.ok) return { error };
     try {
       return { result: JSON.parse(text) as JsonValue };
     } catch {

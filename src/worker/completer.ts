@@ -22,6 +22,8 @@ import { type StorableResponse, unstorable } from './outcome.js';
 export interface Finished {
   claim: Claim;
   outcome: StorableResponse;
+  /** Seconds until the job runs again (its run failed, retryably, within its budget); null: it ends. */
+  retryInSeconds: number | null;
   /** Set once the outcome was replaced by an `unstorable` one: it is not replaced twice. */
   replaced?: boolean;
 }
@@ -161,20 +163,24 @@ export class Completer {
       {
         ...finished,
         outcome: unstorable(finished.outcome.response, (error as Error).message),
+        retryInSeconds: null,
         replaced: true,
       },
     ]);
   }
 }
 
-function toOutcome({ claim, outcome }: Finished): Outcome {
+function toOutcome({ claim, outcome, retryInSeconds }: Finished): Outcome {
+  const ended = outcome.response.error === null ? 'done' : 'error';
   return {
     jobId: claim.job.job_id,
     attempt: claim.job.attempts,
     claimEpoch: claim.claimEpoch,
     startedAt: claim.marked ? null : claim.invokedAt,
     response: outcome.response,
-    status: outcome.response.error === null ? 'done' : 'error',
+    ...(ended === 'error' && retryInSeconds !== null
+      ? { status: 'retry', retryInSeconds }
+      : { status: ended }),
     responseJson: outcome.json,
   };
 }

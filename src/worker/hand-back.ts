@@ -5,7 +5,7 @@ import type { Claim } from './claim.js';
 
 /**
  * Gives a stopping worker's claims back to the queue: unstarted ones as they were, started ones
- * (their pipeline being aborted) with an attempt charged. If the database cannot be reached
+ * (their pipeline being aborted) likewise, with no attempt charged. If the database cannot be reached
  * within `ms`, the sweeper rescues them once the worker's heartbeat is gone.
  */
 export async function handBack(

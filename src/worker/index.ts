@@ -1,5 +1,6 @@
 export { echoPipeline, httpPipeline, loadPipeline } from './builtins.js';
-export type { Pipeline, PipelineContext, PipelineResult } from './pipeline.js';
-export { JobAbort, PipelineTimeoutError, runPipeline } from './run.js';
+export { type Pipeline, type PipelineContext, type PipelineResult, RetryableError } from './pipeline.js';
+export { type RetryPolicy, retryInSeconds } from './retry.js';
+export { JobAbort, PipelineTimeoutError, type RunOutcome, runPipeline } from './run.js';
 export { Sweeper } from './sweeper.js';
 export { Worker, type WorkerOptions } from './worker.js';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Job, ResponseIX } from '../contracts/index.js';
 import { withTimeout } from '../time.js';
-import type { Pipeline } from './pipeline.js';
+import type { Pipeline, RetryableError } from './pipeline.js';
 
 export class PipelineTimeoutError extends Error {
   constructor(readonly seconds: number) {
@@ -44,12 +44,34 @@ export interface RunOptions {
   logger: () => Logger;
 }
 
+/** A run's response, and whether its failure is worth another run. */
+export interface RunOutcome {
+  response: ResponseIX;
+  /** null: success, or a permanent failure; else a retryable failure, and how long the pipeline asked to wait. */
+  retry: { afterSeconds: number | null } | null;
+}
+
+/** Seconds a pipeline asked to wait, when it is a number worth using. */
+function askedDelay(seconds: unknown): number | null {
+  return typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
+}
+
+/**
+ * Told by its name rather than by instanceof: a pipeline module may import `ix/pipeline` from its
+ * own copy of ix, whose class is another one.
+ */
+function isRetryableError(error: unknown): error is Partial<RetryableError> & Error {
+  return error instanceof Error && error.name === 'RetryableError';
+}
+
 /**
  * Runs one job through the pipeline and always comes back with a response: a pipeline that
  * throws, returns garbage or outlives its timeout yields an error response, never a crash. The
- * timeout wins even against a pipeline that ignores its signal.
+ * timeout wins even against a pipeline that ignores its signal. A throw and a timeout are
+ * retryable (the failure is the run's, not the request's); garbage returned is not (the same
+ * code would return it again).
  */
-export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOptions): Promise<ResponseIX> {
+export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOptions): Promise<RunOutcome> {
   const { abort } = options;
   // A child logger costs more than a no-op job itself (docs/design.md, "Costs measured on the
   // hot path"); most pipelines never log, so it is made on first use.
@@ -74,21 +96,24 @@ export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOpti
     });
     if (outcome !== null && typeof outcome === 'object') {
       if ('error' in outcome && typeof outcome.error === 'string') {
-        return { ix_id: job.ix_id, error: outcome.error, result: null };
+        const response = { ix_id: job.ix_id, error: outcome.error, result: null };
+        if (outcome.retryable !== true) return { response, retry: null };
+        return { response, retry: { afterSeconds: askedDelay(outcome.retryAfterSeconds) } };
       }
       if ('result' in outcome && outcome.result !== undefined) {
-        return { ix_id: job.ix_id, error: null, result: outcome.result };
+        return { response: { ix_id: job.ix_id, error: null, result: outcome.result }, retry: null };
       }
     }
-    return {
-      ix_id: job.ix_id,
-      error: 'pipeline returned neither { result } nor { error: string }',
-      result: null,
-    };
+    const error = 'pipeline returned neither { result } nor { error: string }';
+    return { response: { ix_id: job.ix_id, error, result: null }, retry: null };
   } catch (error) {
     // Only the message reaches the client: stack traces stay in ix's logs.
     const message = error instanceof Error ? error.message : String(error);
-    if (!(error instanceof PipelineTimeoutError)) ctx.logger.warn({ err: error }, 'pipeline threw');
-    return { ix_id: job.ix_id, error: message || 'pipeline failed without a message', result: null };
+    if (!(error instanceof PipelineTimeoutError || isRetryableError(error)))
+      ctx.logger.warn({ err: error }, 'pipeline threw');
+    return {
+      response: { ix_id: job.ix_id, error: message || 'pipeline failed without a message', result: null },
+      retry: { afterSeconds: isRetryableError(error) ? askedDelay(error.afterSeconds) : null },
+    };
   }
 }

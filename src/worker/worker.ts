@@ -3,7 +3,13 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Loop } from '../loop.js';
-import { jobClaimMany, PENDING_CHANNEL, workerHeartbeat, workerRemove } from '../store/index.js';
+import {
+  jobClaimMany,
+  jobNextReadyInMs,
+  PENDING_CHANNEL,
+  workerHeartbeat,
+  workerRemove,
+} from '../store/index.js';
 import { settlesWithin } from '../time.js';
 import { type Claim, startsAlone, startsCarefully } from './claim.js';
 import { Completer, type Finished } from './completer.js';
@@ -11,6 +17,7 @@ import { handBack } from './hand-back.js';
 import { Listener } from './listener.js';
 import { storable } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
+import { retryInSeconds } from './retry.js';
 import { JobAbort, runPipeline } from './run.js';
 import { Starter } from './starter.js';
 import { Sweeper } from './sweeper.js';
@@ -97,8 +104,14 @@ export class Worker {
       pass: async () => {
         const free = this.freeSlots();
         if (free < this.minimumClaim()) return false;
+        const claimed = await this.claim();
         // A full batch means more may be waiting: go on while slots are free.
-        return (await this.claim()) === free;
+        if (claimed > 0) return claimed === free;
+        // Nothing ready: a job that becomes due later (scheduled, or a retry's backoff) sends no
+        // NOTIFY, so sleep only until then. Asked only by a claim that found nothing, so a busy
+        // worker pays no extra statement.
+        const dueInMs = await jobNextReadyInMs(this.options.pool);
+        return dueInMs === null ? false : Math.min(dueInMs, options.config.pollIntervalMs);
       },
     });
     this.heartbeatLoop = new Loop({
@@ -262,15 +275,23 @@ export class Worker {
     const jobLogger = () =>
       this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
     claim.abort = new JobAbort();
-    const response = await runPipeline(this.options.pipeline, job, {
+    const { response, retry } = await runPipeline(this.options.pipeline, job, {
       timeoutSeconds: this.config.requestTimeoutSeconds,
       abort: claim.abort,
       logger: jobLogger,
     });
     // Handed back at shutdown: its outcome no longer belongs to this worker.
     if (!this.held.has(claim)) return;
-    if (response.error !== null) jobLogger().info({ error: response.error }, 'job ended in error');
-    this.completer.add({ claim, outcome: storable(response, this.config.maxResultBytes) });
+    const outcome = storable(response, this.config.maxResultBytes);
+    // An outcome that cannot be stored would be just as unstorable next time: permanent.
+    const retryIn =
+      retry === null || outcome.response !== response
+        ? null
+        : retryInSeconds(job, retry.afterSeconds, this.config);
+    if (retryIn !== null)
+      jobLogger().info({ error: response.error, retryInSeconds: retryIn }, 'job failed; retrying');
+    else if (response.error !== null) jobLogger().info({ error: response.error }, 'job ended in error');
+    this.completer.add({ claim, outcome, retryInSeconds: retryIn });
   }
 
   private settled(applied: readonly Finished[], dropped: readonly Finished[]): void {

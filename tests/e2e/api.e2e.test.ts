@@ -35,6 +35,15 @@ describe('ix API over HTTP', () => {
     expect(api.address).not.toMatch(/:0$/);
   });
 
+  it('submits a job scheduled for later, with its own budget of runs', async () => {
+    const runAfter = new Date(Date.now() + 3_600_000);
+    const { job } = await client.submit(makeRequest({ ix_client_id: 'acme' }), null, {
+      runAfter,
+      maxAttempts: 2,
+    });
+    expect(job).toMatchObject({ status: 'pending', run_after: runAfter.toISOString(), max_attempts: 2 });
+  });
+
   it('submits, reads back by id and correlation, and waits for done', async () => {
     const request = makeRequest({ ix_client_id: 'acme' });
     const { job, created } = await client.submit(request);

@@ -106,6 +106,34 @@ describe('POST /jobs', () => {
     expect((response.json() as Job).callback_url).toBeNull();
   });
 
+  it('schedules a job: run_after is kept and shown while it is ahead; delay_seconds counts from now', async () => {
+    const runAfter = new Date(Date.now() + 3_600_000).toISOString();
+    const scheduled = await submit({ request: makeRequest(), run_after: runAfter, max_attempts: 7 });
+    expect(scheduled.statusCode).toBe(201);
+    expect(JobSchema.parse(scheduled.json())).toMatchObject({
+      run_after: runAfter,
+      max_attempts: 7,
+      last_error: null,
+    });
+    const before = Date.now();
+    const delayed = JobSchema.parse((await submit({ request: makeRequest(), delay_seconds: 60 })).json());
+    expect(Date.parse(delayed.run_after!) - before).toBeGreaterThanOrEqual(59_000);
+    const now = JobSchema.parse((await submit({ request: makeRequest() })).json());
+    expect(now).toMatchObject({ run_after: null, max_attempts: null });
+  });
+
+  it.each([
+    [{ run_after: 'tomorrow' }, '$.run_after'],
+    [{ run_after: new Date().toISOString(), delay_seconds: 5 }, '$.delay_seconds'],
+    [{ delay_seconds: -1 }, '$.delay_seconds'],
+    [{ max_attempts: 0 }, '$.max_attempts'],
+    [{ max_attempts: 26 }, '$.max_attempts'],
+  ])('400 invalid_request for %j', async (fields, path) => {
+    const error = expectError(await submit({ request: makeRequest(), ...fields }), 400, 'invalid_request');
+    expect(error.details?.map((d) => d.path)).toEqual([path]);
+    expect(await countJobs(db.pool)).toBe(0);
+  });
+
   it('replaces a client-chosen ix_id with its own', async () => {
     const response = await submit({ request: makeRequest({ ix_id: 'mine' }), callback_url: null });
     expect((response.json() as Job).ix_id).toMatch(/^[0-9a-f]{16}$/);

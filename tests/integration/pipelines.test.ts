@@ -26,6 +26,12 @@ beforeAll(async () => {
     } else if (req.url === '/boom') {
       res.statusCode = 500;
       res.end('internal failure in the model server');
+    } else if (req.url?.startsWith('/status/')) {
+      const url = new URL(req.url, 'http://x');
+      res.statusCode = Number(url.pathname.slice('/status/'.length));
+      const after = url.searchParams.get('after');
+      if (after) res.setHeader('retry-after', after);
+      res.end('no');
     } else if (req.url === '/huge') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ text: 'x'.repeat(100_000) }));
@@ -55,7 +61,46 @@ describe('the http pipeline', () => {
     const outcome = await httpPipeline(`${server.url}/boom`, ROOMY_LIMIT)(request, ctx());
     expect(outcome).toEqual({
       error: 'pipeline service answered HTTP 500: internal failure in the model server',
+      retryable: true,
     });
+  });
+
+  it.each([
+    [408, true],
+    [425, true],
+    [429, true],
+    [502, true],
+    [400, false],
+    [404, false],
+    [422, false],
+  ])('takes HTTP %i as retryable: %s', async (status, retryable) => {
+    const outcome = await httpPipeline(`${server.url}/status/${status}`, ROOMY_LIMIT)(request, ctx());
+    expect(outcome).toEqual({
+      error: `pipeline service answered HTTP ${status}: no`,
+      ...(retryable ? { retryable: true } : {}),
+    });
+  });
+
+  it('passes a Retry-After on', async () => {
+    const outcome = await httpPipeline(`${server.url}/status/503?after=7`, ROOMY_LIMIT)(request, ctx());
+    expect(outcome).toMatchObject({ retryable: true, retryAfterSeconds: 7 });
+  });
+
+  it('a retryable status stays retryable whatever the size of its body', async () => {
+    const outcome = await httpPipeline(`${server.url}/status/503`, 1)(request, ctx());
+    expect(outcome).toMatchObject({ retryable: true });
+    expect((outcome as { error: string }).error).toMatch(/HTTP 503 with more than 1 bytes/);
+  });
+
+  it('a 2xx that is not JSON is permanent', async () => {
+    const outcome = await httpPipeline(`${server.url}/html`, ROOMY_LIMIT)(request, ctx());
+    expect(outcome).not.toHaveProperty('retryable');
+  });
+
+  it('a refused connection throws (retryable, as anything a pipeline throws)', async () => {
+    const refused = await startServer(() => {});
+    await refused.close();
+    await expect(httpPipeline(refused.url, ROOMY_LIMIT)(request, ctx())).rejects.toThrow();
   });
 
   it('turns a body that is not JSON into an error', async () => {

@@ -493,6 +493,18 @@ describe('jobSweepOrphans', () => {
     expect(rows).toEqual([{ job_id: job.job_id }]);
   });
 
+  it('a job’s own max_attempts bounds its rescues too, instead of the sweep’s', async () => {
+    const [inserted] = await jobInsertMany(db.pool, [
+      { request: makeRequest(), callbackUrl: null, maxAttempts: 1 },
+    ]);
+    const job = inserted!.job;
+    await claimNextPending(db.pool);
+    const future = new Date(Date.now() + 3_600_000);
+    const result = await jobSweepOrphans(db.pool, { now: future, maxRunningSeconds: 60, maxAttempts: 3 });
+    expect(result.abandoned).toEqual([job.job_id]);
+    expect(await jobGet(db.pool, job.job_id)).toMatchObject({ status: 'error', attempts: 1 });
+  });
+
   it('two sweepers at once rescue each job once', async () => {
     await insertMany(20);
     await claimPending(db.pool, 20);
@@ -508,7 +520,7 @@ describe('jobSweepOrphans', () => {
 });
 
 describe('jobReleaseMany', () => {
-  it('puts held jobs back to pending at once, charging an attempt only to a started one', async () => {
+  it('puts held jobs back to pending at once, started or not, charging no attempt', async () => {
     const [a, b] = await insertMany(2);
     const [started, waiting] = await jobClaimMany(db.pool, { limit: 2, workerId: WORKER, startNow: 1 });
     const held = (c: typeof started, wasStarted: boolean) => ({
@@ -521,9 +533,11 @@ describe('jobReleaseMany', () => {
     expect(released.sort()).toEqual([a!.job_id, b!.job_id].sort());
     expect(await jobGet(db.pool, a!.job_id)).toMatchObject({
       status: 'pending',
-      attempts: 1,
+      attempts: 0,
       started_at: null,
     });
+    // The aborted run's outcome, recorded late, no longer applies: its claim was handed back.
+    expect(await finishJob(db.pool, a!.job_id, 0, success(a!.ix_id))).toBe(false);
     expect(await jobGet(db.pool, b!.job_id)).toMatchObject({
       status: 'pending',
       attempts: 0,
@@ -592,14 +606,14 @@ describe('claimed, not started', () => {
     expect((await jobStartMany(db.pool, WORKER, again.slice(0, 2))).size).toBe(2);
   });
 
-  it("a stopping worker's release counts no rescue", async () => {
+  it("a stopping worker's release counts no rescue and no attempt", async () => {
     const [job] = await insertMany(1);
     const [claimed] = await jobClaimMany(db.pool, { limit: 1, workerId: WORKER, startNow: 1 });
     await jobReleaseMany(db.pool, [
       { jobId: job!.job_id, attempt: 0, claimEpoch: claimed!.claimEpoch, started: true },
     ]);
     const [again] = await jobClaimMany(db.pool, { limit: 1, workerId: WORKER, startNow: 1 });
-    expect(again).toMatchObject({ rescues: 0, started: true, job: { attempts: 1 } });
+    expect(again).toMatchObject({ rescues: 0, started: true, claimEpoch: 1, job: { attempts: 0 } });
   });
 
   it("the age rule leaves a live worker's unstarted claims alone", async () => {

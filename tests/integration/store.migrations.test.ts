@@ -113,6 +113,30 @@ describe('statement timeout', () => {
   });
 });
 
+/** Jobs `prefix-g` for each g from `first` to `last`, queued and ready `readyIn` from now. */
+async function queueJobs(pool: pg.Pool, prefix: string, first: number, last: number, readyIn = '0 s') {
+  await pool.query(
+    `WITH j AS (
+      INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input)
+      SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', $1 || g, '{}'
+      FROM generate_series($2::int, $3::int) g RETURNING job_id
+    ) INSERT INTO ix_job_queue (job_id, ready_at) SELECT job_id, now() + $4::interval FROM j`,
+    [`${prefix}-`, first, last, readyIn],
+  );
+}
+
+/** The plan of the claim statement exactly as the repository sends it. */
+async function claimPlan(client: pg.PoolClient, explain = 'EXPLAIN'): Promise<string> {
+  const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
+  const { rows } = await client.query<{ 'QUERY PLAN': string }>(`${explain} ${CLAIM_SQL}`, [
+    10,
+    null,
+    10,
+    1_000_000,
+  ]);
+  return rows.map((r) => r['QUERY PLAN']).join('\n');
+}
+
 describe('claim cost does not grow with finished jobs', () => {
   it('with 200k finished rows and 10 pending, the claim reads no finished row and scans no table whole', async () => {
     await migrateUp(db.pool);
@@ -121,27 +145,14 @@ describe('claim cost does not grow with finished jobs', () => {
       SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', 'done-' || g, '{}', 'done', now(), now(),
         jsonb_build_object('ix_id', lpad(to_hex(g), 16, '0'), 'error', null, 'result', null)
       FROM generate_series(1, 200000) g`);
-    await db.pool.query(`
-      WITH j AS (
-        INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input)
-        SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', 'pending-' || g, '{}'
-        FROM generate_series(300001, 300010) g RETURNING job_id
-      ) INSERT INTO ix_job_queue (job_id) SELECT job_id FROM j`);
+    await queueJobs(db.pool, 'pending', 300_001, 300_010);
     await db.pool.query('ANALYZE');
     // The claim statement exactly as the repository sends it, inside a rolled-back transaction.
     const client = await db.pool.connect();
     try {
       await client.query('BEGIN');
       const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
-      const plan = async () => {
-        const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${CLAIM_SQL}`, [
-          10,
-          null,
-          10,
-          1_000_000,
-        ]);
-        return rows.map((r) => r['QUERY PLAN']).join('\n');
-      };
+      const plan = () => claimPlan(client);
       // Finished rows are not in the queue at all; the job rows are reached by primary key.
       const small = await plan();
       expect(small).not.toMatch(/Seq Scan on ix_jobs/);
@@ -154,11 +165,38 @@ describe('claim cost does not grow with finished jobs', () => {
       );
       await client.query('ANALYZE ix_job_queue');
       const deep = await plan();
-      expect(deep).toMatch(/Index Scan using ix_job_queue_pkey on ix_job_queue/);
+      expect(deep).toMatch(/Index Scan using ix_job_queue_ready_idx on ix_job_queue/);
       expect(deep).not.toMatch(/Seq Scan on ix_job/);
       const claimed = await client.query(CLAIM_SQL, [10, null, 10, 1_000_000]);
       expect(claimed.rowCount).toBe(10);
       await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+  }, 120_000);
+
+  it('with 100k jobs scheduled for later, the claim reads only the ready rows of the queue', async () => {
+    await migrateUp(db.pool);
+    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue');
+    await queueJobs(db.pool, 'later', 1, 100_000, '1 day');
+    await queueJobs(db.pool, 'ready', 200_001, 200_005);
+    await db.pool.query('ANALYZE');
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
+      const plan = await claimPlan(client, 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF)');
+      // An index range scan bounded by ready_at: the future rows are never read, so none is
+      // filtered out either.
+      expect(plan).toMatch(
+        /Index Scan using ix_job_queue_ready_idx on ix_job_queue[^\n]*\n\s*Index Cond: \(ready_at <= now\(\)\)/,
+      );
+      expect(plan).toMatch(/Index Scan using ix_job_queue_ready_idx on ix_job_queue \(actual rows=5/);
+      expect(plan).not.toMatch(/Seq Scan on ix_job/);
+      expect(plan).not.toMatch(/Rows Removed by Filter/);
+      await client.query('ROLLBACK');
+      const claimed = await client.query(CLAIM_SQL, [10, null, 10, 1_000_000]);
+      expect(claimed.rowCount).toBe(5);
     } finally {
       client.release();
     }

@@ -62,9 +62,9 @@ describe('worker', () => {
     expect(worker.heldCount).toBe(0);
   });
 
-  it('a pipeline that outlives its timeout ends error with a timeout message, and the worker goes on', async () => {
+  it('a pipeline that outlives its timeout, on its last attempt, ends error with a timeout message, and the worker goes on', async () => {
     const [slow] = await submitMany(db.pool, 1, { sleep_ms: 60_000 });
-    const worker = makeWorker(db, echoPipeline, { requestTimeoutSeconds: 1 });
+    const worker = makeWorker(db, echoPipeline, { requestTimeoutSeconds: 1, maxAttempts: 1 });
     const started = Date.now();
     await worker.runOnce();
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -79,16 +79,16 @@ describe('worker', () => {
   it('a pipeline that ignores its abort signal still times out', async () => {
     const [id] = await submitMany(db.pool, 1);
     const stubborn: Pipeline = () => new Promise(() => {});
-    await makeWorker(db, stubborn, { requestTimeoutSeconds: 1 }).runOnce();
+    await makeWorker(db, stubborn, { requestTimeoutSeconds: 1, maxAttempts: 1 }).runOnce();
     expect((await jobGet(db.pool, id!))?.response?.error).toMatch(/timed out/);
   });
 
-  it('a throwing pipeline ends error with its message and no stack trace', async () => {
+  it('a throwing pipeline, on its last attempt, ends error with its message and no stack trace', async () => {
     const [id] = await submitMany(db.pool, 1);
     const throwing: Pipeline = async () => {
       throw new Error('model weights missing');
     };
-    await makeWorker(db, throwing).runOnce();
+    await makeWorker(db, throwing, { maxAttempts: 1 }).runOnce();
     const job = await jobGet(db.pool, id!);
     expect(job).toMatchObject({
       status: 'error',
@@ -128,7 +128,7 @@ describe('worker', () => {
     expect(final?.response?.error).toMatch(/abandoned after 3 attempts/);
   });
 
-  it('graceful stop: running jobs finish or go back to pending at once; prefetched ones go back uncounted', async () => {
+  it('graceful stop: running jobs finish or go back to pending at once, like prefetched ones, spending no attempt', async () => {
     const fast = await submitMany(db.pool, 2, { sleep_ms: 100 });
     const slow = await submitMany(db.pool, 2, { sleep_ms: 60_000 });
     const queued = await submitMany(db.pool, 2, { sleep_ms: 100 });
@@ -139,8 +139,15 @@ describe('worker', () => {
     await worker.stop();
     expect(Date.now() - stopping).toBeLessThan(4_000);
     for (const id of fast) expect((await jobGet(db.pool, id))?.status).toBe('done');
+    // Aborted by the stop, not failed: they run again as if never started (but their claim is
+    // fenced off: the epoch moved on, so a late outcome of the aborted run cannot apply).
     for (const id of slow)
-      expect(await jobGet(db.pool, id)).toMatchObject({ status: 'pending', attempts: 1 });
+      expect(await jobGet(db.pool, id)).toMatchObject({ status: 'pending', attempts: 0, started_at: null });
+    const { rows: epochs } = await db.pool.query<{ claim_epoch: number; rescues: number }>(
+      'SELECT claim_epoch, rescues FROM ix_jobs WHERE job_id = ANY($1)',
+      [slow],
+    );
+    expect(epochs).toEqual(slow.map(() => ({ claim_epoch: 1, rescues: 0 })));
     for (const id of queued)
       expect(await jobGet(db.pool, id)).toMatchObject({ status: 'pending', attempts: 0 });
     const { rows } = await db.pool.query(

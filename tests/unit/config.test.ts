@@ -26,6 +26,7 @@ describe('loadConfig', () => {
       maxBodyBytes: 1_048_576,
       deadlineSeconds: 5,
       maxPendingSubmits: 10_000,
+      maxAttemptsCap: 25,
     });
     expect(config.dbStatementTimeoutSeconds).toBe(30);
     expect(config.api.apiKeys.size).toBe(0);
@@ -36,6 +37,8 @@ describe('loadConfig', () => {
       requestTimeoutSeconds: 300,
       heartbeatTimeoutSeconds: 30,
       maxAttempts: 3,
+      retryBaseSeconds: 5,
+      retryMaxSeconds: 3_600,
       maxResultBytes: 16_777_216,
       maxHeldBytes: 67_108_864,
     });
@@ -72,6 +75,9 @@ describe('loadConfig', () => {
       'IX_PIPELINE_MAX_RESULT_BYTES',
       /between/,
     );
+    expectConfigError({ IX_MAX_ATTEMPTS_CAP: '0' }, 'IX_MAX_ATTEMPTS_CAP', /between 1/);
+    expectConfigError({ IX_RETRY_BASE_SECONDS: '0.5' }, 'IX_RETRY_BASE_SECONDS', /whole number/);
+    expectConfigError({ IX_RETRY_MAX_SECONDS: '0' }, 'IX_RETRY_MAX_SECONDS', /between 1/);
     expectConfigError({ IX_WORKER_MAX_HELD_BYTES: '10' }, 'IX_WORKER_MAX_HELD_BYTES', /between 1024/);
     expectConfigError(
       { IX_HEARTBEAT_INTERVAL_SECONDS: '20', IX_HEARTBEAT_TIMEOUT_SECONDS: '30' },

@@ -10,14 +10,18 @@ import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared } from '
 // `= ANY(ARRAY(…))` makes every step index lookups of exactly the picked rows: written as a
 // join, the planner hashed the whole queue and sequentially scanned ix_jobs (docs/design.md,
 // "Costs measured on the hot path").
+// Only jobs whose time has come (`ready_at`: scheduled, or waiting out a retry's backoff), in the
+// order they became ready: through the index on (ready_at, seq), a range scan of the ready rows
+// alone (migrations/0007_retries.ts).
 // The final SELECT reads ix_jobs as it was before `started` changed it (a statement sees one
 // snapshot), so a started job's status and started_at come from `started`.
 export const CLAIM_SQL = `
   WITH candidates AS (
-    SELECT seq, job_id, input_bytes FROM ix_job_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+    SELECT seq, ready_at, job_id, input_bytes FROM ix_job_queue WHERE ready_at <= now()
+    ORDER BY ready_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED
   ), chosen AS (
-    SELECT seq, job_id, input_bytes, row_number() OVER (ORDER BY seq) AS n
-    FROM (SELECT *, sum(input_bytes) OVER (ORDER BY seq) - input_bytes AS bytes_before FROM candidates) c
+    SELECT seq, ready_at, job_id, input_bytes, row_number() OVER (ORDER BY ready_at, seq) AS n
+    FROM (SELECT *, sum(input_bytes) OVER (ORDER BY ready_at, seq) - input_bytes AS bytes_before FROM candidates) c
     WHERE $4::bigint IS NULL OR bytes_before < $4::bigint
   ), picked AS (
     DELETE FROM ix_job_queue WHERE seq = ANY (ARRAY (SELECT seq FROM chosen)) RETURNING job_id
@@ -35,7 +39,7 @@ export const CLAIM_SQL = `
   JOIN ix_jobs j ON j.job_id = c.job_id
   LEFT JOIN started s ON s.job_id = c.job_id
   WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM chosen)) AND j.status = 'pending'
-  ORDER BY c.seq`;
+  ORDER BY c.ready_at, c.seq`;
 
 /** A job as one claim holds it: enough to start it, run it and record or hand back its outcome. */
 export interface Claimed {
@@ -61,7 +65,7 @@ export interface ClaimOptions {
 }
 
 /**
- * Claims up to `limit` pending jobs, oldest first, in one statement: each is dispatched to at
+ * Claims up to `limit` pending jobs that are due, the longest ready first, in one statement: each is dispatched to at
  * most one caller (`FOR UPDATE SKIP LOCKED`) and leased to `workerId`, whose heartbeat keeps it.
  * The oldest `startNow` move to `running` (but a job once rescued from a dead worker, which the
  * claimer runs alone); the rest stay `pending` until `jobStartMany`, so a claimer that dies is
@@ -81,6 +85,21 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
     rescues: row.rescues,
     inputBytes: row.input_bytes,
   }));
+}
+
+// Strictly later than now: a row ready now but locked by another claim is that claim's, and
+// waiting for it would be a busy loop. The index on (ready_at, seq) makes it one index probe.
+const NEXT_READY_SQL = `
+  SELECT ceil(extract(epoch FROM min(ready_at) - now()) * 1000)::float8 AS ms
+  FROM ix_job_queue WHERE ready_at > now()`;
+
+/**
+ * Milliseconds until the first queued job that is not ready yet (scheduled, or waiting out a
+ * retry's backoff) becomes so; null when none waits. An idle worker sleeps no longer than this.
+ */
+export async function jobNextReadyInMs(db: Db): Promise<number | null> {
+  const { rows } = await db.query<{ ms: number | null }>(prepared('ix_job_next_ready', NEXT_READY_SQL, []));
+  return rows[0]?.ms ?? null;
 }
 
 // A claim is held, unstarted, while its job is `pending` at the claim's attempt and epoch: every

@@ -1,4 +1,7 @@
-/** Recording outcomes: a job ends `done` or `error`, fenced on the claim that ran it. */
+/**
+ * Recording outcomes: a job ends `done` or `error`, or goes back to wait for a retry, fenced on
+ * the claim that ran it.
+ */
 import type { ResponseIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
 import { prepared } from './hydrate.js';
@@ -12,8 +15,13 @@ export interface Outcome {
   /** When its pipeline was called, for a job whose start was never marked: its `started_at`. */
   startedAt?: string | null;
   response: ResponseIX;
-  /** Must agree with the response: `done` iff `response.error` is null; a contradiction is refused. */
-  status: 'done' | 'error';
+  /**
+   * Must agree with the response: `done` iff `response.error` is null; a contradiction is refused.
+   * `retry`: the run failed but the job runs again, `retryInSeconds` from now.
+   */
+  status: 'done' | 'error' | 'retry';
+  /** With `retry`: how long the job waits before it may be claimed again. */
+  retryInSeconds?: number;
   /** `response` as JSON, when the caller has written it already (and so knows it can be). */
   responseJson?: string;
 }
@@ -25,27 +33,43 @@ export const outcomeKey = (jobId: string, attempt: number): string => `${jobId}/
 // claim epoch, either `running` or claimed but never marked started (a worker runs fresh jobs
 // without waiting for that mark; see jobStartMany). A lease row exists while a job is claimed,
 // and every way back to the queue deletes it and moves the attempt or the epoch on.
+// A retry is a way back: `attempts + 1` (the run is charged), the job `pending` again with the
+// error in `last_error` (only a terminal job has a `response`: migrations/0001_jobs.ts), and a
+// queue row that is ready `retry_in` seconds from now.
 const COMPLETE_SQL = `
   WITH outcome AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb)
-      AS o(job_id uuid, attempt integer, claim_epoch integer, started_at timestamptz, status text, response jsonb)
+    SELECT o.*, o.status = 'retry' AS retrying FROM jsonb_to_recordset($1::jsonb)
+      AS o(job_id uuid, attempt integer, claim_epoch integer, started_at timestamptz, status text, response jsonb,
+        retry_in double precision)
   ), finished AS (
-    UPDATE ix_jobs j SET status = o.status, response = o.response, finished_at = now(),
-      started_at = coalesce(j.started_at, least(o.started_at, now()), now())
+    UPDATE ix_jobs j SET
+      status = CASE WHEN o.retrying THEN 'pending' ELSE o.status END,
+      response = CASE WHEN o.retrying THEN NULL ELSE o.response END,
+      finished_at = CASE WHEN o.retrying THEN NULL ELSE now() END,
+      started_at = CASE WHEN o.retrying THEN NULL ELSE coalesce(j.started_at, least(o.started_at, now()), now()) END,
+      worker_id = CASE WHEN o.retrying THEN NULL ELSE j.worker_id END,
+      attempts = j.attempts + CASE WHEN o.retrying THEN 1 ELSE 0 END,
+      run_after = CASE WHEN o.retrying THEN now() + make_interval(secs => o.retry_in) END,
+      last_error = CASE WHEN o.retrying THEN o.response ->> 'error' ELSE j.last_error END
     FROM outcome o
     WHERE j.job_id = o.job_id AND j.attempts = o.attempt AND j.claim_epoch = o.claim_epoch
       AND (j.status = 'running'
         OR (j.status = 'pending' AND EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.job_id = j.job_id)))
-    RETURNING j.job_id, o.attempt, j.callback_url
+    RETURNING j.job_id, o.attempt, j.callback_url, j.status, j.run_after, pg_column_size(j.input) AS input_bytes
   ), released AS (
     DELETE FROM ix_job_leases l USING finished WHERE l.job_id = finished.job_id
+  ), requeued AS (
+    INSERT INTO ix_job_queue (job_id, input_bytes, ready_at)
+    SELECT job_id, input_bytes, run_after FROM finished WHERE status = 'pending' ORDER BY job_id
   ), callbacks AS (
-    INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM finished WHERE callback_url IS NOT NULL
+    INSERT INTO ix_callback_queue (job_id)
+    SELECT job_id FROM finished WHERE status <> 'pending' AND callback_url IS NOT NULL
   )
   SELECT job_id, attempt FROM finished`;
 
 /**
- * Records outcomes, many in one statement. Each applies only while its job is still held by the
+ * Records outcomes, many in one statement: a job ends `done` or `error`, or (`retry`) goes back
+ * to the queue, charged an attempt, to be claimed again once its backoff has passed. Each applies only while its job is still held by the
  * claim that ran it (same attempt and claim epoch), so terminal states never change and a worker
  * whose job was rescued and claimed again cannot overwrite the newer attempt. Returns the
  * `outcomeKey`s that applied. A job with a callback URL is queued for delivery in the same
@@ -56,6 +80,9 @@ const COMPLETE_SQL = `
 export async function jobCompleteMany(db: Db, outcomes: readonly Outcome[]): Promise<Set<string>> {
   if (outcomes.length === 0) return new Set();
   const parts = outcomes.map((o) => {
+    if (o.status === 'retry' && !(o.response.error !== null && (o.retryInSeconds ?? -1) >= 0)) {
+      throw new Error(`job ${o.jobId}: a retry needs an error and a retryInSeconds ≥ 0`);
+    }
     if ((o.status === 'done') !== (o.response.error === null)) {
       throw new Error(
         `job ${o.jobId}: status ${o.status} contradicts response.error ${JSON.stringify(o.response.error)}`,
@@ -64,7 +91,8 @@ export async function jobCompleteMany(db: Db, outcomes: readonly Outcome[]): Pro
     // Ids, numbers, status and timestamps are plain tokens: only the response needs JSON.stringify.
     const response = o.responseJson ?? JSON.stringify(o.response);
     const startedAt = o.startedAt ? `"${o.startedAt}"` : 'null';
-    return `{"job_id":"${o.jobId}","attempt":${o.attempt},"claim_epoch":${o.claimEpoch ?? 0},"started_at":${startedAt},"status":"${o.status}","response":${response}}`;
+    const retryIn = o.status === 'retry' ? o.retryInSeconds : null;
+    return `{"job_id":"${o.jobId}","attempt":${o.attempt},"claim_epoch":${o.claimEpoch ?? 0},"started_at":${startedAt},"status":"${o.status}","response":${response},"retry_in":${retryIn}}`;
   });
   const { rows } = await db.query<{ job_id: string; attempt: number }>(
     prepared('ix_job_complete_many', COMPLETE_SQL, [`[${parts.join(',')}]`]),

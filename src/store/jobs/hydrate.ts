@@ -27,7 +27,7 @@ export class CorruptJobError extends Error {
 }
 
 export const JOB_COLUMNS = `job_id, ix_id, client_id, request_id, created_at, callback_url, input, status, attempts,
-  started_at, finished_at, callback_status, response, callback_attempts`;
+  started_at, finished_at, callback_status, response, callback_attempts, max_attempts, run_after, last_error`;
 
 /** JOB_COLUMNS of `ix_jobs j`, for statements that join it. */
 export const JOB_COLUMNS_OF_J = JOB_COLUMNS.replace(/(\w+)/g, 'j.$1');
@@ -47,6 +47,9 @@ export interface JobRow {
   callback_status: string | null;
   response: unknown;
   callback_attempts: unknown;
+  max_attempts: number | null;
+  run_after: Date | string | null;
+  last_error: string | null;
 }
 
 const STATUSES: ReadonlySet<string> = new Set(JOB_STATUSES);
@@ -102,10 +105,20 @@ export function hydrate(row: JobRow): Job {
     callback_status: row.callback_status as CallbackStatus | null,
     callback_attempts: callbackAttempts,
     attempts: row.attempts,
+    max_attempts: row.max_attempts,
+    run_after: runAfter(row),
+    last_error: row.last_error,
     created_at: isoTimestamp(row.created_at),
     started_at: row.started_at === null ? null : isoTimestamp(row.started_at),
     finished_at: row.finished_at === null ? null : isoTimestamp(row.finished_at),
   };
+}
+
+/** When a waiting job's next run is due; null once that time has come, or for a job not waiting. */
+function runAfter(row: JobRow): string | null {
+  if (row.run_after === null || row.status !== 'pending') return null;
+  const at = isoTimestamp(row.run_after);
+  return Date.parse(at) > Date.now() ? at : null;
 }
 
 /**

@@ -29,6 +29,12 @@ export class IdempotencyConflictError extends Error {
 export interface Submission {
   request: RequestIX;
   callbackUrl: string | null;
+  /** Not claimed before this time (RFC 3339); at most one of runAfter and delaySeconds. */
+  runAfter?: string | null;
+  /** Not claimed before this many seconds from the insert (the database's clock). */
+  delaySeconds?: number | null;
+  /** Its budget of runs; null: the server's IX_MAX_ATTEMPTS, read when it runs. */
+  maxAttempts?: number | null;
 }
 
 export interface InsertResult {
@@ -56,18 +62,22 @@ const requestDigest = (alias: string) =>
 const INSERT_SQL = `
   WITH submitted AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
-      AS s(job_id uuid, ix_id text, client_id text, request_id text, callback_url text, input jsonb)
+      AS s(job_id uuid, ix_id text, client_id text, request_id text, callback_url text, input jsonb,
+        run_after timestamptz, delay_seconds double precision, max_attempts integer)
   ), inserted AS (
-    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, request_digest)
+    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, request_digest, run_after, max_attempts)
     -- jsonb_to_recordset reads a JSON null as SQL NULL; input null is valid JSON, kept as such.
-    SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb), ${requestDigest('s')}
+    SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb), ${requestDigest('s')},
+      coalesce(s.run_after, now() + make_interval(secs => s.delay_seconds)), max_attempts
     FROM submitted s ORDER BY job_id
     ON CONFLICT (client_id, request_id) DO NOTHING
-    RETURNING job_id, created_at, pg_column_size(input) AS input_bytes
+    RETURNING job_id, created_at, run_after, pg_column_size(input) AS input_bytes
   ), queued AS (
-    INSERT INTO ix_job_queue (job_id, input_bytes) SELECT job_id, input_bytes FROM inserted ORDER BY job_id
+    -- A time already past is ready now: it does not jump ahead of jobs that were ready before.
+    INSERT INTO ix_job_queue (job_id, input_bytes, ready_at)
+    SELECT job_id, input_bytes, greatest(run_after, now()) FROM inserted ORDER BY job_id
   )
-  SELECT job_id, created_at FROM inserted`;
+  SELECT job_id, created_at, run_after FROM inserted`;
 
 /**
  * The jobs already holding the keys of submissions that were not inserted, one row per
@@ -87,6 +97,9 @@ interface PendingRow {
   request_id: string;
   callback_url: string | null;
   input: JsonValue;
+  run_after: string | null;
+  delay_seconds: number | null;
+  max_attempts: number | null;
 }
 
 interface ReplayedRow extends JobRow {
@@ -117,24 +130,27 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
 export async function jobInsertMany(db: Db, submissions: readonly Submission[]): Promise<InsertResult[]> {
   if (submissions.length === 0) return [];
   let rows: PendingRow[] = [];
-  let createdAt = new Map<string, string>();
+  let created = new Map<string, { created_at: string; run_after: string | null }>();
   for (let tries = 0; ; tries++) {
     // Ascending ids in submission order: the queue takes the batch in job_id order, so a batch
     // is claimed in the order it was submitted (UUIDv7s drawn within one millisecond are not).
     const jobIds = submissions.map(() => newJobId()).sort();
-    rows = submissions.map(({ request, callbackUrl }, i) => ({
+    rows = submissions.map(({ request, callbackUrl, runAfter, delaySeconds, maxAttempts }, i) => ({
       job_id: jobIds[i]!,
       ix_id: newIxId(),
       client_id: request.ix_client_id,
       request_id: request.request_id,
       callback_url: callbackUrl,
       input: request.input === undefined ? null : request.input,
+      run_after: runAfter ?? null,
+      delay_seconds: delaySeconds ?? null,
+      max_attempts: maxAttempts ?? null,
     }));
     try {
-      const inserted = await db.query<{ job_id: string; created_at: string }>(
+      const inserted = await db.query<{ job_id: string; created_at: string; run_after: string | null }>(
         prepared('ix_job_insert_many', INSERT_SQL, [JSON.stringify(rows)]),
       );
-      createdAt = new Map(inserted.rows.map((row) => [row.job_id, row.created_at]));
+      created = new Map(inserted.rows.map((row) => [row.job_id, row]));
       break;
     } catch (error) {
       // 2^64 ix_ids make a collision all but impossible; if one happens, draw again.
@@ -145,7 +161,7 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
   // A submission whose row was not inserted met an existing key: an earlier job, or an earlier
   // submission of this batch (the first of a key in the batch is the one inserted).
   const replayed = new Map<number, ReplayedRow>();
-  const missing = rows.flatMap((row, i) => (createdAt.has(row.job_id) ? [] : [{ ...row, i }]));
+  const missing = rows.flatMap((row, i) => (created.has(row.job_id) ? [] : [{ ...row, i }]));
   if (missing.length > 0) {
     const { rows: found } = await db.query<ReplayedRow>(
       prepared('ix_job_get_replayed', SELECT_REPLAYED_SQL, [JSON.stringify(missing)]),
@@ -153,8 +169,8 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
     for (const row of found) replayed.set(row.i, row);
   }
   return rows.map((row, i) => {
-    const created = createdAt.get(row.job_id);
-    if (created !== undefined) return { job: pendingJob(row, created), created: true, conflict: null };
+    const inserted = created.get(row.job_id);
+    if (inserted !== undefined) return { job: pendingJob(row, inserted), created: true, conflict: null };
     const found = replayed.get(i);
     if (!found) {
       // ON CONFLICT saw a row this snapshot cannot (a REPEATABLE READ caller racing another insert).
@@ -170,11 +186,16 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
   });
 }
 
-/** A job just inserted: the row as sent, the column defaults, and PostgreSQL's created_at. */
-function pendingJob(row: PendingRow, createdAt: string): Job {
+/** A job just inserted: the row as sent, the column defaults, and what PostgreSQL decided. */
+function pendingJob(
+  { run_after: _sent, delay_seconds: _delay, ...row }: PendingRow,
+  inserted: { created_at: string; run_after: string | null },
+): Job {
   return hydrate({
     ...row,
-    created_at: createdAt,
+    created_at: inserted.created_at,
+    run_after: inserted.run_after,
+    last_error: null,
     status: 'pending',
     attempts: 0,
     started_at: null,

@@ -15,7 +15,10 @@ export interface SweepOptions {
   maxRunningSeconds: number;
   /** A claimed job whose worker's heartbeat is older than this, or gone, is rescued; null: rule off. */
   heartbeatTimeoutSeconds?: number | null;
-  /** A started job rescued for the `maxAttempts`-th time ends `error` instead; null: retried forever. */
+  /**
+   * A started job whose rescue charges it its `max_attempts`-th attempt (without one of its own,
+   * this one's) ends `error` instead; null: without one of its own, retried forever.
+   */
   maxAttempts?: number | null;
 }
 
@@ -28,29 +31,32 @@ export interface SweepResult {
   abandoned: string[];
 }
 
-// How a job held by a worker goes back: a started one (`running`) is charged an attempt, or at
-// the budget abandoned; an unstarted claim (`pending` with a lease) is handed back as it was,
-// its claim_epoch moved on so the stale claim can never start it; a started one the sweep takes
-// from a dead or stalled worker counts a rescue (it may be what killed it). Used by the sweep and by a
-// worker's own release; `held` names the job rows, locked (as UPDATE targets) before their
+// How a job held by a worker goes back. A started one (`running`) that the sweep takes from a
+// dead or stalled worker (`rescue`) is charged an attempt, or at its budget abandoned, and counts
+// a rescue (it may be what killed it). Anything else, an unstarted claim (`pending` with a lease)
+// or a job a stopping worker aborts, is handed back as it was: a graceful stop is not the job's
+// failure. Its claim_epoch moves on, so the stale claim can never start it nor record an
+// outcome. Used by the sweep and by a worker's own release; `held` names the job rows, locked (as UPDATE targets) before their
 // lease rows, the same order as completion, so one racing another waits instead of deadlocking,
 // and the re-checked status, attempts and epoch then skip what the other already moved.
 const HAND_BACK = `
-  moved AS (
+  charged AS (
+    SELECT h.*, h.status = 'running' AND h.rescue AS charge FROM held h
+  ), moved AS (
     UPDATE ix_jobs j SET
-      attempts = j.attempts + CASE WHEN h.status = 'running' THEN 1 ELSE 0 END,
-      claim_epoch = j.claim_epoch + CASE WHEN h.status = 'pending' THEN 1 ELSE 0 END,
-      rescues = j.rescues + CASE WHEN h.status = 'running' AND h.rescue THEN 1 ELSE 0 END,
+      attempts = j.attempts + CASE WHEN h.charge THEN 1 ELSE 0 END,
+      claim_epoch = j.claim_epoch + CASE WHEN h.charge THEN 0 ELSE 1 END,
+      rescues = j.rescues + CASE WHEN h.charge THEN 1 ELSE 0 END,
       started_at = NULL,
       worker_id = NULL,
-      status = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN 'error' ELSE 'pending' END,
-      finished_at = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN now() END,
-      response = CASE WHEN h.status = 'running' AND j.attempts + 1 >= h.max_attempts THEN jsonb_build_object(
+      status = CASE WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN 'error' ELSE 'pending' END,
+      finished_at = CASE WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN now() END,
+      response = CASE WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN jsonb_build_object(
         'ix_id', j.ix_id, 'result', NULL,
-        'error', format('abandoned after %s attempts: each attempt''s worker died or stalled', j.attempts + 1)) END
-    FROM held h
+        'error', format('abandoned after %s attempts: the last one''s worker died or stalled', j.attempts + 1)) END
+    FROM charged h
     WHERE j.job_id = h.job_id AND j.status = h.status AND j.attempts = h.attempt AND j.claim_epoch = h.claim_epoch
-    RETURNING j.job_id, j.status, h.status AS was, j.callback_url, pg_column_size(j.input) AS input_bytes
+    RETURNING j.job_id, j.status, h.charge, j.callback_url, pg_column_size(j.input) AS input_bytes
   ), released AS (
     DELETE FROM ix_job_leases l USING moved WHERE l.job_id = moved.job_id
   ), requeued AS (
@@ -59,19 +65,19 @@ const HAND_BACK = `
   ), callbacks AS (
     INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM moved WHERE status = 'error' AND callback_url IS NOT NULL
   )
-  SELECT job_id, status, was FROM moved`;
+  SELECT job_id, status, charge FROM moved`;
 
 interface HandedBack {
   job_id: string;
   status: string;
-  was: string;
+  charge: boolean;
 }
 
 function handedBack(rows: readonly HandedBack[]): SweepResult {
   const result: SweepResult = { requeued: [], returned: [], abandoned: [] };
   for (const row of rows) {
     if (row.status === 'error') result.abandoned.push(row.job_id);
-    else (row.was === 'running' ? result.requeued : result.returned).push(row.job_id);
+    else (row.charge ? result.requeued : result.returned).push(row.job_id);
   }
   return result;
 }
@@ -117,7 +123,7 @@ export interface Held {
   jobId: string;
   attempt: number;
   claimEpoch: number;
-  /** Whether its pipeline was started (it is then charged an attempt). */
+  /** Whether its pipeline was started (it goes back all the same, charged nothing). */
   started: boolean;
 }
 
@@ -129,9 +135,9 @@ const RELEASE_SQL = `
   ), ${HAND_BACK}`;
 
 /**
- * Puts jobs a worker holds back to `pending` at once (graceful shutdown): a started one, whose
- * pipeline is being aborted, with `attempts + 1`; an unstarted claim as it was. Returns the ids
- * that went back.
+ * Puts jobs a worker holds back to `pending` at once (graceful shutdown), each as it was, with no
+ * attempt charged: a started one (its pipeline is being aborted) as well as an unstarted claim.
+ * Returns the ids that went back.
  */
 export async function jobReleaseMany(db: Db, held: readonly Held[]): Promise<string[]> {
   if (held.length === 0) return [];

@@ -4,9 +4,18 @@ import { hotUpdates } from './0003_hot_updates.js';
 import { claims } from './0004_claims.js';
 import { requestDigest } from './0005_request_digest.js';
 import { rescues } from './0006_rescues.js';
+import { retries } from './0007_retries.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
 
 /** In version order; a new migration is appended here. */
-export const MIGRATIONS: readonly Migration[] = [jobs, callbacks, hotUpdates, claims, requestDigest, rescues];
+export const MIGRATIONS: readonly Migration[] = [
+  jobs,
+  callbacks,
+  hotUpdates,
+  claims,
+  requestDigest,
+  rescues,
+  retries,
+];

@@ -1,0 +1,85 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { Job } from '../../src/contracts/index.js';
+import { JobAbort, RetryableError, retryInSeconds, runPipeline } from '../../src/worker/index.js';
+
+const policy = { maxAttempts: 5, retryBaseSeconds: 5, retryMaxSeconds: 60 };
+
+describe('retryInSeconds', () => {
+  it('waits up to base × 2^attempts, uniformly (full jitter), at most the maximum', () => {
+    const job = (attempts: number) => ({ attempts, max_attempts: null });
+    expect(retryInSeconds(job(0), null, policy, () => 0)).toBe(0);
+    expect(retryInSeconds(job(0), null, policy, () => 0.5)).toBe(2.5);
+    expect(retryInSeconds(job(2), null, policy, () => 0.5)).toBe(10);
+    expect(retryInSeconds(job(3), null, policy, () => 0.999)).toBeLessThanOrEqual(40);
+    expect(retryInSeconds({ attempts: 3, max_attempts: 10 }, null, policy, () => 1)).toBe(40);
+    expect(retryInSeconds({ attempts: 6, max_attempts: 10 }, null, policy, () => 1)).toBe(60);
+  });
+
+  it('lets a pipeline’s Retry-After win, capped by the maximum', () => {
+    expect(retryInSeconds({ attempts: 0, max_attempts: null }, 30, policy, () => 0)).toBe(30);
+    expect(retryInSeconds({ attempts: 0, max_attempts: null }, 3_600, policy, () => 0)).toBe(60);
+  });
+
+  it('gives null for the run that reaches the budget: the job’s own, else IX_MAX_ATTEMPTS', () => {
+    expect(retryInSeconds({ attempts: 3, max_attempts: null }, null, policy)).not.toBeNull();
+    expect(retryInSeconds({ attempts: 4, max_attempts: null }, null, policy)).toBeNull();
+    expect(retryInSeconds({ attempts: 0, max_attempts: 1 }, null, policy)).toBeNull();
+    expect(retryInSeconds({ attempts: 0, max_attempts: 2 }, 5, policy)).toBe(5);
+  });
+});
+
+describe('runPipeline: which failures are retryable', () => {
+  const job = {
+    job_id: '00000000-0000-7000-8000-000000000001',
+    ix_id: '0123456789abcdef',
+    attempts: 0,
+    request: { ix_client_id: 'c', request_id: 'r', ix_id: '0123456789abcdef', input: null },
+  } as Job;
+  const run = (pipeline: Parameters<typeof runPipeline>[0], timeoutSeconds = 5) =>
+    runPipeline(pipeline, job, {
+      timeoutSeconds,
+      abort: new JobAbort(),
+      logger: () => pino({ level: 'silent' }),
+    });
+
+  it('a returned error is permanent unless it says retryable', async () => {
+    expect((await run(async () => ({ error: 'no' }))).retry).toBeNull();
+    expect((await run(async () => ({ error: 'later', retryable: true }))).retry).toEqual({
+      afterSeconds: null,
+    });
+    expect(
+      (await run(async () => ({ error: 'later', retryable: true, retryAfterSeconds: 9 }))).retry,
+    ).toEqual({ afterSeconds: 9 });
+  });
+
+  it('RetryableError carries its wait; anything else thrown is retryable too', async () => {
+    const thrown = await run(async () => {
+      throw new RetryableError('rate limited', { afterSeconds: 12 });
+    });
+    expect(thrown).toEqual({
+      response: { ix_id: job.ix_id, error: 'rate limited', result: null },
+      retry: { afterSeconds: 12 },
+    });
+    // Another copy of ix's class (a pipeline module's own node_modules/ix) is told by its name.
+    class CopiedRetryableError extends Error {
+      override name = 'RetryableError';
+      afterSeconds = 4;
+    }
+    const copy = await run(async () => {
+      throw new CopiedRetryableError('busy');
+    });
+    expect(copy.retry).toEqual({ afterSeconds: 4 });
+    const unknown = await run(async () => {
+      throw new TypeError('fetch failed');
+    });
+    expect(unknown.retry).toEqual({ afterSeconds: null });
+  });
+
+  it('a timeout is retryable; garbage returned is not', async () => {
+    const slow = await run(() => new Promise(() => {}), 0.01);
+    expect(slow.response.error).toMatch(/timed out/);
+    expect(slow.retry).toEqual({ afterSeconds: null });
+    expect((await run(async () => ({}) as never)).retry).toBeNull();
+  });
+});
