@@ -171,7 +171,7 @@ export class Completer {
 }
 
 function toOutcome({ claim, outcome, retryInSeconds }: Finished): Outcome {
-  const ended = outcome.response.error === null ? 'done' : 'error';
+  const ended = claim.cancelled ? 'cancelled' : outcome.response.error === null ? 'done' : 'error';
   return {
     jobId: claim.job.job_id,
     attempt: claim.job.attempts,
