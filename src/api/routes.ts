@@ -6,12 +6,12 @@ import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
 import {
   IdempotencyConflictError,
-  JobFinishedError,
   jobCancel,
   jobGet,
   jobGetByCorrelation,
   LATEST_VERSION,
   schemaVersion,
+  unlessFinished,
   withClientWithin,
 } from '../store/index.js';
 import type { SubmitService } from '../submit/index.js';
@@ -79,9 +79,8 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       job = await withClientWithin(pool, left(), (db) => jobGet(db, jobId));
     }
     if (!job) throw jobNotFound(jobId);
-    if (job.status === 'cancelled') return { status: 200, job };
-    if (job.status === 'running') return { status: 202, job };
-    throw new JobFinishedError(job);
+    unlessFinished(job);
+    return { status: job.status === 'running' ? 202 : 200, job };
   }
 
   await parent.register(async (scope) => {

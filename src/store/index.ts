@@ -40,7 +40,13 @@ export {
   withoutPassword,
   withTransaction,
 } from './db.js';
-export { CANCELLED_ERROR, type CancelResult, JobFinishedError, jobCancel } from './jobs/cancel.js';
+export {
+  CANCELLED_ERROR,
+  type CancelResult,
+  JobFinishedError,
+  jobCancel,
+  unlessFinished,
+} from './jobs/cancel.js';
 export {
   type Claimed,
   type ClaimOptions,

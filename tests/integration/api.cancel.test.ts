@@ -1,6 +1,7 @@
 /** Cancelling jobs through the API, with workers on a real database. */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { IxApiError, IxClient } from '../../src/client/index.js';
 import { type Job, JobSchema, type RequestIX } from '../../src/contracts/index.js';
 import { jobGet, jobNotifyPending } from '../../src/store/index.js';
 import { sleep } from '../../src/time.js';
@@ -185,5 +186,33 @@ describe('POST /jobs/cancel?client_id=…&request_id=…', () => {
     const response = await app.inject({ method: 'POST', url, headers: asA });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toMatchObject({ job_id: job.job_id, status: 'cancelled' });
+  });
+});
+
+describe('IxClient.cancel', () => {
+  it('cancels by id and by correlation; a job that had ended throws 409 job_finished carrying it', async () => {
+    const served = await buildTestApi(db.pool, { IX_API_KEYS: `client-a=${KEY_A}` });
+    const address = await served.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const client = new IxClient({ baseUrl: address, apiKey: KEY_A });
+      const byId = await pendingOfA();
+      expect(await client.cancel(byId.job_id)).toMatchObject({ job_id: byId.job_id, status: 'cancelled' });
+      const byKey = await pendingOfA();
+      expect(await client.cancelByCorrelation('client-a', byKey.request_id)).toMatchObject({
+        job_id: byKey.job_id,
+        status: 'cancelled',
+      });
+      expect(await client.waitFor(byKey.job_id, { timeoutMs: 1_000 })).toMatchObject({ status: 'cancelled' });
+
+      const done = await pendingOfA();
+      await claimNextPending(db.pool);
+      await finishJob(db.pool, done.job_id, 0, success(done.ix_id));
+      const refused = await client.cancel(done.job_id).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(IxApiError);
+      expect(refused).toMatchObject({ status: 409, code: 'job_finished', jobId: done.job_id });
+      expect((refused as IxApiError).job).toEqual(await jobGet(db.pool, done.job_id));
+    } finally {
+      await served.close();
+    }
   });
 });

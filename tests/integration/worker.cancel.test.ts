@@ -4,6 +4,7 @@ import type { RequestIX } from '../../src/contracts/index.js';
 import {
   CANCEL_CHANNEL,
   type CancelResult,
+  JobFinishedError,
   jobCancel,
   jobClaimMany,
   jobGet,
@@ -157,8 +158,9 @@ describe('cancelling a running job', () => {
     const { job } = await insertPending(db.pool, makeRequest(), null);
     await claimNextPending(db.pool, WORKER);
     expect(await finishJob(db.pool, job.job_id, 0, success(job.ix_id))).toBe(true);
-    const result = await cancel(db.pool, job.job_id);
-    expect(result).toMatchObject({ requested: false, job: { status: 'done' } });
+    const refused = await cancel(db.pool, job.job_id).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(JobFinishedError);
+    expect((refused as JobFinishedError).job).toMatchObject({ status: 'done' });
   });
 
   it('its worker died: the sweep ends it cancelled instead of requeueing it, its callback queued', async () => {

@@ -19,6 +19,12 @@ export class JobFinishedError extends Error {
   }
 }
 
+/** The job, unless it has ended `done` or `error`: then there is nothing left to cancel. */
+export function unlessFinished(job: Job): Job {
+  if (job.status === 'done' || job.status === 'error') throw new JobFinishedError(job);
+  return job;
+}
+
 /** The response every cancelled job carries. */
 export const CANCELLED_ERROR = 'cancelled';
 
@@ -46,14 +52,14 @@ const REQUEST_SQL = `
 const READ_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`;
 
 export interface CancelResult {
-  /** The job as the cancellation left it: `cancelled`, still `running` (asked to stop), or ended before. */
+  /** The job as the cancellation left it: `cancelled`, or still `running` (asked to stop). */
   job: Job;
   /** Whether it was running and is now asked to stop (its worker records the outcome). */
   requested: boolean;
 }
 
 /**
- * Cancels a job; null when there is none. One transaction of its own on `db`, a connection (not
+ * Cancels a job; null when there is none, a JobFinishedError when it had ended otherwise. One transaction of its own on `db`, a connection (not
  * a pool): the job row stays locked from its read to the commit, and the NOTIFY goes out with
  * the commit. Idempotent: a job already cancelled, or already asked to stop, is left as it is.
  */
@@ -72,5 +78,5 @@ async function cancelInTransaction(db: pg.ClientBase, jobId: string): Promise<Ca
   if (status === 'pending' || status === 'running')
     await db.query('SELECT pg_notify($1, $2)', [CANCEL_CHANNEL, jobId]);
   const { rows } = await db.query<JobRow>(READ_SQL, [jobId]);
-  return { job: hydrate(rows[0]!), requested: status === 'running' };
+  return { job: unlessFinished(hydrate(rows[0]!)), requested: status === 'running' };
 }
