@@ -13,6 +13,12 @@ import type { Migration } from './types.js';
  * Down: cancelled jobs become `error` jobs (their response's error is the string "cancelled",
  * which the old outcome CHECK accepts for `error`).
  */
+/** The outcome CHECK's cases of 0001_jobs.ts, which this migration keeps. */
+const OUTCOMES_BEFORE = `WHEN 'pending' THEN started_at IS NULL AND finished_at IS NULL AND response IS NULL
+        WHEN 'running' THEN started_at IS NOT NULL AND finished_at IS NULL AND response IS NULL
+        WHEN 'done' THEN finished_at IS NOT NULL AND jsonb_typeof(response -> 'error') = 'null'
+        WHEN 'error' THEN finished_at IS NOT NULL AND jsonb_typeof(response -> 'error') = 'string'`;
+
 export const cancellation: Migration = {
   version: 8,
   name: 'cancellation',
@@ -24,10 +30,7 @@ export const cancellation: Migration = {
     ALTER TABLE ix_jobs DROP CONSTRAINT ix_jobs_outcome_check;
     ALTER TABLE ix_jobs ADD CONSTRAINT ix_jobs_outcome_check CHECK (coalesce(
       CASE status
-        WHEN 'pending' THEN started_at IS NULL AND finished_at IS NULL AND response IS NULL
-        WHEN 'running' THEN started_at IS NOT NULL AND finished_at IS NULL AND response IS NULL
-        WHEN 'done' THEN finished_at IS NOT NULL AND jsonb_typeof(response -> 'error') = 'null'
-        WHEN 'error' THEN finished_at IS NOT NULL AND jsonb_typeof(response -> 'error') = 'string'
+        ${OUTCOMES_BEFORE}
         WHEN 'cancelled' THEN finished_at IS NOT NULL AND cancel_requested_at IS NOT NULL
           AND response ->> 'error' = 'cancelled' AND jsonb_typeof(response -> 'result') = 'null'
       END, false));`,
@@ -36,10 +39,7 @@ export const cancellation: Migration = {
     ALTER TABLE ix_jobs DROP CONSTRAINT ix_jobs_outcome_check;
     ALTER TABLE ix_jobs ADD CONSTRAINT ix_jobs_outcome_check CHECK (coalesce(
       CASE status
-        WHEN 'pending' THEN started_at IS NULL AND finished_at IS NULL AND response IS NULL
-        WHEN 'running' THEN started_at IS NOT NULL AND finished_at IS NULL AND response IS NULL
-        WHEN 'done' THEN finished_at IS NOT NULL AND jsonb_typeof(response -> 'error') = 'null'
-        WHEN 'error' THEN finished_at IS NOT NULL AND jsonb_typeof(response -> 'error') = 'string'
+        ${OUTCOMES_BEFORE}
       END, false));
     ALTER TABLE ix_jobs DROP CONSTRAINT ix_jobs_status_check;
     ALTER TABLE ix_jobs ADD CONSTRAINT ix_jobs_status_check CHECK (status IN ('pending', 'running', 'done', 'error'));
