@@ -61,6 +61,10 @@ describe('cancelling a pending job', () => {
     const { pipeline, calls } = abortablePipeline();
     expect(await makeWorker(db, pipeline).runOnce()).toBe(0);
     expect(calls).toEqual([]);
+    // Out of the queue at once: no claim takes it, nor leaves a lease behind for it.
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_job_queue');
+    expect(rows[0]!.n).toBe(0);
+    expect(await leaseCount()).toBe(0);
     expect(await jobGet(db.pool, id!)).toMatchObject({ status: 'cancelled' });
   });
 
