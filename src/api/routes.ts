@@ -72,8 +72,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
   async function cancel(jobId: string): Promise<{ status: 200 | 202; job: Job }> {
     const started = Date.now();
     const left = () => Math.max(1, started + deadlineMs - Date.now());
-    const cancelled = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
-    let job = cancelled?.job ?? null;
+    let job = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
     while (job?.status === 'running' && Date.now() - started < deadlineMs / 2) {
       await sleep(CANCEL_POLL_MS);
       job = await withClientWithin(pool, left(), (db) => jobGet(db, jobId));

@@ -220,7 +220,7 @@ export async function cancelJob(args: string[]): Promise<void> {
       : await onDatabase(config, requirePostgresUrl(config, 'cancel'), 'cancel', async (pool) => {
           const connection = await pool.connect();
           try {
-            return (await jobCancel(connection, jobId))?.job ?? null;
+            return await jobCancel(connection, jobId);
           } finally {
             connection.release();
           }

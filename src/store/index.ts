@@ -42,7 +42,6 @@ export {
 } from './db.js';
 export {
   CANCELLED_ERROR,
-  type CancelResult,
   JobFinishedError,
   jobCancel,
   unlessFinished,

@@ -51,23 +51,18 @@ const REQUEST_SQL = `
   WHERE job_id = $1 AND status = 'running'`;
 const READ_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`;
 
-export interface CancelResult {
-  /** The job as the cancellation left it: `cancelled`, or still `running` (asked to stop). */
-  job: Job;
-  /** Whether it was running and is now asked to stop (its worker records the outcome). */
-  requested: boolean;
-}
-
 /**
- * Cancels a job; null when there is none, a JobFinishedError when it had ended otherwise. One transaction of its own on `db`, a connection (not
- * a pool): the job row stays locked from its read to the commit, and the NOTIFY goes out with
- * the commit. Idempotent: a job already cancelled, or already asked to stop, is left as it is.
+ * Cancels a job and returns it as the cancellation left it: `cancelled`, or still `running`,
+ * its worker asked to stop it. Null when there is none; a JobFinishedError when it had ended
+ * `done` or `error`. One transaction of its own on `db`, a connection (not a pool): the job row
+ * stays locked from its read to the commit, and the NOTIFY goes out with the commit. Idempotent:
+ * a job already cancelled, or already asked to stop, is left as it is.
  */
-export async function jobCancel(db: pg.ClientBase, jobId: string): Promise<CancelResult | null> {
+export async function jobCancel(db: pg.ClientBase, jobId: string): Promise<Job | null> {
   return inTransaction(db, () => cancelInTransaction(db, jobId));
 }
 
-async function cancelInTransaction(db: pg.ClientBase, jobId: string): Promise<CancelResult | null> {
+async function cancelInTransaction(db: pg.ClientBase, jobId: string): Promise<Job | null> {
   await db.query(DEQUEUE_SQL, [jobId]);
   const { rows: locked } = await db.query<{ status: string }>(LOCK_SQL, [jobId]);
   const status = locked[0]?.status;
@@ -78,5 +73,5 @@ async function cancelInTransaction(db: pg.ClientBase, jobId: string): Promise<Ca
   if (status === 'pending' || status === 'running')
     await db.query('SELECT pg_notify($1, $2)', [CANCEL_CHANNEL, jobId]);
   const { rows } = await db.query<JobRow>(READ_SQL, [jobId]);
-  return { job: unlessFinished(hydrate(rows[0]!)), requested: status === 'running' };
+  return unlessFinished(hydrate(rows[0]!));
 }
