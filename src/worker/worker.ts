@@ -321,6 +321,7 @@ export class Worker {
         claim,
         outcome: storable(cancelled, this.config.maxResultBytes),
         retryInSeconds: null,
+        cancelled: true,
       });
       return;
     }
