@@ -3,7 +3,7 @@
  * The `ix` command. Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
  * Each command lives in src/cli/; this file only dispatches and turns errors into exit codes.
  */
-import { getJob, InvalidRequestError, JobNotFoundError, submit } from './cli/jobs.js';
+import { cancelJob, getJob, InvalidRequestError, JobNotFoundError, submit } from './cli/jobs.js';
 import { migrate } from './cli/migrate.js';
 import { api, start } from './cli/serve.js';
 import { COMMAND_HELP, help, USAGE, UsageError } from './cli/usage.js';
@@ -18,6 +18,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   migrate,
   submit,
   get: getJob,
+  cancel: cancelJob,
 };
 
 const wantsHelp = (args: string[]) => args.includes('--help') || args.includes('-h');

@@ -5,8 +5,8 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { toJsonPath } from '../contracts/index.js';
-import { IdempotencyConflictError, isDatabaseUnavailable } from '../store/index.js';
+import { type Job, toJsonPath } from '../contracts/index.js';
+import { IdempotencyConflictError, isDatabaseUnavailable, JobFinishedError } from '../store/index.js';
 import { InvalidSubmissionError, SubmitQueueFullError } from '../submit/index.js';
 
 export type ErrorCode =
@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'idempotency_conflict'
+  | 'job_finished'
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -32,8 +33,11 @@ export interface ErrorDetail {
 }
 
 export interface ErrorBody {
-  /** `job_id`: the job the error is about, when there is one (idempotency_conflict). */
-  error: { code: ErrorCode; message: string; details?: ErrorDetail[]; job_id?: string };
+  /**
+   * `job_id`: the job the error is about, when there is one (idempotency_conflict); `job`: the
+   * job as it stands, when its state is why (job_finished).
+   */
+  error: { code: ErrorCode; message: string; details?: ErrorDetail[]; job_id?: string; job?: Job };
 }
 
 /** A failure the API means to report as is; thrown from handlers and hooks. */
@@ -45,6 +49,7 @@ export class ApiError extends Error {
     readonly details?: ErrorDetail[],
     readonly headers: Record<string, string> = {},
     readonly jobId?: string,
+    readonly job?: Job,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -57,6 +62,7 @@ export class ApiError extends Error {
         message: this.message,
         ...(this.details ? { details: this.details } : {}),
         ...(this.jobId ? { job_id: this.jobId } : {}),
+        ...(this.job ? { job: this.job } : {}),
       },
     };
   }
@@ -138,6 +144,10 @@ export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError 
     const location = { location: `/jobs/${error.jobId}` };
     return new ApiError(409, 'idempotency_conflict', error.message, undefined, location, error.jobId);
   }
+  if (error instanceof JobFinishedError) {
+    const { job } = error;
+    return new ApiError(409, 'job_finished', error.message, undefined, {}, job.job_id, job);
+  }
   if (error instanceof InvalidSubmissionError) return invalidField('body', error.path, error.problem);
   if (error instanceof SubmitQueueFullError) {
     return unavailable(
@@ -178,7 +188,7 @@ const INTERNAL: ErrorBody = { error: { code: 'internal', message: 'internal serv
  * answers 405 with `Allow`; the routes are learned from `onRoute`, so nothing is listed twice.
  */
 export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number): void {
-  const routes: { pattern: RegExp; method: string }[] = [];
+  const routes: { pattern: RegExp; method: string; literal: boolean }[] = [];
   app.addHook('onRoute', (route) => {
     const source = route.url
       .split('/')
@@ -187,7 +197,8 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
       )
       .join('/');
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) routes.push({ pattern: new RegExp(`^${source}$`), method });
+    const literal = !/[:*]/.test(route.url);
+    for (const method of methods) routes.push({ pattern: new RegExp(`^${source}$`), method, literal });
   });
 
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
@@ -206,7 +217,11 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
 
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0] ?? '/';
-    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+    // A path spelled out by a route is that route's (POST /jobs/cancel), even where a parameter
+    // would match it too (GET /jobs/{job_id}): the router prefers it the same way.
+    const matching = routes.filter((r) => r.pattern.test(path));
+    const literal = matching.filter((r) => r.literal);
+    const allowed = [...new Set((literal.length > 0 ? literal : matching).map((r) => r.method))];
     if (allowed.length > 0) {
       const error = new ApiError(
         405,

@@ -6,13 +6,16 @@ import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
 import {
   IdempotencyConflictError,
+  jobCancel,
   jobGet,
   jobGetByCorrelation,
   LATEST_VERSION,
   schemaVersion,
+  unlessFinished,
   withClientWithin,
 } from '../store/index.js';
 import type { SubmitService } from '../submit/index.js';
+import { sleep } from '../time.js';
 import { type Authenticator, type Caller, mayActFor } from './auth.js';
 import { ApiError } from './errors.js';
 import { addLogContext } from './logging.js';
@@ -44,6 +47,9 @@ export interface RouteDeps {
 /** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
 const READY_TIMEOUT_MS = 2_000;
 
+/** How often a cancel request looks again whether the running job's worker has ended it. */
+const CANCEL_POLL_MS = 50;
+
 function logJob(request: FastifyRequest, job: Job): void {
   addLogContext(request, { job_id: job.job_id, ix_id: job.ix_id });
 }
@@ -56,6 +62,26 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
   const { pool, config, authenticator, submissions } = deps;
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
   const deadlineMs = config.api.deadlineSeconds * 1000;
+
+  /**
+   * Cancels a job the caller may see. A running one's worker is told, aborts it within a second,
+   * and records the outcome; the answer waits for it for half the deadline (the rest is for its
+   * statements), so it reports what was committed: `cancelled` (200), or `done`/`error` when that
+   * outcome won (409), or, still running, the request taken (202).
+   */
+  async function cancel(jobId: string): Promise<{ status: 200 | 202; job: Job }> {
+    const started = Date.now();
+    const left = () => Math.max(1, started + deadlineMs - Date.now());
+    let job = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
+    while (job?.status === 'running' && Date.now() - started < deadlineMs / 2) {
+      await sleep(CANCEL_POLL_MS);
+      job = await withClientWithin(pool, left(), (db) => jobGet(db, jobId));
+    }
+    if (!job) throw jobNotFound(jobId);
+    unlessFinished(job);
+    return { status: job.status === 'running' ? 202 : 200, job };
+  }
+
   await parent.register(async (scope) => {
     const app = scope.withTypeProvider<ZodTypeProvider>();
     // Declared up front so every request object keeps one shape; the hook sets it before handlers.
@@ -139,6 +165,60 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
         if (!job || !mayActFor(request.caller, job.client_id)) throw jobNotFound(jobId);
         logJob(request, job);
         return job;
+      },
+    );
+
+    const cancelResponses = {
+      200: jsonResponse('The job, cancelled (now, or by an earlier request)', JobSchema),
+      202: jsonResponse(
+        'The job, still running: its worker was asked to abort it and will record it cancelled, unless it ends first',
+        JobSchema,
+      ),
+      ...errorResponses(400, ...unauthorized, 404, 405, 409, 503),
+    };
+
+    app.post(
+      '/jobs/:job_id/cancel',
+      {
+        schema: {
+          operationId: 'cancelJob',
+          summary: 'Cancel a job by its id: a pending one at once, a running one through its worker',
+          security,
+          params: JobParamsSchema,
+          response: cancelResponses,
+        },
+      },
+      async (request, reply) => {
+        const jobId = request.params.job_id;
+        const found = await withClientWithin(pool, deadlineMs, (db) => jobGet(db, jobId));
+        // Another client's job answers exactly like a missing one, as GET does.
+        if (!found || !mayActFor(request.caller, found.client_id)) throw jobNotFound(jobId);
+        logJob(request, found);
+        const { status, job } = await cancel(jobId);
+        return reply.code(status).send(job);
+      },
+    );
+
+    app.post(
+      '/jobs/cancel',
+      {
+        schema: {
+          operationId: 'cancelJobByCorrelation',
+          summary: 'Cancel a job by its correlation: the client id and the client’s own request id',
+          security,
+          querystring: CorrelationQuerySchema,
+          response: cancelResponses,
+        },
+      },
+      async (request, reply) => {
+        const { client_id: clientId, request_id: requestId } = request.query;
+        const found = mayActFor(request.caller, clientId)
+          ? await withClientWithin(pool, deadlineMs, (db) => jobGetByCorrelation(db, clientId, requestId))
+          : null;
+        if (!found) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
+        logJob(request, found);
+        const { status, job } = await cancel(found.job_id);
+        return reply.code(status).send(job);
       },
     );
 

@@ -20,7 +20,10 @@ export const ErrorSchema = z
         .meta({ description: 'Each invalid field by its JSONPath' }),
       job_id: z.uuid().optional().meta({
         description:
-          'idempotency_conflict: the job already submitted under this ix_client_id and request_id, with a different request',
+          'idempotency_conflict: the job already submitted under this ix_client_id and request_id, with a different request; job_finished: the job that could not be cancelled',
+      }),
+      job: JobSchema.optional().meta({
+        description: 'job_finished: the job as it stands, ended done or error before it could be cancelled',
       }),
     }),
   })
@@ -41,7 +44,7 @@ const ERROR_MEANINGS = {
   403: 'forbidden: the API key belongs to another client than request.ix_client_id',
   404: 'not_found: no such job, or another client’s',
   405: 'method_not_allowed: sent with a method this path does not take; the Allow header lists those it does',
-  409: 'idempotency_conflict: this ix_client_id and request_id already hold a job submitted with another request; error.job_id and the Location header name it',
+  409: 'idempotency_conflict (submit): this ix_client_id and request_id already hold a job submitted with another request; error.job_id and the Location header name it. job_finished (cancel): the job had already ended done or error; error.job is the job as it stands',
   413: 'payload_too_large: the body is over IX_MAX_BODY_BYTES',
   415: 'unsupported_media_type: send the body as Content-Type: application/json',
   503: 'unavailable: the database is down, overloaded or slower than IX_API_DEADLINE_SECONDS; retry after the Retry-After header’s seconds (submits are idempotent)',

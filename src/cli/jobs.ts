@@ -1,5 +1,5 @@
 /**
- * `ix submit` and `ix get`: over HTTP through an ix API when given `--url` (or IX_API_URL),
+ * `ix submit`, `ix get` and `ix cancel`: over HTTP through an ix API when given `--url` (or IX_API_URL),
  * else on the store directly, on IX_POSTGRES_URL.
  */
 import { readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import {
   SubmitBodySchema,
   toJsonPath,
 } from '../contracts/index.js';
-import { jobGet } from '../store/index.js';
+import { JobFinishedError, jobCancel, jobGet } from '../store/index.js';
 import { InvalidSubmissionError, SubmitService } from '../submit/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { UsageError } from './usage.js';
@@ -70,7 +70,7 @@ export function parseSubmission(source: string) {
   return result.data;
 }
 
-/** `[--url URL] positionals…`, the arguments of both submit and get. */
+/** `[--url URL] positionals…`, the arguments of submit, get and cancel. */
 function parseUrlArgs(args: string[]) {
   return parseArgs({ args, options: { url: { type: 'string' } }, allowPositionals: true });
 }
@@ -120,6 +120,7 @@ async function overHttp<T>(baseUrl: string, call: () => Promise<T>, lookingUpJob
       if (error.status === 404 && lookingUpJob) throw new JobNotFoundError(error.message);
       if (error.status === 401 || error.status === 403) throw new ConfigError('IX_API_KEY', error.message);
       if (error.code === 'idempotency_conflict') throw error;
+      if (error.code === 'job_finished' && error.job) throw new JobFinishedError(error.job);
       if (error.status >= 400 && error.status < 500)
         throw new InvalidRequestError([
           error.message,
@@ -180,14 +181,20 @@ export async function submit(args: string[]): Promise<void> {
 /** Exit 1 when there is no such job. */
 export class JobNotFoundError extends Error {}
 
-export async function getJob(args: string[]): Promise<void> {
+/** The one JOB_ID argument of get and cancel, and the --url option. */
+function jobIdArgs(args: string[], command: string): { jobId: string; url: string | undefined } {
   const { values, positionals } = parseUrlArgs(args);
   const [jobId, ...extra] = positionals;
-  if (jobId === undefined || extra.length > 0) throw new UsageError('get takes one JOB_ID', 'get');
+  if (jobId === undefined || extra.length > 0) throw new UsageError(`${command} takes one JOB_ID`, command);
   if (!JobSchema.shape.job_id.safeParse(jobId).success)
-    throw new UsageError(`"${jobId}" is not a job id (a UUID)`, 'get');
+    throw new UsageError(`"${jobId}" is not a job id (a UUID)`, command);
+  return { jobId, url: values.url };
+}
+
+export async function getJob(args: string[]): Promise<void> {
+  const { jobId, url } = jobIdArgs(args, 'get');
   const config = loadConfig();
-  const client = apiClient(config, values.url, 'get');
+  const client = apiClient(config, url, 'get');
   if (client) {
     printJob(await overHttp(client.baseUrl, () => client.get(jobId), true));
     return;
@@ -197,4 +204,33 @@ export async function getJob(args: string[]): Promise<void> {
   );
   if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
   printJob(job);
+}
+
+/**
+ * Prints the job as the cancellation left it: `cancelled`, or `running` while its worker aborts
+ * it. A job that had ended `done` or `error` is printed too, and exits 1 (JobFinishedError).
+ */
+export async function cancelJob(args: string[]): Promise<void> {
+  const { jobId, url } = jobIdArgs(args, 'cancel');
+  const config = loadConfig();
+  const client = apiClient(config, url, 'cancel');
+  try {
+    const job = client
+      ? await overHttp(client.baseUrl, () => client.cancel(jobId), true)
+      : await onDatabase(config, requirePostgresUrl(config, 'cancel'), 'cancel', async (pool) => {
+          const connection = await pool.connect();
+          try {
+            return await jobCancel(connection, jobId);
+          } finally {
+            connection.release();
+          }
+        });
+    if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
+    if (job.status === 'running')
+      console.error(`ix: job ${jobId} is running; its worker was asked to stop it`);
+    printJob(job);
+  } catch (error) {
+    if (error instanceof JobFinishedError) printJob(error.job);
+    throw error;
+  }
 }

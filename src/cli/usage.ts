@@ -61,6 +61,16 @@ Prints the job, or exits 1 when there is none.
 Options:
   --url URL   ask the ix API at URL (default IX_API_URL), with the key in IX_API_KEY;
               without either, the database at IX_POSTGRES_URL`,
+  cancel: `Usage: ix cancel [--url URL] JOB_ID
+
+Cancels the job and prints it: a pending job ends cancelled at once; a running one's worker
+aborts its pipeline and records it cancelled (printed still running if that has not happened
+yet). Cancelling twice is harmless. A job that had already ended done or error is printed, and
+ix exits 1; no such job: exit 1.
+
+Options:
+  --url URL   through the ix API at URL (default IX_API_URL), with the key in IX_API_KEY;
+              without either, the database at IX_POSTGRES_URL`,
 };
 
 export const USAGE = `Usage: ix <command> [options]
@@ -72,6 +82,7 @@ Commands:
   migrate up|down [--to N]      apply or revert schema migrations (latest: ${LATEST_VERSION})
   submit [--url URL] [FILE]     submit a request JSON from FILE or stdin; prints the job
   get [--url URL] JOB_ID        print a job
+  cancel [--url URL] JOB_ID     cancel a job; prints it
   help settings                 every setting, its default and what it does
 
 Options:

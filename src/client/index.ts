@@ -24,9 +24,10 @@ export interface IxErrorDetail {
 }
 
 /**
- * The API answered with an error: its status and the `{error: {code, message, details, job_id}}`
+ * The API answered with an error: its status and the `{error: {code, message, details, job_id, job}}`
  * body. `jobId` is set on 409 `idempotency_conflict`: the job that already holds the request id,
- * submitted with a different input or callback_url.
+ * submitted with a different input or callback_url. On 409 `job_finished` (a cancel came too
+ * late), `jobId` names the job and `job` is the job as it stands, ended `done` or `error`.
  */
 export class IxApiError extends Error {
   constructor(
@@ -35,6 +36,7 @@ export class IxApiError extends Error {
     message: string,
     readonly details: IxErrorDetail[] = [],
     readonly jobId: string | null = null,
+    readonly job: Job | null = null,
   ) {
     super(`${status} ${code}: ${message}`);
     this.name = 'IxApiError';
@@ -77,7 +79,7 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-const TERMINAL: ReadonlySet<Job['status']> = new Set(['done', 'error']);
+const TERMINAL: ReadonlySet<Job['status']> = new Set(['done', 'error', 'cancelled']);
 
 export class IxClient {
   readonly baseUrl: string;
@@ -123,7 +125,23 @@ export class IxClient {
     return (await this.call('GET', `/jobs?${query}`)).body as Job;
   }
 
-  /** Polls until the job is `done` or `error`; throws IxWaitTimeoutError past `timeoutMs`. */
+  /**
+   * Cancels a job: a pending one ends `cancelled` at once; a running one's worker aborts it, and
+   * the job comes back `cancelled`, or still `running` if its worker has not recorded that within
+   * the server's answer time (waitFor it). A job that had ended `done` or `error` throws
+   * IxApiError 409 `job_finished`, with that job in `job`. Cancelling twice is harmless.
+   */
+  async cancel(jobId: string): Promise<Job> {
+    return (await this.call('POST', `/jobs/${encodeURIComponent(jobId)}/cancel`)).body as Job;
+  }
+
+  /** `cancel`, of the job submitted under this client id and request id. */
+  async cancelByCorrelation(clientId: string, requestId: string): Promise<Job> {
+    const query = new URLSearchParams({ client_id: clientId, request_id: requestId });
+    return (await this.call('POST', `/jobs/cancel?${query}`)).body as Job;
+  }
+
+  /** Polls until the job is `done`, `error` or `cancelled`; throws IxWaitTimeoutError past `timeoutMs`. */
   async waitFor(jobId: string, options: WaitOptions = {}): Promise<Job> {
     const timeoutMs = options.timeoutMs ?? 60_000;
     const intervalMs = options.intervalMs ?? 500;
@@ -163,7 +181,9 @@ export class IxClient {
 
 function toApiError(status: number, body: unknown, text: string): IxApiError {
   const error = (
-    body as { error?: { code?: unknown; message?: unknown; details?: unknown; job_id?: unknown } } | null
+    body as {
+      error?: { code?: unknown; message?: unknown; details?: unknown; job_id?: unknown; job?: unknown };
+    } | null
   )?.error;
   if (error && typeof error.code === 'string' && typeof error.message === 'string') {
     return new IxApiError(
@@ -172,6 +192,7 @@ function toApiError(status: number, body: unknown, text: string): IxApiError {
       error.message,
       Array.isArray(error.details) ? (error.details as IxErrorDetail[]) : [],
       typeof error.job_id === 'string' ? error.job_id : null,
+      error.job !== null && typeof error.job === 'object' ? (error.job as Job) : null,
     );
   }
   // Not ix's error shape: a proxy or load balancer answered.

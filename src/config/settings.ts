@@ -254,14 +254,14 @@ export const SETTINGS = {
     apiUrl: optionalSetting(
       {
         name: 'IX_API_URL',
-        doc: '`ix submit` and `ix get` talk to this ix API instead of the database (same as `--url`).',
+        doc: '`ix submit`, `ix get` and `ix cancel` talk to this ix API instead of the database (same as `--url`).',
       },
       httpUrl,
     ),
     apiKey: optionalSetting(
       {
         name: 'IX_API_KEY',
-        doc: 'The key `ix submit` and `ix get` send to that API (one of its `IX_API_KEYS`).',
+        doc: 'The key `ix submit`, `ix get` and `ix cancel` send to that API (one of its `IX_API_KEYS`).',
       },
       (_name, text) => text,
     ),

@@ -52,7 +52,7 @@ export const ResponseIXSchema = z
   .meta({ id: 'ResponseIX' });
 export type ResponseIX = z.infer<typeof ResponseIXSchema>;
 
-export const JOB_STATUSES = ['pending', 'running', 'done', 'error'] as const;
+export const JOB_STATUSES = ['pending', 'running', 'done', 'error', 'cancelled'] as const;
 export const JobStatusSchema = z.enum(JOB_STATUSES);
 export type JobStatus = z.infer<typeof JobStatusSchema>;
 

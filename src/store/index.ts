@@ -4,6 +4,7 @@
  * - jobs/insert.ts    submitting jobs, idempotent on (client_id, request_id)
  * - jobs/claim.ts     claiming pending jobs for a worker, and starting claimed ones
  * - jobs/complete.ts  recording outcomes, fenced on the claim that ran the job
+ * - jobs/cancel.ts    cancelling jobs: pending ones at once, running ones through their worker
  * - jobs/sweep.ts     handing jobs back: the sweep of dead or stuck workers, a worker's release
  * - jobs/read.ts      looking jobs up
  * - jobs/hydrate.ts   job rows: the columns read, their check against the Job contract
@@ -40,6 +41,12 @@ export {
   withTransaction,
 } from './db.js';
 export {
+  CANCELLED_ERROR,
+  JobFinishedError,
+  jobCancel,
+  unlessFinished,
+} from './jobs/cancel.js';
+export {
   type Claimed,
   type ClaimOptions,
   jobClaimMany,
@@ -63,5 +70,5 @@ export {
   type SweepResult,
 } from './jobs/sweep.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
-export { jobNotifyPending, PENDING_CHANNEL, PendingNotifier } from './notify.js';
+export { CANCEL_CHANNEL, jobNotifyPending, PENDING_CHANNEL, PendingNotifier } from './notify.js';
 export { workerHeartbeat, workerPruneStale, workerRemove } from './workers.js';

@@ -9,6 +9,12 @@ import type { Db } from './db.js';
 /** The channel workers listen on: jobs became pending (submitted, or handed back). */
 export const PENDING_CHANNEL = 'ix_job_pending';
 
+/**
+ * The channel a job's cancellation is told on, its payload the job id: the worker running it
+ * aborts its pipeline (a lost notification is made up for by the worker's next heartbeat).
+ */
+export const CANCEL_CHANNEL = 'ix_job_cancel';
+
 export async function jobNotifyPending(db: Db): Promise<void> {
   await db.query("SELECT pg_notify($1, '')", [PENDING_CHANNEL]);
 }

@@ -5,13 +5,23 @@
 import { hostname } from 'node:os';
 import type { Db } from './db.js';
 
-/** Registers the worker or renews its heartbeat: its leases stay its own while this is fresh. */
-export async function workerHeartbeat(db: Db, workerId: string): Promise<void> {
-  await db.query(
-    `INSERT INTO ix_workers (worker_id, hostname, pid) VALUES ($1, $2, $3)
-     ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()`,
-    [workerId, hostname(), process.pid],
-  );
+// The second half reads the leases this worker holds (a small table of live claims only): the
+// jobs among them a client asked to cancel, for a worker whose cancel notification was lost.
+const HEARTBEAT_SQL = `
+  WITH beat AS (
+    INSERT INTO ix_workers (worker_id, hostname, pid) VALUES ($1, $2, $3)
+    ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()
+  )
+  SELECT j.job_id FROM ix_job_leases l JOIN ix_jobs j ON j.job_id = l.job_id
+  WHERE l.worker_id = $1 AND j.status = 'running' AND j.cancel_requested_at IS NOT NULL`;
+
+/**
+ * Registers the worker or renews its heartbeat: its leases stay its own while this is fresh.
+ * Returns the ids of its running jobs that a client asked to cancel.
+ */
+export async function workerHeartbeat(db: Db, workerId: string): Promise<string[]> {
+  const { rows } = await db.query<{ job_id: string }>(HEARTBEAT_SQL, [workerId, hostname(), process.pid]);
+  return rows.map((row) => row.job_id);
 }
 
 export async function workerRemove(db: Db, workerId: string): Promise<void> {

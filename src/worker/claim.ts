@@ -21,6 +21,8 @@ export interface Claim {
   invokedAt: string | null;
   /** The running pipeline's abort switch. */
   abort: JobAbort | null;
+  /** A client cancelled it while it ran: its outcome is `cancelled`, whatever the pipeline returns. */
+  cancelled: boolean;
 }
 
 /**

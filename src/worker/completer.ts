@@ -24,6 +24,8 @@ export interface Finished {
   outcome: StorableResponse;
   /** Seconds until the job runs again (its run failed, retryably, within its budget); null: it ends. */
   retryInSeconds: number | null;
+  /** A client cancelled the job while it ran: the outcome is `cancelled`, decided when it was queued. */
+  cancelled?: boolean;
   /** Set once the outcome was replaced by an `unstorable` one: it is not replaced twice. */
   replaced?: boolean;
 }
@@ -164,14 +166,15 @@ export class Completer {
         ...finished,
         outcome: unstorable(finished.outcome.response, (error as Error).message),
         retryInSeconds: null,
+        cancelled: false,
         replaced: true,
       },
     ]);
   }
 }
 
-function toOutcome({ claim, outcome, retryInSeconds }: Finished): Outcome {
-  const ended = outcome.response.error === null ? 'done' : 'error';
+function toOutcome({ claim, outcome, retryInSeconds, cancelled }: Finished): Outcome {
+  const ended = cancelled ? 'cancelled' : outcome.response.error === null ? 'done' : 'error';
   return {
     jobId: claim.job.job_id,
     attempt: claim.job.attempts,

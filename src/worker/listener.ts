@@ -2,10 +2,13 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { Loop } from '../loop.js';
 
+/** What a listener does with a notification on each of its channels (its payload as sent). */
+export type ChannelHandlers = Readonly<Record<string, (payload: string) => void>>;
+
 /**
- * One dedicated connection LISTENing on a channel. Each pass of its loop connects, listens and
+ * One dedicated connection LISTENing on channels. Each pass of its loop connects, listens and
  * holds the connection until it is lost (PostgreSQL restart, pg_terminate_backend, network); the
- * loop then connects again, backing off while connecting fails. It calls `onWake` after every
+ * loop then connects again, backing off while connecting fails. It calls `onReconnect` after every
  * (re)connect too, since notifications sent while it was away are lost.
  */
 export class Listener {
@@ -16,8 +19,8 @@ export class Listener {
 
   constructor(
     private readonly connectionString: string,
-    private readonly channel: string,
-    private readonly onWake: () => void,
+    private readonly handlers: ChannelHandlers,
+    private readonly onReconnect: () => void,
     private readonly logger: Logger,
   ) {
     this.loop = new Loop({
@@ -59,10 +62,11 @@ export class Listener {
       client.on('error', (error) => resolve(error));
       client.on('end', () => resolve(null));
     });
-    client.on('notification', () => this.onWake());
+    client.on('notification', ({ channel, payload }) => this.handlers[channel]?.(payload ?? ''));
     try {
       await client.connect();
-      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+      for (const channel of Object.keys(this.handlers))
+        await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
@@ -73,7 +77,7 @@ export class Listener {
     this.client = client;
     // Closed while connecting: close() found no client to end.
     if (this.closed) await client.end().catch(() => {});
-    else this.onWake();
+    else this.onReconnect();
     const error = await lost;
     this.client = null;
     await client.end().catch(() => {});

@@ -40,12 +40,8 @@ export class Sweeper {
     });
     // Workers gone for ten heartbeat timeouts hold nothing any more; forget them.
     await workerPruneStale(this.pool, 10 * this.config.heartbeatTimeoutSeconds, now);
-    if (result.requeued.length + result.returned.length + result.abandoned.length > 0) {
-      this.logger.warn(
-        { requeued: result.requeued, returned: result.returned, abandoned: result.abandoned },
-        'rescued jobs of dead or stalled workers',
-      );
-    }
+    if (Object.values(result).some((ids) => ids.length > 0))
+      this.logger.warn({ ...result }, 'rescued jobs of dead or stalled workers');
     return result;
   }
 

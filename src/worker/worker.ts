@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Loop } from '../loop.js';
 import {
+  CANCEL_CHANNEL,
+  CANCELLED_ERROR,
   jobClaimMany,
   jobNextReadyInMs,
   PENDING_CHANNEL,
@@ -79,7 +81,12 @@ export class Worker {
       const since = this.heartbeatingSince;
       return since !== null && Date.now() - since >= options.config.heartbeatTimeoutSeconds * 1000;
     });
-    this.listener = new Listener(options.connectionString, PENDING_CHANNEL, () => this.wake(), this.logger);
+    this.listener = new Listener(
+      options.connectionString,
+      { [PENDING_CHANNEL]: () => this.wake(), [CANCEL_CHANNEL]: (jobId) => this.cancel(jobId) },
+      () => this.wake(),
+      this.logger,
+    );
     this.completer = new Completer({
       pool: options.pool,
       logger: this.logger,
@@ -119,13 +126,15 @@ export class Worker {
       logger: this.logger,
       idleMs: options.config.heartbeatIntervalSeconds * 1000,
       pass: async () => {
+        let cancelled: string[];
         try {
-          await workerHeartbeat(this.options.pool, this.workerId);
+          cancelled = await workerHeartbeat(this.options.pool, this.workerId);
         } catch (error) {
           this.heartbeatingSince = null;
           throw error;
         }
         this.heartbeatingSince ??= Date.now();
+        for (const jobId of cancelled) this.cancel(jobId);
         return false;
       },
     });
@@ -208,6 +217,27 @@ export class Worker {
     if (!this.stopping && this.freeSlots() >= this.minimumClaim()) this.claimLoop.wake();
   }
 
+  /**
+   * A client cancelled this job: a running pipeline is aborted, and its outcome recorded as
+   * `cancelled`; a claim still buffered is let go (the cancellation ended the job and its lease).
+   * Idempotent, as both the notification and each heartbeat may tell it.
+   */
+  cancel(jobId: string): void {
+    for (const claim of this.held) {
+      if (claim.job.job_id !== jobId) continue;
+      const buffered = this.buffer.indexOf(claim);
+      if (buffered >= 0) {
+        this.buffer.splice(buffered, 1);
+        this.forget(claim);
+        continue;
+      }
+      if (!this.running.has(claim) || claim.cancelled) continue;
+      claim.cancelled = true;
+      this.logger.info({ ix_id: claim.job.ix_id, job_id: jobId }, 'job cancelled; aborting its pipeline');
+      claim.abort?.abort(new Error(CANCELLED_ERROR));
+    }
+  }
+
   private async claim(): Promise<number> {
     const free = this.freeSlots();
     const budget = this.config.maxHeldBytes - this.heldBytes;
@@ -229,6 +259,7 @@ export class Worker {
         marked: started,
         invokedAt: null,
         abort: null,
+        cancelled: false,
       };
       this.held.add(claim);
       this.heldBytes += inputBytes;
@@ -282,6 +313,18 @@ export class Worker {
     });
     // Handed back at shutdown: its outcome no longer belongs to this worker.
     if (!this.held.has(claim)) return;
+    if (claim.cancelled) {
+      // Whatever the aborted pipeline returned: the completion's fence decides whether the
+      // cancellation or an outcome recorded before it stands.
+      const cancelled = { ix_id: job.ix_id, error: CANCELLED_ERROR, result: null };
+      this.completer.add({
+        claim,
+        outcome: storable(cancelled, this.config.maxResultBytes),
+        retryInSeconds: null,
+        cancelled: true,
+      });
+      return;
+    }
     const outcome = storable(response, this.config.maxResultBytes);
     // An outcome that cannot be stored would be just as unstorable next time: permanent.
     const retryIn =

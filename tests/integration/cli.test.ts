@@ -218,6 +218,60 @@ describe('ix submit and ix get', () => {
   });
 });
 
+describe('ix cancel', () => {
+  const env = () => ({ IX_POSTGRES_URL: db.url });
+  const submitted = async (requestId: string) => {
+    const request = { ix_client_id: 'cli', request_id: requestId, input: 1 };
+    return JSON.parse((await runCli(['submit'], env(), JSON.stringify(request))).stdout) as Job;
+  };
+
+  it('cancels a pending job and prints it; again: the same, exit 0; unknown: exit 1; non-UUID: 2', async () => {
+    const job = await submitted('cancel-1');
+    const cancelled = await runCli(['cancel', job.job_id], env());
+    expect(cancelled.code).toBe(0);
+    const printed = JSON.parse(cancelled.stdout) as Job;
+    expect(printed).toMatchObject({
+      job_id: job.job_id,
+      status: 'cancelled',
+      response: { error: 'cancelled' },
+    });
+    const again = await runCli(['cancel', job.job_id], env());
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual(printed);
+    const unknown = await runCli(['cancel', '00000000-0000-4000-8000-000000000000'], env());
+    expect(unknown).toMatchObject({
+      code: 1,
+      stderr: 'ix: no job 00000000-0000-4000-8000-000000000000 (not found)\n',
+    });
+    expect((await runCli(['cancel', 'nope'], env())).code).toBe(2);
+  });
+
+  it('over HTTP: cancels with the client key; a job that had ended is printed, exit 1', async () => {
+    const KEY = 'cli-cancel-key-0123456789';
+    const api = await startIx({ IX_POSTGRES_URL: db.url, IX_API_KEYS: `cli=${KEY}` }, 'api');
+    try {
+      const job = await submitted('cancel-http-1');
+      const cancelled = await runCli(['cancel', '--url', api.address, job.job_id], { IX_API_KEY: KEY });
+      expect(cancelled.code).toBe(0);
+      expect(JSON.parse(cancelled.stdout)).toMatchObject({ job_id: job.job_id, status: 'cancelled' });
+
+      const done = await submitted('cancel-http-2');
+      await db.pool.query('DELETE FROM ix_job_queue WHERE job_id = $1', [done.job_id]);
+      await db.pool.query(
+        `UPDATE ix_jobs SET status = 'done', started_at = now(), finished_at = now(),
+           response = jsonb_build_object('ix_id', ix_id, 'error', NULL, 'result', 1) WHERE job_id = $1`,
+        [done.job_id],
+      );
+      const late = await runCli(['cancel', '--url', api.address, done.job_id], { IX_API_KEY: KEY });
+      expect(late.code).toBe(1);
+      expect(JSON.parse(late.stdout)).toMatchObject({ job_id: done.job_id, status: 'done' });
+      expect(oneLine(late.stderr)).toMatch(new RegExp(`^ix: job ${done.job_id} has already ended done`));
+    } finally {
+      expect(await api.stop('SIGTERM')).toBe(0);
+    }
+  });
+});
+
 describe('ix submit and ix get --url: over HTTP, through ix api', () => {
   const KEY = 'cli-http-key-0123456789';
 

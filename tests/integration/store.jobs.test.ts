@@ -429,7 +429,7 @@ describe('jobSweepOrphans', () => {
     const untouched = [fresh, done, pending].map((j) => j!.job_id);
     const before = await Promise.all(untouched.map((id) => jobGet(db.pool, id)));
     const result = await jobSweepOrphans(db.pool, { maxRunningSeconds: 600 });
-    expect(result).toEqual({ requeued: [stale!.job_id], returned: [], abandoned: [] });
+    expect(result).toEqual({ requeued: [stale!.job_id], returned: [], abandoned: [], cancelled: [] });
     expect(await jobGet(db.pool, stale!.job_id)).toMatchObject({
       status: 'pending',
       attempts: 1,
@@ -450,6 +450,7 @@ describe('jobSweepOrphans', () => {
       requeued: [],
       returned: [],
       abandoned: [],
+      cancelled: [],
     });
     expect(await Promise.all([finished, waiting].map((j) => jobGet(db.pool, j!.job_id)))).toEqual(before);
   });
@@ -627,7 +628,7 @@ describe('claimed, not started', () => {
       maxRunningSeconds: 60,
       heartbeatTimeoutSeconds: 30,
     });
-    expect(result).toEqual({ requeued: [], returned: [], abandoned: [] });
+    expect(result).toEqual({ requeued: [], returned: [], abandoned: [], cancelled: [] });
   });
 
   it('a claim stops at its byte budget of stored input, but always takes one job', async () => {

@@ -54,6 +54,28 @@ describe('migrations', () => {
     await migrateUp(db.pool);
   });
 
+  it('version 8 down keeps a cancelled job, as an error job whose error says cancelled; up again takes it back', async () => {
+    await migrateUp(db.pool);
+    const before = await catalog(db.pool);
+    const { rows } = await db.pool.query<{ job_id: string }>(
+      `INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input, status, finished_at, cancel_requested_at, response)
+       VALUES (gen_random_uuid(), '00000000000000c8', 'acme', 'cancelled-1', '1', 'cancelled', now(), now(),
+         '{"ix_id": "00000000000000c8", "error": "cancelled", "result": null}')
+       RETURNING job_id`,
+    );
+    await expect(
+      db.pool.query(`UPDATE ix_jobs SET cancel_requested_at = NULL WHERE job_id = $1`, [rows[0]!.job_id]),
+    ).rejects.toThrow(/ix_jobs_outcome_check/);
+    await migrateDown(db.pool, 7);
+    const { rows: after } = await db.pool.query('SELECT status, response FROM ix_jobs');
+    expect(after).toEqual([
+      { status: 'error', response: { ix_id: '00000000000000c8', error: 'cancelled', result: null } },
+    ]);
+    await migrateUp(db.pool);
+    expect(await catalog(db.pool)).toEqual(before);
+    await db.pool.query('DELETE FROM ix_jobs');
+  });
+
   it('rejects an unknown target version with a message naming the range', async () => {
     await expect(migrateUp(db.pool, LATEST_VERSION + 1)).rejects.toThrow(
       `versions run from 0 to ${LATEST_VERSION}`,

@@ -1,9 +1,10 @@
 /**
- * Recording outcomes: a job ends `done` or `error`, or goes back to wait for a retry, fenced on
+ * Recording outcomes: a job ends `done`, `error` or `cancelled`, or goes back to wait for a retry, fenced on
  * the claim that ran it.
  */
 import type { ResponseIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
+import { CANCELLED_ERROR } from './cancel.js';
 import { prepared } from './hydrate.js';
 
 export interface Outcome {
@@ -16,10 +17,11 @@ export interface Outcome {
   startedAt?: string | null;
   response: ResponseIX;
   /**
-   * Must agree with the response: `done` iff `response.error` is null; a contradiction is refused.
-   * `retry`: the run failed but the job runs again, `retryInSeconds` from now.
+   * Must agree with the response: `done` iff `response.error` is null, `cancelled` only with
+   * CANCELLED_ERROR; a contradiction is refused. `retry`: the run failed but the job runs again,
+   * `retryInSeconds` from now. `cancelled` applies only to a job a client asked to cancel.
    */
-  status: 'done' | 'error' | 'retry';
+  status: 'done' | 'error' | 'retry' | 'cancelled';
   /** With `retry`: how long the job waits before it may be claimed again. */
   retryInSeconds?: number;
   /** `response` as JSON, when the caller has written it already (and so knows it can be). */
@@ -53,6 +55,7 @@ const COMPLETE_SQL = `
       last_error = CASE WHEN o.retrying THEN o.response ->> 'error' ELSE j.last_error END
     FROM outcome o
     WHERE j.job_id = o.job_id AND j.attempts = o.attempt AND j.claim_epoch = o.claim_epoch
+      AND (o.status <> 'cancelled' OR j.cancel_requested_at IS NOT NULL)
       AND (j.status = 'running'
         OR (j.status = 'pending' AND EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.job_id = j.job_id)))
     RETURNING j.job_id, o.attempt, j.callback_url, j.status, j.run_after, pg_column_size(j.input) AS input_bytes
@@ -83,7 +86,10 @@ export async function jobCompleteMany(db: Db, outcomes: readonly Outcome[]): Pro
     if (o.status === 'retry' && !(o.response.error !== null && (o.retryInSeconds ?? -1) >= 0)) {
       throw new Error(`job ${o.jobId}: a retry needs an error and a retryInSeconds ≥ 0`);
     }
-    if ((o.status === 'done') !== (o.response.error === null)) {
+    if (
+      (o.status === 'done') !== (o.response.error === null) ||
+      (o.status === 'cancelled' && o.response.error !== CANCELLED_ERROR)
+    ) {
       throw new Error(
         `job ${o.jobId}: status ${o.status} contradicts response.error ${JSON.stringify(o.response.error)}`,
       );

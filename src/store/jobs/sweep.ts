@@ -4,6 +4,7 @@
  */
 import type { Db } from '../db.js';
 import { jobNotifyPending } from '../notify.js';
+import { CANCELLED_ERROR } from './cancel.js';
 
 export interface SweepOptions {
   /** The clock, injected so tests need no sleeping; default: the database's now(). */
@@ -29,29 +30,36 @@ export interface SweepResult {
   returned: string[];
   /** Ended `error`: abandoned after `maxAttempts` attempts. */
   abandoned: string[];
+  /** Ended `cancelled`: running when a client cancelled them, and their worker is gone. */
+  cancelled: string[];
 }
 
 // How a job held by a worker goes back. A started one (`running`) that the sweep takes from a
 // dead or stalled worker (`rescue`) is charged an attempt, or at its budget abandoned, and counts
 // a rescue (it may be what killed it). Anything else, an unstarted claim (`pending` with a lease)
 // or a job a stopping worker aborts, is handed back as it was: a graceful stop is not the job's
-// failure. Its claim_epoch moves on, so the stale claim can never start it nor record an
+// failure. A running job a client asked to cancel ends `cancelled` instead, whoever hands it
+// back: its pipeline was to be aborted anyway. Its claim_epoch moves on, so the stale claim can never start it nor record an
 // outcome. Used by the sweep and by a worker's own release; `held` names the job rows, locked (as UPDATE targets) before their
 // lease rows, the same order as completion, so one racing another waits instead of deadlocking,
 // and the re-checked status, attempts and epoch then skip what the other already moved.
 const HAND_BACK = `
   charged AS (
-    SELECT h.*, h.status = 'running' AND h.rescue AS charge FROM held h
+    SELECT h.*, h.status = 'running' AND h.rescue AND c.cancel_requested_at IS NULL AS charge,
+      h.status = 'running' AND c.cancel_requested_at IS NOT NULL AS cancel
+    FROM held h JOIN ix_jobs c ON c.job_id = h.job_id
   ), moved AS (
     UPDATE ix_jobs j SET
       attempts = j.attempts + CASE WHEN h.charge THEN 1 ELSE 0 END,
       claim_epoch = j.claim_epoch + CASE WHEN h.charge THEN 0 ELSE 1 END,
       rescues = j.rescues + CASE WHEN h.charge THEN 1 ELSE 0 END,
-      started_at = NULL,
+      started_at = CASE WHEN h.cancel THEN j.started_at END,
       worker_id = NULL,
-      status = CASE WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN 'error' ELSE 'pending' END,
-      finished_at = CASE WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN now() END,
-      response = CASE WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN jsonb_build_object(
+      status = CASE WHEN h.cancel THEN 'cancelled'
+        WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN 'error' ELSE 'pending' END,
+      finished_at = CASE WHEN h.cancel OR (h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts)) THEN now() END,
+      response = CASE WHEN h.cancel THEN jsonb_build_object('ix_id', j.ix_id, 'result', NULL, 'error', '${CANCELLED_ERROR}')
+        WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN jsonb_build_object(
         'ix_id', j.ix_id, 'result', NULL,
         'error', format('abandoned after %s attempts: the last one''s worker died or stalled', j.attempts + 1)) END
     FROM charged h
@@ -63,7 +71,8 @@ const HAND_BACK = `
     INSERT INTO ix_job_queue (job_id, input_bytes)
     SELECT job_id, input_bytes FROM moved WHERE status = 'pending' ORDER BY job_id
   ), callbacks AS (
-    INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM moved WHERE status = 'error' AND callback_url IS NOT NULL
+    INSERT INTO ix_callback_queue (job_id)
+    SELECT job_id FROM moved WHERE status IN ('error', 'cancelled') AND callback_url IS NOT NULL
   )
   SELECT job_id, status, charge FROM moved`;
 
@@ -74,9 +83,10 @@ interface HandedBack {
 }
 
 function handedBack(rows: readonly HandedBack[]): SweepResult {
-  const result: SweepResult = { requeued: [], returned: [], abandoned: [] };
+  const result: SweepResult = { requeued: [], returned: [], abandoned: [], cancelled: [] };
   for (const row of rows) {
     if (row.status === 'error') result.abandoned.push(row.job_id);
+    else if (row.status === 'cancelled') result.cancelled.push(row.job_id);
     else (row.charge ? result.requeued : result.returned).push(row.job_id);
   }
   return result;

@@ -5,6 +5,7 @@ import { claims } from './0004_claims.js';
 import { requestDigest } from './0005_request_digest.js';
 import { rescues } from './0006_rescues.js';
 import { retries } from './0007_retries.js';
+import { cancellation } from './0008_cancellation.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -18,4 +19,5 @@ export const MIGRATIONS: readonly Migration[] = [
   requestDigest,
   rescues,
   retries,
+  cancellation,
 ];
