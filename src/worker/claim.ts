@@ -1,4 +1,5 @@
 import type { Job } from '../contracts/index.js';
+import type { Claimed } from '../store/index.js';
 import type { JobAbort } from './run.js';
 
 /**
@@ -23,6 +24,20 @@ export interface Claim {
   abort: JobAbort | null;
   /** A client cancelled it while it ran: its outcome is `cancelled`, whatever the pipeline returns. */
   cancelled: boolean;
+}
+
+/** A claim as the store made it, before anything has happened to it in this worker. */
+export function newClaim({ job, started, claimEpoch, inputBytes, rescues }: Claimed): Claim {
+  return {
+    job,
+    claimEpoch,
+    inputBytes,
+    rescues,
+    marked: started,
+    invokedAt: null,
+    abort: null,
+    cancelled: false,
+  };
 }
 
 /**

@@ -9,17 +9,15 @@ import {
   jobClaimMany,
   jobNextReadyInMs,
   PENDING_CHANNEL,
-  workerHeartbeat,
-  workerRemove,
 } from '../store/index.js';
 import { settlesWithin } from '../time.js';
-import { type Claim, startsAlone, startsCarefully } from './claim.js';
+import { type Claim, newClaim, startsAlone, startsCarefully } from './claim.js';
 import { Completer, type Finished } from './completer.js';
 import { handBack } from './hand-back.js';
+import { Heartbeat } from './heartbeat.js';
 import { Listener } from './listener.js';
-import { storable } from './outcome.js';
+import { finishedRun } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
-import { retryInSeconds } from './retry.js';
 import { JobAbort, runPipeline } from './run.js';
 import { Starter } from './starter.js';
 import { Sweeper } from './sweeper.js';
@@ -64,23 +62,19 @@ export class Worker {
   private alone: Claim | null = null;
   private readonly running = new Map<Claim, Promise<void>>();
   private readonly claimLoop: Loop;
-  private readonly heartbeatLoop: Loop;
+  private readonly heartbeat: Heartbeat;
   private readonly starter: Starter;
-  private registered = false;
-  /** When this worker's current run of successful heartbeats began; null after a failed one. */
-  private heartbeatingSince: number | null = null;
   private stopping: Promise<void> | null = null;
 
   constructor(private readonly options: WorkerOptions) {
     this.workerId = options.workerId ?? randomUUID();
     this.logger = options.logger.child({ worker_id: this.workerId });
-    // Judging others by their heartbeats needs a database this worker could reach for a whole
-    // timeout: right after an outage every heartbeat is stale, the live workers' included, and
-    // their running jobs would be charged for the database's absence.
-    this.sweeper = new Sweeper(options.pool, options.config, this.logger, () => {
-      const since = this.heartbeatingSince;
-      return since !== null && Date.now() - since >= options.config.heartbeatTimeoutSeconds * 1000;
-    });
+    this.heartbeat = new Heartbeat(options.pool, this.workerId, options.config, this.logger, (jobId) =>
+      this.cancel(jobId),
+    );
+    this.sweeper = new Sweeper(options.pool, options.config, this.logger, () =>
+      this.heartbeat.judgesOthers(),
+    );
     this.listener = new Listener(
       options.connectionString,
       { [PENDING_CHANNEL]: () => this.wake(), [CANCEL_CHANNEL]: (jobId) => this.cancel(jobId) },
@@ -121,23 +115,6 @@ export class Worker {
         return dueInMs === null ? false : Math.min(dueInMs, options.config.pollIntervalMs);
       },
     });
-    this.heartbeatLoop = new Loop({
-      name: 'heartbeat (jobs may be rescued if it keeps failing)',
-      logger: this.logger,
-      idleMs: options.config.heartbeatIntervalSeconds * 1000,
-      pass: async () => {
-        let cancelled: string[];
-        try {
-          cancelled = await workerHeartbeat(this.options.pool, this.workerId);
-        } catch (error) {
-          this.heartbeatingSince = null;
-          throw error;
-        }
-        this.heartbeatingSince ??= Date.now();
-        for (const jobId of cancelled) this.cancel(jobId);
-        return false;
-      },
-    });
   }
 
   private get config(): Config['worker'] {
@@ -150,8 +127,8 @@ export class Worker {
   }
 
   async start(): Promise<void> {
-    await this.register();
-    this.heartbeatLoop.start();
+    await this.heartbeat.register();
+    this.heartbeat.start();
     this.sweeper.start();
     await this.listener.start();
     this.logger.info(
@@ -166,7 +143,7 @@ export class Worker {
    * tests, which drive the worker step by step. Returns how many jobs it claimed.
    */
   async runOnce(): Promise<number> {
-    await this.register();
+    await this.heartbeat.register();
     const claimed = await this.claim();
     await this.settle();
     return claimed;
@@ -176,13 +153,6 @@ export class Worker {
   stop(): Promise<void> {
     this.stopping ??= this.shutDown();
     return this.stopping;
-  }
-
-  private async register(): Promise<void> {
-    if (this.registered) return;
-    await workerHeartbeat(this.options.pool, this.workerId);
-    this.heartbeatingSince ??= Date.now();
-    this.registered = true;
   }
 
   private get startedOrStarting(): number {
@@ -250,20 +220,10 @@ export class Worker {
       startNow,
       maxInputBytes: budget,
     });
-    for (const { job, started, claimEpoch, inputBytes, rescues } of claimed) {
-      const claim: Claim = {
-        job,
-        claimEpoch,
-        inputBytes,
-        rescues,
-        marked: started,
-        invokedAt: null,
-        abort: null,
-        cancelled: false,
-      };
+    for (const claim of claimed.map(newClaim)) {
       this.held.add(claim);
-      this.heldBytes += inputBytes;
-      if (started) this.run(claim);
+      this.heldBytes += claim.inputBytes;
+      if (claim.marked) this.run(claim);
       else this.buffer.push(claim);
     }
     this.startBuffered();
@@ -306,35 +266,14 @@ export class Worker {
     const jobLogger = () =>
       this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
     claim.abort = new JobAbort();
-    const { response, retry } = await runPipeline(this.options.pipeline, job, {
+    const run = await runPipeline(this.options.pipeline, job, {
       timeoutSeconds: this.config.requestTimeoutSeconds,
       abort: claim.abort,
       logger: jobLogger,
     });
     // Handed back at shutdown: its outcome no longer belongs to this worker.
     if (!this.held.has(claim)) return;
-    if (claim.cancelled) {
-      // Whatever the aborted pipeline returned: the completion's fence decides whether the
-      // cancellation or an outcome recorded before it stands.
-      const cancelled = { ix_id: job.ix_id, error: CANCELLED_ERROR, result: null };
-      this.completer.add({
-        claim,
-        outcome: storable(cancelled, this.config.maxResultBytes),
-        retryInSeconds: null,
-        cancelled: true,
-      });
-      return;
-    }
-    const outcome = storable(response, this.config.maxResultBytes);
-    // An outcome that cannot be stored would be just as unstorable next time: permanent.
-    const retryIn =
-      retry === null || outcome.response !== response
-        ? null
-        : retryInSeconds(job, retry.afterSeconds, this.config);
-    if (retryIn !== null)
-      jobLogger().info({ error: response.error, retryInSeconds: retryIn }, 'job failed; retrying');
-    else if (response.error !== null) jobLogger().info({ error: response.error }, 'job ended in error');
-    this.completer.add({ claim, outcome, retryInSeconds: retryIn });
+    this.completer.add(finishedRun(claim, run, this.config, jobLogger));
   }
 
   private settled(applied: readonly Finished[], dropped: readonly Finished[]): void {
@@ -398,14 +337,7 @@ export class Worker {
       await settlesWithin(Promise.all(this.running.values()), ABORT_WAIT_MS);
     }
     await this.completer.drain(Math.max(graceEnds, Date.now()) + RECORD_WAIT_MS);
-    await settlesWithin(this.heartbeatLoop.stop(), RECORD_WAIT_MS);
-    if (this.registered) {
-      const removed = workerRemove(this.options.pool, this.workerId).catch((error: unknown) => {
-        this.logger.error({ err: error }, 'could not deregister the worker');
-      });
-      if (!(await settlesWithin(removed, RECORD_WAIT_MS)))
-        this.logger.error('could not deregister the worker in time');
-    }
+    await this.heartbeat.stop(RECORD_WAIT_MS);
     this.logger.info('worker stopped');
   }
 }

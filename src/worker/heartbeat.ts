@@ -1,0 +1,80 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { Loop } from '../loop.js';
+import { workerHeartbeat, workerRemove } from '../store/index.js';
+import { settlesWithin } from '../time.js';
+
+/**
+ * A worker's row in the registry: registered before its first claim, renewed every
+ * IX_HEARTBEAT_INTERVAL_SECONDS (its claims stay its own while that is fresh), removed at stop.
+ * Each beat also brings back the ids of this worker's running jobs a client cancelled, for when
+ * their notification was lost.
+ */
+export class Heartbeat {
+  private readonly loop: Loop;
+  private registered = false;
+  /** When the current run of successful beats began; null after a failed one. */
+  private beatingSince: number | null = null;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly workerId: string,
+    private readonly config: Config['worker'],
+    private readonly logger: Logger,
+    onCancelled: (jobId: string) => void,
+  ) {
+    this.loop = new Loop({
+      name: 'heartbeat (jobs may be rescued if it keeps failing)',
+      logger,
+      idleMs: config.heartbeatIntervalSeconds * 1000,
+      pass: async () => {
+        for (const jobId of await this.beat()) onCancelled(jobId);
+        return false;
+      },
+    });
+  }
+
+  /** Registers the worker, once. */
+  async register(): Promise<void> {
+    if (this.registered) return;
+    await this.beat();
+    this.registered = true;
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  /**
+   * Whether this worker may judge others by their heartbeats: only once its own have held for a
+   * whole timeout. Right after an outage every heartbeat is stale, the live workers' included,
+   * and their running jobs would be charged for the database's absence.
+   */
+  judgesOthers(): boolean {
+    const since = this.beatingSince;
+    return since !== null && Date.now() - since >= this.config.heartbeatTimeoutSeconds * 1000;
+  }
+
+  /** Stops beating and leaves the registry, each within `ms`. */
+  async stop(ms: number): Promise<void> {
+    await settlesWithin(this.loop.stop(), ms);
+    if (!this.registered) return;
+    const removed = workerRemove(this.pool, this.workerId).catch((error: unknown) => {
+      this.logger.error({ err: error }, 'could not deregister the worker');
+    });
+    if (!(await settlesWithin(removed, ms))) this.logger.error('could not deregister the worker in time');
+  }
+
+  private async beat(): Promise<string[]> {
+    let cancelled: string[];
+    try {
+      cancelled = await workerHeartbeat(this.pool, this.workerId);
+    } catch (error) {
+      this.beatingSince = null;
+      throw error;
+    }
+    this.beatingSince ??= Date.now();
+    return cancelled;
+  }
+}
