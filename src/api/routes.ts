@@ -82,6 +82,29 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
     return { status: job.status === 'running' ? 202 : 200, job };
   }
 
+  /** The job by its id, if the caller may see it; another client's answers like a missing one. */
+  async function ownJob(request: FastifyRequest, jobId: string): Promise<Job> {
+    const job = await withClientWithin(pool, deadlineMs, (db) => jobGet(db, jobId));
+    // Another client's job answers exactly like a missing one, so ids do not leak.
+    if (!job || !mayActFor(request.caller, job.client_id)) throw jobNotFound(jobId);
+    logJob(request, job);
+    return job;
+  }
+
+  /** The job by the client's own request id, if the caller may act for that client. */
+  async function ownJobByCorrelation(
+    request: FastifyRequest,
+    clientId: string,
+    requestId: string,
+  ): Promise<Job> {
+    const job = mayActFor(request.caller, clientId)
+      ? await withClientWithin(pool, deadlineMs, (db) => jobGetByCorrelation(db, clientId, requestId))
+      : null;
+    if (!job) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
+    logJob(request, job);
+    return job;
+  }
+
   await parent.register(async (scope) => {
     const app = scope.withTypeProvider<ZodTypeProvider>();
     // Declared up front so every request object keeps one shape; the hook sets it before handlers.
@@ -158,14 +181,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           },
         },
       },
-      async (request) => {
-        const jobId = request.params.job_id;
-        const job = await withClientWithin(pool, deadlineMs, (db) => jobGet(db, jobId));
-        // Another client's job answers exactly like a missing one, so ids do not leak.
-        if (!job || !mayActFor(request.caller, job.client_id)) throw jobNotFound(jobId);
-        logJob(request, job);
-        return job;
-      },
+      async (request) => ownJob(request, request.params.job_id),
     );
 
     const cancelResponses = {
@@ -189,12 +205,8 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
         },
       },
       async (request, reply) => {
-        const jobId = request.params.job_id;
-        const found = await withClientWithin(pool, deadlineMs, (db) => jobGet(db, jobId));
-        // Another client's job answers exactly like a missing one, as GET does.
-        if (!found || !mayActFor(request.caller, found.client_id)) throw jobNotFound(jobId);
-        logJob(request, found);
-        const { status, job } = await cancel(jobId);
+        const found = await ownJob(request, request.params.job_id);
+        const { status, job } = await cancel(found.job_id);
         return reply.code(status).send(job);
       },
     );
@@ -212,11 +224,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       },
       async (request, reply) => {
         const { client_id: clientId, request_id: requestId } = request.query;
-        const found = mayActFor(request.caller, clientId)
-          ? await withClientWithin(pool, deadlineMs, (db) => jobGetByCorrelation(db, clientId, requestId))
-          : null;
-        if (!found) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
-        logJob(request, found);
+        const found = await ownJobByCorrelation(request, clientId, requestId);
         const { status, job } = await cancel(found.job_id);
         return reply.code(status).send(job);
       },
@@ -236,15 +244,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           },
         },
       },
-      async (request) => {
-        const { client_id: clientId, request_id: requestId } = request.query;
-        const job = mayActFor(request.caller, clientId)
-          ? await withClientWithin(pool, deadlineMs, (db) => jobGetByCorrelation(db, clientId, requestId))
-          : null;
-        if (!job) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
-        logJob(request, job);
-        return job;
-      },
+      async (request) => ownJobByCorrelation(request, request.query.client_id, request.query.request_id),
     );
   });
 }
