@@ -4,7 +4,7 @@
  */
 import type { Job, RequestIX } from '../contracts/index.js';
 
-export type { Job, JobStatus, RequestIX, ResponseIX } from '../contracts/index.js';
+export type { Job, JobStatus, RequestIX, ResponseIX, Run, RunOutcome } from '../contracts/index.js';
 
 export interface IxClientOptions {
   /** e.g. `http://127.0.0.1:8080` */

@@ -73,6 +73,38 @@ export const CallbackAttemptSchema = z
   .meta({ id: 'CallbackAttempt' });
 export type CallbackAttempt = z.infer<typeof CallbackAttemptSchema>;
 
+export const RUN_OUTCOMES = [
+  'running',
+  'done',
+  'error',
+  'cancelled',
+  'retry',
+  'worker_lost',
+  'interrupted',
+] as const;
+export const RunOutcomeSchema = z.enum(RUN_OUTCOMES).meta({
+  description:
+    'How the run ended. running: not yet; done, error, cancelled: it ended the job so; retry: it failed retryably and the job runs again at retry_at; worker_lost: its worker died or stalled and the job was rescued (charged an attempt); interrupted: its worker stopped gracefully and handed the job back (not charged: the next run has the same attempt number)',
+});
+export type RunOutcome = z.infer<typeof RunOutcomeSchema>;
+
+/** One run of a job's pipeline. */
+export const RunSchema = z
+  .strictObject({
+    attempt: z.number().int().min(1).meta({ description: 'The attempt this run was charged as, from 1' }),
+    worker_id: z.uuid().nullable().meta({ description: 'The worker that ran it; null if unknown' }),
+    started_at: timestamp,
+    finished_at: timestamp.nullable().meta({ description: 'null while it runs' }),
+    duration_ms: z.number().int().min(0).nullable().meta({ description: 'null while it runs' }),
+    outcome: RunOutcomeSchema,
+    error: z.string().nullable().meta({ description: 'Why it failed; null for a run that did not' }),
+    retry_at: timestamp
+      .nullable()
+      .meta({ description: 'With outcome retry: the next run was due no earlier than this' }),
+  })
+  .meta({ id: 'Run' });
+export type Run = z.infer<typeof RunSchema>;
+
 export const JobSchema = z
   .strictObject({
     job_id: z.uuid(),
@@ -102,8 +134,14 @@ export const JobSchema = z
     last_error: z.string().nullable().meta({
       description: 'The error of the last run that was retried; null if none was',
     }),
+    attempt_history: z.array(RunSchema).meta({
+      description:
+        'Every run of the job, oldest first: each retried failure, rescue and interrupted run, and the run in flight or the one that ended the job',
+    }),
     created_at: timestamp,
-    started_at: timestamp.nullable(),
+    started_at: timestamp
+      .nullable()
+      .meta({ description: 'When the run in flight, or the one that ended the job, started' }),
     finished_at: timestamp.nullable(),
   })
   .meta({ id: 'Job' });

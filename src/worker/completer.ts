@@ -32,6 +32,8 @@ export interface Finished {
 
 export interface CompleterOptions {
   pool: Db;
+  /** The worker whose runs these are, recorded with each run whose start was never marked. */
+  workerId: string;
   logger: Logger;
   /**
    * After each statement: the outcomes that applied, and those that no longer could (their job
@@ -106,7 +108,7 @@ export class Completer {
   private async record(batch: Finished[]): Promise<boolean> {
     let applied: Set<string>;
     try {
-      applied = await jobCompleteMany(this.options.pool, batch.map(toOutcome));
+      applied = await jobCompleteMany(this.options.pool, batch.map(toOutcome), this.options.workerId);
     } catch (error) {
       return this.recover(batch, error);
     }

@@ -83,6 +83,7 @@ export class Worker {
     );
     this.completer = new Completer({
       pool: options.pool,
+      workerId: this.workerId,
       logger: this.logger,
       onSettled: (applied, dropped) => this.settled(applied, dropped),
     });

@@ -8,6 +8,7 @@ import { type Job, JobSchema } from '../../src/contracts/index.js';
 import { buildTestApi, type CapturedLogs, captureLogs, countJobs, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
 import { differingReplays, FIRST_CALLBACK_URL, makeRequest } from '../support/factories.js';
+import { retriedThenDone } from '../support/jobs.js';
 
 const db = useTestDatabase();
 let app: FastifyInstance;
@@ -348,6 +349,36 @@ describe('GET /jobs/:job_id and GET /jobs?client_id&request_id', () => {
     });
     expect(byCorrelation.statusCode).toBe(200);
     expect(byCorrelation.json()).toEqual(created);
+  });
+
+  it('200 with the attempt history: every run, its worker, times, outcome and error', async () => {
+    const workerId = randomUUID();
+    const job = await retriedThenDone(db.pool, workerId);
+    const response = await app.inject({ method: 'GET', url: `/jobs/${job.job_id}` });
+    expect(response.statusCode).toBe(200);
+    const read = JobSchema.parse(response.json());
+    expect(read.attempt_history).toEqual([
+      {
+        attempt: 1,
+        worker_id: workerId,
+        started_at: expect.any(String),
+        finished_at: expect.any(String),
+        duration_ms: expect.any(Number),
+        outcome: 'retry',
+        error: 'HTTP 503: busy',
+        retry_at: expect.any(String),
+      },
+      {
+        attempt: 2,
+        worker_id: workerId,
+        started_at: read.started_at,
+        finished_at: read.finished_at,
+        duration_ms: Date.parse(read.finished_at!) - Date.parse(read.started_at!),
+        outcome: 'done',
+        error: null,
+        retry_at: null,
+      },
+    ]);
   });
 
   it('404 for an unknown job id or correlation', async () => {

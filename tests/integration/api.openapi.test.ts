@@ -152,6 +152,7 @@ describe('the OpenAPI document', () => {
         'Job',
         'RequestIX',
         'ResponseIX',
+        'Run',
         'SubmitJob',
       ]);
     }

@@ -3,6 +3,7 @@
  * help and version, and submit/get against a real database.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +12,7 @@ import { SETTINGS } from '../../src/config.js';
 import type { Job } from '../../src/contracts/index.js';
 import { CLI, cleanEnv, exited, runCli, startIx } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';
+import { retriedThenDone } from '../support/jobs.js';
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase();
@@ -127,6 +129,18 @@ describe('ix submit and ix get', () => {
     const fetched = await runCli(['get', job.job_id], env());
     expect(fetched.code).toBe(0);
     expect(JSON.parse(fetched.stdout)).toEqual(job);
+  });
+
+  it('ix get prints the attempt history, every run with its outcome', async () => {
+    const job = await retriedThenDone(db.pool, randomUUID());
+    const fetched = await runCli(['get', job.job_id], env());
+    expect(fetched.code).toBe(0);
+    const printed = JSON.parse(fetched.stdout) as Job;
+    expect(printed.attempt_history.map((run) => [run.attempt, run.outcome, run.error])).toEqual([
+      [1, 'retry', 'HTTP 503: busy'],
+      [2, 'done', null],
+    ]);
+    expect(printed).toEqual(job);
   });
 
   it('submits the {request, callback_url} envelope, and a replay prints the same job', async () => {

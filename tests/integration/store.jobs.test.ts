@@ -212,17 +212,28 @@ describe('jobGet and jobGetByCorrelation', () => {
     await expect(jobGet(db.pool, job.job_id)).rejects.toThrow(job.job_id);
     await expect(jobGet(db.pool, job.job_id)).rejects.toThrow(/response\.ix_id/);
   });
+
+  it('a stored run that does not fit the contract is named by its place in earlier_runs', async () => {
+    const { job } = await insertPending(db.pool, makeRequest(), null);
+    await db.pool.query(
+      `UPDATE ix_jobs SET earlier_runs = '[{"attempt": 1, "outcome": "vanished"}]' WHERE job_id = $1`,
+      [job.job_id],
+    );
+    await expect(jobGet(db.pool, job.job_id)).rejects.toThrow(/earlier_runs\.0\.outcome/);
+  });
 });
 
 describe('hydration', () => {
   it('every job read back, in every state, satisfies the Job contract', async () => {
     const jobs = [];
-    for (let i = 0; i < 4; i++)
+    for (let i = 0; i < 5; i++)
       jobs.push((await insertPending(db.pool, makeRequest(), 'https://example.com/cb')).job);
-    const claimed = await claimPending(db.pool, 3);
-    const [running, done, failed, pending] = jobs;
+    const claimed = await claimPending(db.pool, 4);
+    const [running, done, failed, retried, pending] = jobs;
     await finishJob(db.pool, done!.job_id, 0, success(done!.ix_id));
     await finishJob(db.pool, failed!.job_id, 0, failure(failed!.ix_id, 'boom'));
+    const retry = { jobId: retried!.job_id, attempt: 0, status: 'retry' as const, retryInSeconds: 60 };
+    await jobCompleteMany(db.pool, [{ ...retry, response: failure(retried!.ix_id, 'busy') }]);
     await callbackClaimDue(db.pool, 10, { leaseSeconds: 60 });
     await callbackRecordAttempt(db.pool, done!.job_id, 1, {
       statusCode: 503,
@@ -235,14 +246,28 @@ describe('hydration', () => {
       next: 'delivered',
     });
     const read = await Promise.all(
-      [pending, running, done, failed].map((job) => jobGet(db.pool, job!.job_id)),
+      [pending, running, done, failed, retried].map((job) => jobGet(db.pool, job!.job_id)),
     );
     expect(read.map((job) => [job?.status, job?.callback_status, job?.callback_attempts?.length])).toEqual([
       ['pending', null, undefined],
       ['running', null, undefined],
       ['done', null, 1],
       ['error', 'delivered', 1],
+      ['pending', null, undefined],
     ]);
+    expect(read.map((job) => job?.attempt_history.map((run) => run.outcome))).toEqual([
+      [],
+      ['running'],
+      ['done'],
+      ['error'],
+      ['retry'],
+    ]);
+    expect(read[1]?.attempt_history[0]).toMatchObject({ finished_at: null, duration_ms: null });
+    expect(read[4]?.attempt_history[0]).toMatchObject({
+      attempt: 1,
+      error: 'busy',
+      retry_at: read[4]?.run_after,
+    });
     for (const job of [...read, ...claimed]) expect(JobSchema.parse(job)).toEqual(job);
   });
 });

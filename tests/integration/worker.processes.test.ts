@@ -97,6 +97,17 @@ describe('worker processes', () => {
     expect(finished).toHaveLength(5);
     const { rows } = await db.pool.query(`SELECT status, attempts FROM ix_jobs`);
     expect(rows).toEqual(Array.from({ length: 5 }, () => ({ status: 'done', attempts: 1 })));
+    // Each history tells the lost run from the one that finished the job, and whose each was.
+    for (const id of ids) {
+      const history = (await jobGet(db.pool, id))!.attempt_history;
+      expect(history.map((run) => [run.attempt, run.outcome, run.error])).toEqual([
+        [1, 'worker_lost', 'worker lost: it stopped sending heartbeats'],
+        [2, 'done', null],
+      ]);
+      expect(history[0]!.worker_id).not.toBe(rescuer.workerId);
+      expect(history[0]!.worker_id).not.toBeNull();
+      expect(history[1]!.worker_id).toBe(rescuer.workerId);
+    }
   }, 60_000);
 
   it('a pipeline that kills its worker charges only the jobs started with it, never prefetched ones, and is abandoned after its budget', async () => {

@@ -81,7 +81,30 @@ describe('retries', () => {
       expect(served[attempt]!).toBeGreaterThanOrEqual(due - 1);
     }
     expect(served).toHaveLength(3);
-    expect(await jobGet(db.pool, id)).toMatchObject({ status: 'done', attempts: 2, run_after: null });
+    const done = await jobGet(db.pool, id);
+    expect(done).toMatchObject({ status: 'done', attempts: 2, run_after: null });
+    // The history: two retried failures, then the run that ended the job, all on this worker.
+    const history = done!.attempt_history;
+    expect(history.map((run) => [run.attempt, run.outcome])).toEqual([
+      [1, 'retry'],
+      [2, 'retry'],
+      [3, 'done'],
+    ]);
+    for (const run of history) {
+      expect(run.worker_id).toBe(worker.workerId);
+      expect(run.duration_ms).toBe(Date.parse(run.finished_at!) - Date.parse(run.started_at));
+    }
+    expect(history[0]!.error).toContain('HTTP 503');
+    expect(history[1]!.error).toContain('HTTP 503');
+    expect(history[2]).toMatchObject({ error: null, retry_at: null, started_at: done!.started_at });
+    // Each gap respects the backoff: a run starts no earlier than its predecessor's retry_at,
+    // which lies within base × 2^(attempt − 1) of that predecessor's end.
+    for (const [i, failed] of history.slice(0, 2).entries()) {
+      const retryAt = Date.parse(failed.retry_at!);
+      expect(retryAt).toBeGreaterThanOrEqual(Date.parse(failed.finished_at!));
+      expect(retryAt - Date.parse(failed.finished_at!)).toBeLessThanOrEqual(BASE_SECONDS * 1000 * 2 ** i + 1);
+      expect(Date.parse(history[i + 1]!.started_at)).toBeGreaterThanOrEqual(retryAt);
+    }
   });
 
   it('a 400 ends error after one run', async () => {
@@ -89,7 +112,10 @@ describe('retries', () => {
     const id = await submit();
     await retryingWorker(server!.url).runOnce();
     expect(served).toHaveLength(1);
-    expect(await jobGet(db.pool, id)).toMatchObject({ status: 'error', attempts: 0 });
+    const job = await jobGet(db.pool, id);
+    expect(job).toMatchObject({ status: 'error', attempts: 0 });
+    expect(job!.attempt_history).toEqual([expect.objectContaining({ attempt: 1, outcome: 'error' })]);
+    expect(job!.attempt_history[0]!.error).toContain('HTTP 400');
   });
 
   it('retryable failures beyond the budget end error with the last error', async () => {
@@ -103,6 +129,11 @@ describe('retries', () => {
     const job = await jobGet(db.pool, id);
     expect(job).toMatchObject({ status: 'error', run_after: null });
     expect(job?.response?.error).toContain('HTTP 503');
+    expect(job!.attempt_history.map((run) => [run.attempt, run.outcome, run.error])).toEqual([
+      [1, 'retry', expect.stringContaining('HTTP 500')],
+      [2, 'retry', expect.stringContaining('HTTP 502')],
+      [3, 'error', job?.response?.error],
+    ]);
     expect(await worker.runOnce()).toBe(0);
   });
 
@@ -128,6 +159,16 @@ describe('retries', () => {
     const job = await jobGet(db.pool, id);
     expect(job).toMatchObject({ status: 'error', attempts: 2 });
     expect(job?.response?.error).toContain('HTTP 503');
+    // The rescue is a run of its own in the history, and says why it ended.
+    expect(job!.attempt_history.map((run) => [run.attempt, run.outcome])).toEqual([
+      [1, 'retry'],
+      [2, 'worker_lost'],
+      [3, 'error'],
+    ]);
+    expect(job!.attempt_history[1]).toMatchObject({
+      worker_id: null,
+      error: 'worker lost: the run took over 1 s, the longest a run may take',
+    });
   });
 
   it('a job may ask for a smaller budget than IX_MAX_ATTEMPTS', async () => {

@@ -126,6 +126,12 @@ describe('worker', () => {
     const final = await jobGet(db.pool, job.job_id);
     expect(final).toMatchObject({ status: 'error', attempts: 3 });
     expect(final?.response?.error).toMatch(/abandoned after 3 attempts/);
+    expect(final!.attempt_history.map((run) => [run.attempt, run.outcome, run.worker_id])).toEqual([
+      [1, 'worker_lost', deadWorker],
+      [2, 'worker_lost', deadWorker],
+      [3, 'worker_lost', deadWorker],
+    ]);
+    expect(final!.started_at).toBeNull();
   });
 
   it('graceful stop: running jobs finish or go back to pending at once, like prefetched ones, spending no attempt', async () => {
@@ -141,8 +147,19 @@ describe('worker', () => {
     for (const id of fast) expect((await jobGet(db.pool, id))?.status).toBe('done');
     // Aborted by the stop, not failed: they run again as if never started (but their claim is
     // fenced off: the epoch moved on, so a late outcome of the aborted run cannot apply).
-    for (const id of slow)
-      expect(await jobGet(db.pool, id)).toMatchObject({ status: 'pending', attempts: 0, started_at: null });
+    for (const id of slow) {
+      const handedBack = await jobGet(db.pool, id);
+      expect(handedBack).toMatchObject({ status: 'pending', attempts: 0, started_at: null });
+      // The aborted run is in the history, not charged: the next one is attempt 1 again.
+      expect(handedBack!.attempt_history).toEqual([
+        expect.objectContaining({
+          attempt: 1,
+          outcome: 'interrupted',
+          worker_id: worker.workerId,
+          error: null,
+        }),
+      ]);
+    }
     const { rows: epochs } = await db.pool.query<{ claim_epoch: number; rescues: number }>(
       'SELECT claim_epoch, rescues FROM ix_jobs WHERE job_id = ANY($1)',
       [slow],

@@ -71,3 +71,19 @@ export async function finishedJobs(
   }
   return jobs;
 }
+
+/**
+ * A job whose first run failed retryably on `workerId` and whose second run, on the same worker,
+ * ended it `done`: its history holds both runs. Due at once (no backoff). Assumes no other job is
+ * pending: it claims the next one.
+ */
+export async function retriedThenDone(db: Db, workerId: string): Promise<Job> {
+  const { job } = await insertPending(db, makeRequest(), null);
+  await claimPending(db, 1, workerId);
+  const retry = { jobId: job.job_id, attempt: 0, status: 'retry' as const, retryInSeconds: 0 };
+  await jobCompleteMany(db, [{ ...retry, response: failure(job.ix_id, 'HTTP 503: busy') }]);
+  await claimPending(db, 1, workerId);
+  if (!(await finishJob(db, job.job_id, 1, success(job.ix_id))))
+    throw new Error(`retriedThenDone: job ${job.job_id} did not finish`);
+  return (await jobGet(db, job.job_id))!;
+}

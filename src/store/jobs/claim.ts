@@ -14,7 +14,7 @@ import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared } from '
 // order they became ready: through the index on (ready_at, seq), a range scan of the ready rows
 // alone (migrations/0007_retries.ts).
 // The final SELECT reads ix_jobs as it was before `started` changed it (a statement sees one
-// snapshot), so a started job's status and started_at come from `started`.
+// snapshot), so a started job's status, started_at and worker_id come from `started`.
 export const CLAIM_SQL = `
   WITH candidates AS (
     SELECT seq, ready_at, job_id, input_bytes FROM ix_job_queue WHERE ready_at <= now()
@@ -33,7 +33,7 @@ export const CLAIM_SQL = `
       AND j.rescues = 0
     RETURNING j.job_id, j.started_at
   )
-  SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at')},
+  SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at').replace('j.worker_id', 'CASE WHEN s.job_id IS NULL THEN j.worker_id ELSE $2::uuid END AS worker_id')},
     j.claim_epoch, j.rescues, c.input_bytes
   FROM chosen c
   JOIN ix_jobs j ON j.job_id = c.job_id

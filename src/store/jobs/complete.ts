@@ -6,6 +6,7 @@ import type { ResponseIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
 import { CANCELLED_ERROR } from './cancel.js';
 import { prepared } from './hydrate.js';
+import { appendRun } from './runs.js';
 
 export interface Outcome {
   jobId: string;
@@ -36,8 +37,12 @@ export const outcomeKey = (jobId: string, attempt: number): string => `${jobId}/
 // without waiting for that mark; see jobStartMany). A lease row exists while a job is claimed,
 // and every way back to the queue deletes it and moves the attempt or the epoch on.
 // A retry is a way back: `attempts + 1` (the run is charged), the job `pending` again with the
-// error in `last_error` (only a terminal job has a `response`: migrations/0001_jobs.ts), and a
-// queue row that is ready `retry_in` seconds from now.
+// error in `last_error` (only a terminal job has a `response`: migrations/0001_jobs.ts), the run
+// moved into `earlier_runs` (migrations/0009_attempt_history.ts), and a queue row that is ready
+// `retry_in` seconds from now. A job never marked started gets the run's start and its worker
+// ($2: only the claimer can record an outcome) from the outcome.
+const RUN_STARTED_AT = 'coalesce(j.started_at, least(o.started_at, now()), now())';
+const RUN_WORKER_ID = 'coalesce(j.worker_id, $2::uuid)';
 const COMPLETE_SQL = `
   WITH outcome AS (
     SELECT o.*, o.status = 'retry' AS retrying FROM jsonb_to_recordset($1::jsonb)
@@ -48,11 +53,19 @@ const COMPLETE_SQL = `
       status = CASE WHEN o.retrying THEN 'pending' ELSE o.status END,
       response = CASE WHEN o.retrying THEN NULL ELSE o.response END,
       finished_at = CASE WHEN o.retrying THEN NULL ELSE now() END,
-      started_at = CASE WHEN o.retrying THEN NULL ELSE coalesce(j.started_at, least(o.started_at, now()), now()) END,
-      worker_id = CASE WHEN o.retrying THEN NULL ELSE j.worker_id END,
+      started_at = CASE WHEN o.retrying THEN NULL ELSE ${RUN_STARTED_AT} END,
+      worker_id = CASE WHEN o.retrying THEN NULL ELSE ${RUN_WORKER_ID} END,
       attempts = j.attempts + CASE WHEN o.retrying THEN 1 ELSE 0 END,
       run_after = CASE WHEN o.retrying THEN now() + make_interval(secs => o.retry_in) END,
-      last_error = CASE WHEN o.retrying THEN o.response ->> 'error' ELSE j.last_error END
+      last_error = CASE WHEN o.retrying THEN o.response ->> 'error' ELSE j.last_error END,
+      earlier_runs = CASE WHEN o.retrying THEN ${appendRun('j.earlier_runs', {
+        attempt: 'j.attempts + 1',
+        workerId: RUN_WORKER_ID,
+        startedAt: RUN_STARTED_AT,
+        outcome: "'retry'",
+        error: "o.response ->> 'error'",
+        retryAt: 'now() + make_interval(secs => o.retry_in)',
+      })} ELSE j.earlier_runs END
     FROM outcome o
     WHERE j.job_id = o.job_id AND j.attempts = o.attempt AND j.claim_epoch = o.claim_epoch
       AND (o.status <> 'cancelled' OR j.cancel_requested_at IS NOT NULL)
@@ -78,9 +91,14 @@ const COMPLETE_SQL = `
  * `outcomeKey`s that applied. A job with a callback URL is queued for delivery in the same
  * statement, so the outcome and the duty to deliver it are durable together. One outcome
  * PostgreSQL cannot store fails the whole statement: callers record a failed batch's outcomes
- * one by one to find it.
+ * one by one to find it. `workerId`: the claimer's, recorded as the run's worker when the job's
+ * start was never marked.
  */
-export async function jobCompleteMany(db: Db, outcomes: readonly Outcome[]): Promise<Set<string>> {
+export async function jobCompleteMany(
+  db: Db,
+  outcomes: readonly Outcome[],
+  workerId: string | null = null,
+): Promise<Set<string>> {
   if (outcomes.length === 0) return new Set();
   const parts = outcomes.map((o) => {
     if (o.status === 'retry' && !(o.response.error !== null && (o.retryInSeconds ?? -1) >= 0)) {
@@ -101,7 +119,7 @@ export async function jobCompleteMany(db: Db, outcomes: readonly Outcome[]): Pro
     return `{"job_id":"${o.jobId}","attempt":${o.attempt},"claim_epoch":${o.claimEpoch ?? 0},"started_at":${startedAt},"status":"${o.status}","response":${response},"retry_in":${retryIn}}`;
   });
   const { rows } = await db.query<{ job_id: string; attempt: number }>(
-    prepared('ix_job_complete_many', COMPLETE_SQL, [`[${parts.join(',')}]`]),
+    prepared('ix_job_complete_many', COMPLETE_SQL, [`[${parts.join(',')}]`, workerId]),
   );
   return new Set(rows.map((r) => outcomeKey(r.job_id, r.attempt)));
 }

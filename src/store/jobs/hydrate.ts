@@ -14,6 +14,9 @@ import {
   type JobStatus,
   type JsonValue,
   ResponseIXSchema,
+  type Run,
+  type RunOutcome,
+  RunSchema,
 } from '../../contracts/index.js';
 
 export class CorruptJobError extends Error {
@@ -27,7 +30,8 @@ export class CorruptJobError extends Error {
 }
 
 export const JOB_COLUMNS = `job_id, ix_id, client_id, request_id, created_at, callback_url, input, status, attempts,
-  started_at, finished_at, callback_status, response, callback_attempts, max_attempts, run_after, last_error`;
+  started_at, finished_at, callback_status, response, callback_attempts, max_attempts, run_after, last_error,
+  worker_id, earlier_runs`;
 
 /** JOB_COLUMNS of `ix_jobs j`, for statements that join it. */
 export const JOB_COLUMNS_OF_J = JOB_COLUMNS.replace(/(\w+)/g, 'j.$1');
@@ -50,11 +54,15 @@ export interface JobRow {
   max_attempts: number | null;
   run_after: Date | string | null;
   last_error: string | null;
+  worker_id: string | null;
+  earlier_runs: unknown;
 }
 
 const STATUSES: ReadonlySet<string> = new Set(JOB_STATUSES);
 const CALLBACK_STATUS_SET: ReadonlySet<string> = new Set(CALLBACK_STATUSES);
 const CallbackAttemptsSchema = z.array(CallbackAttemptSchema);
+/** A run as `earlier_runs` stores it (migrations/0009_attempt_history.ts): its duration is read off its times. */
+const EarlierRunsSchema = z.array(RunSchema.omit({ duration_ms: true }));
 
 /** A JSONB document checked against its schema; its problems are added to `problems`. */
 function document<T>(schema: z.ZodType<T>, value: unknown, column: string, problems: string[]): T | null {
@@ -91,7 +99,10 @@ export function hydrate(row: JobRow): Job {
     'callback_attempts',
     problems,
   );
+  const earlierRuns = document(EarlierRunsSchema, row.earlier_runs, 'earlier_runs', problems);
   if (problems.length > 0) throw new CorruptJobError(row.job_id, problems.join('; '));
+  const startedAt = row.started_at === null ? null : isoTimestamp(row.started_at);
+  const finishedAt = row.finished_at === null ? null : isoTimestamp(row.finished_at);
   return {
     job_id: row.job_id,
     ix_id: row.ix_id,
@@ -108,10 +119,46 @@ export function hydrate(row: JobRow): Job {
     max_attempts: row.max_attempts,
     run_after: runAfter(row),
     last_error: row.last_error,
+    attempt_history: attemptHistory(row, earlierRuns, startedAt, finishedAt, response?.error ?? null),
     created_at: isoTimestamp(row.created_at),
-    started_at: row.started_at === null ? null : isoTimestamp(row.started_at),
-    finished_at: row.finished_at === null ? null : isoTimestamp(row.finished_at),
+    started_at: startedAt,
+    finished_at: finishedAt,
   };
+}
+
+/**
+ * The runs `earlier_runs` keeps, then the run the row's own columns describe: the one in flight,
+ * or the one whose outcome ended the job. Every other end of a run clears `started_at`
+ * (migrations/0009_attempt_history.ts), so a set `started_at` always means such a run.
+ */
+function attemptHistory(
+  row: JobRow,
+  earlierRuns: readonly Omit<Run, 'duration_ms'>[] | null,
+  startedAt: string | null,
+  finishedAt: string | null,
+  error: string | null,
+): Run[] {
+  const runs: Run[] = (earlierRuns ?? []).map((run) => ({
+    ...run,
+    duration_ms: durationMs(run.started_at, run.finished_at),
+  }));
+  if (startedAt !== null) {
+    runs.push({
+      attempt: row.attempts + 1,
+      worker_id: row.worker_id,
+      started_at: startedAt,
+      finished_at: finishedAt,
+      duration_ms: durationMs(startedAt, finishedAt),
+      outcome: row.status as RunOutcome,
+      error,
+      retry_at: null,
+    });
+  }
+  return runs;
+}
+
+function durationMs(startedAt: string, finishedAt: string | null): number | null {
+  return finishedAt === null ? null : Math.max(0, Date.parse(finishedAt) - Date.parse(startedAt));
 }
 
 /** When a waiting job's next run is due; null once that time has come, or for a job not waiting. */

@@ -203,5 +203,7 @@ function pendingJob(
     callback_status: null,
     response: null,
     callback_attempts: null,
+    worker_id: null,
+    earlier_runs: null,
   });
 }

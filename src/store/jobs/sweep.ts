@@ -5,6 +5,7 @@
 import type { Db } from '../db.js';
 import { jobNotifyPending } from '../notify.js';
 import { CANCELLED_ERROR } from './cancel.js';
+import { appendRun } from './runs.js';
 
 export interface SweepOptions {
   /** The clock, injected so tests need no sleeping; default: the database's now(). */
@@ -40,7 +41,9 @@ export interface SweepResult {
 // or a job a stopping worker aborts, is handed back as it was: a graceful stop is not the job's
 // failure. A running job a client asked to cancel ends `cancelled` instead, whoever hands it
 // back: its pipeline was to be aborted anyway. Its claim_epoch moves on, so the stale claim can never start it nor record an
-// outcome. Used by the sweep and by a worker's own release; `held` names the job rows, locked (as UPDATE targets) before their
+// outcome. A started job's run ends here: it moves into `earlier_runs`, `worker_lost` for a
+// rescue (with `lost_error`, why), `interrupted` for a release (migrations/0009_attempt_history.ts).
+// Used by the sweep and by a worker's own release; `held` names the job rows, locked (as UPDATE targets) before their
 // lease rows, the same order as completion, so one racing another waits instead of deadlocking,
 // and the re-checked status, attempts and epoch then skip what the other already moved.
 const HAND_BACK = `
@@ -53,7 +56,15 @@ const HAND_BACK = `
       attempts = j.attempts + CASE WHEN h.charge THEN 1 ELSE 0 END,
       claim_epoch = j.claim_epoch + CASE WHEN h.charge THEN 0 ELSE 1 END,
       rescues = j.rescues + CASE WHEN h.charge THEN 1 ELSE 0 END,
-      started_at = CASE WHEN h.cancel THEN j.started_at END,
+      started_at = NULL,
+      earlier_runs = CASE WHEN h.status = 'running' THEN ${appendRun('j.earlier_runs', {
+        attempt: 'j.attempts + 1',
+        workerId: 'j.worker_id',
+        startedAt: 'j.started_at',
+        outcome: "CASE WHEN h.rescue THEN 'worker_lost' ELSE 'interrupted' END",
+        error: 'h.lost_error',
+        retryAt: 'NULL::timestamptz',
+      })} ELSE j.earlier_runs END,
       worker_id = NULL,
       status = CASE WHEN h.cancel THEN 'cancelled'
         WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN 'error' ELSE 'pending' END,
@@ -99,16 +110,21 @@ const SWEEP_SQL = `
   WITH params AS (
     SELECT coalesce($1::timestamptz, now()) AS now, $2::integer AS max_running, $3::integer AS heartbeat_timeout,
       $4::integer AS max_attempts
-  ), held AS (
-    SELECT j.job_id, j.status, j.attempts AS attempt, j.claim_epoch, p.max_attempts, true AS rescue
+  ), judged AS (
+    SELECT j.job_id, j.status, j.attempts AS attempt, j.claim_epoch, p.max_attempts, p.max_running,
+      j.status = 'running' AND j.started_at < p.now - make_interval(secs => p.max_running) AS overran,
+      p.heartbeat_timeout IS NOT NULL AND l.worker_id IS NOT NULL
+        AND (w.worker_id IS NULL OR w.heartbeat_at < p.now - make_interval(secs => p.heartbeat_timeout)) AS silent
     FROM ix_job_leases l
     JOIN ix_jobs j ON j.job_id = l.job_id
     LEFT JOIN ix_workers w ON w.worker_id = l.worker_id
     CROSS JOIN params p
-    WHERE j.status IN ('running', 'pending') AND (
-      (j.status = 'running' AND j.started_at < p.now - make_interval(secs => p.max_running))
-      OR (p.heartbeat_timeout IS NOT NULL AND l.worker_id IS NOT NULL
-          AND (w.worker_id IS NULL OR w.heartbeat_at < p.now - make_interval(secs => p.heartbeat_timeout))))
+    WHERE j.status IN ('running', 'pending')
+  ), held AS (
+    SELECT job_id, status, attempt, claim_epoch, max_attempts, true AS rescue,
+      CASE WHEN silent THEN 'worker lost: it stopped sending heartbeats'
+        ELSE format('worker lost: the run took over %s s, the longest a run may take', max_running) END AS lost_error
+    FROM judged WHERE overran OR silent
   ), ${HAND_BACK}`;
 
 /**
@@ -140,7 +156,7 @@ export interface Held {
 const RELEASE_SQL = `
   WITH held AS (
     SELECT job_id, CASE WHEN started THEN 'running' ELSE 'pending' END AS status, attempt, claim_epoch,
-      NULL::integer AS max_attempts, false AS rescue
+      NULL::integer AS max_attempts, false AS rescue, NULL::text AS lost_error
     FROM jsonb_to_recordset($1::jsonb) AS h(job_id uuid, attempt integer, claim_epoch integer, started boolean)
   ), ${HAND_BACK}`;
 

@@ -1,0 +1,28 @@
+/**
+ * The one form in which `ix_jobs.earlier_runs` stores a run that ended without ending its job
+ * (migrations/0009_attempt_history.ts), written by the statements that end such runs: a retry
+ * (complete.ts) and a hand-back (sweep.ts). hydrate.ts reads it back through RunSchema.
+ */
+
+/** SQL for a timestamptz as the API prints timestamps: UTC, milliseconds (Date.toISOString()). */
+const isoText = (timestamp: string): string =>
+  `to_char((${timestamp}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** SQL expressions (column references, never values) for the parts of one ended run. */
+export interface EndedRunSql {
+  attempt: string;
+  workerId: string;
+  startedAt: string;
+  outcome: string;
+  error: string;
+  /** When the job's next run is due, for a retry; else `NULL`. */
+  retryAt: string;
+}
+
+/** SQL: the jsonb array `runs` (null when empty) with `run`, ended now(), appended. */
+export function appendRun(runs: string, run: EndedRunSql): string {
+  return `coalesce(${runs}, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+    'attempt', ${run.attempt}, 'worker_id', ${run.workerId}, 'started_at', ${isoText(run.startedAt)},
+    'finished_at', ${isoText('now()')}, 'outcome', ${run.outcome}::text, 'error', ${run.error}::text,
+    'retry_at', ${isoText(run.retryAt)}))`;
+}
