@@ -41,8 +41,8 @@ function blocks(text: string): Block[] {
 
 /** What differs between runs (ids, times) is replaced by what it is, so shapes compare equal. */
 function shape(value: unknown, key = ''): unknown {
-  if (['job_id', 'ix_id', 'created_at', 'started_at', 'finished_at'].includes(key) && value !== null)
-    return `<${key}>`;
+  const varying = ['job_id', 'ix_id', 'worker_id', 'created_at', 'started_at', 'finished_at', 'duration_ms'];
+  if (varying.includes(key) && value !== null) return `<${key}>`;
   if (Array.isArray(value)) return value.map((v) => shape(v));
   if (value !== null && typeof value === 'object')
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shape(v, k)]));
