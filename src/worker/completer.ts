@@ -8,6 +8,7 @@
  *   backoff, until the worker stops and its deadline passes.
  */
 import type { Logger } from 'pino';
+import type { JobStatus } from '../contracts/index.js';
 import {
   type Db,
   isTransientDatabaseError,
@@ -22,7 +23,10 @@ import { type StorableResponse, unstorable } from './outcome.js';
 export interface Finished {
   claim: Claim;
   outcome: StorableResponse;
-  /** Seconds until the job runs again (its run failed, retryably, within its budget); null: it ends. */
+  /**
+   * Seconds until the job runs again, when its run failed retryably (recording it ends the job
+   * instead if that was its last attempt); null: it ends.
+   */
   retryInSeconds: number | null;
   /** A client cancelled the job while it ran: the outcome is `cancelled`, decided when it was queued. */
   cancelled?: boolean;
@@ -34,6 +38,8 @@ export interface CompleterOptions {
   pool: Db;
   /** The worker whose runs these are, recorded with each run whose start was never marked. */
   workerId: string;
+  /** IX_MAX_ATTEMPTS: the budget of runs of a job without its own. */
+  maxAttempts: number;
   logger: Logger;
   /**
    * After each statement: the outcomes that applied, and those that no longer could (their job
@@ -106,9 +112,10 @@ export class Completer {
 
   /** Records `batch`; false when it was put back to be tried again after a backoff. */
   private async record(batch: Finished[]): Promise<boolean> {
-    let applied: Set<string>;
+    let applied: Map<string, JobStatus>;
     try {
-      applied = await jobCompleteMany(this.options.pool, batch.map(toOutcome), this.options.workerId);
+      const { workerId, maxAttempts } = this.options;
+      applied = await jobCompleteMany(this.options.pool, batch.map(toOutcome), { workerId, maxAttempts });
     } catch (error) {
       return this.recover(batch, error);
     }
@@ -117,7 +124,12 @@ export class Completer {
     const stale: Finished[] = [];
     for (const finished of batch) {
       const { job } = finished.claim;
-      (applied.has(outcomeKey(job.job_id, job.attempts)) ? done : stale).push(finished);
+      const status = applied.get(outcomeKey(job.job_id, job.attempts));
+      if (status === undefined) stale.push(finished);
+      else {
+        done.push(finished);
+        this.logFailure(finished, status);
+      }
     }
     for (const { claim } of stale) {
       this.options.logger.warn(
@@ -127,6 +139,16 @@ export class Completer {
     }
     this.options.onSettled(done, stale);
     return true;
+  }
+
+  /** A failed run's line, once its outcome is recorded: only then is it known whether it retries. */
+  private logFailure({ claim, outcome, retryInSeconds, cancelled }: Finished, status: JobStatus): void {
+    const { error } = outcome.response;
+    if (error === null || cancelled) return;
+    const { ix_id, job_id, attempts } = claim.job;
+    const fields = { ix_id, job_id, attempt: attempts, error };
+    if (status === 'pending') this.options.logger.info({ ...fields, retryInSeconds }, 'job failed; retrying');
+    else this.options.logger.info(fields, 'job ended in error');
   }
 
   private async recover(batch: Finished[], error: unknown): Promise<boolean> {

@@ -3,13 +3,12 @@
  * JSON cannot carry (a BigInt, a cycle) or that is over the size limit ends its own job `error`
  * with a message that says why, instead of failing the statement it would share with others.
  */
-import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { ResponseIX } from '../contracts/index.js';
 import { CANCELLED_ERROR } from '../store/index.js';
 import type { Claim } from './claim.js';
 import type { Finished } from './completer.js';
-import { retryInSeconds } from './retry.js';
+import { backoffSeconds } from './retry.js';
 import type { RunOutcome } from './run.js';
 
 export interface StorableResponse {
@@ -58,13 +57,13 @@ export function storable(response: ResponseIX, maxBytes: number): StorableRespon
  * What a finished run hands the completer: `cancelled` when a client cancelled it meanwhile
  * (whatever the aborted pipeline returned: the completion's fence decides whether the
  * cancellation or an outcome recorded before it stands), else its response as it can be stored,
- * to be retried when it failed retryably within the job's budget.
+ * with the wait before the next run when it failed retryably (the completion ends the job instead
+ * if this was its last attempt).
  */
 export function finishedRun(
   claim: Claim,
   { response, retry }: RunOutcome,
   config: Config['worker'],
-  jobLogger: () => Logger,
 ): Finished {
   const { job } = claim;
   if (claim.cancelled) {
@@ -78,10 +77,9 @@ export function finishedRun(
   }
   const outcome = storable(response, config.maxResultBytes);
   // An outcome that cannot be stored would be just as unstorable next time: permanent.
-  const retryIn =
-    retry === null || outcome.response !== response ? null : retryInSeconds(job, retry.afterSeconds, config);
-  if (retryIn !== null)
-    jobLogger().info({ error: response.error, retryInSeconds: retryIn }, 'job failed; retrying');
-  else if (response.error !== null) jobLogger().info({ error: response.error }, 'job ended in error');
-  return { claim, outcome, retryInSeconds: retryIn };
+  const retryInSeconds =
+    retry === null || outcome.response !== response
+      ? null
+      : backoffSeconds(job.attempts, retry.afterSeconds, config);
+  return { claim, outcome, retryInSeconds };
 }

@@ -84,6 +84,7 @@ export class Worker {
     this.completer = new Completer({
       pool: options.pool,
       workerId: this.workerId,
+      maxAttempts: options.config.maxAttempts,
       logger: this.logger,
       onSettled: (applied, dropped) => this.settled(applied, dropped),
     });
@@ -274,7 +275,7 @@ export class Worker {
     });
     // Handed back at shutdown: its outcome no longer belongs to this worker.
     if (!this.held.has(claim)) return;
-    this.completer.add(finishedRun(claim, run, this.config, jobLogger));
+    this.completer.add(finishedRun(claim, run, this.config));
   }
 
   private settled(applied: readonly Finished[], dropped: readonly Finished[]): void {

@@ -404,8 +404,44 @@ describe('jobCompleteMany', () => {
       db.pool,
       jobs.map((j) => ({ jobId: j.job_id, attempt: 0, response: success(j.ix_id), status: 'done' as const })),
     );
-    expect(applied).toEqual(new Set(jobs.slice(0, 3).map((j) => outcomeKey(j.job_id, 0))));
+    expect(applied).toEqual(new Map(jobs.slice(0, 3).map((j) => [outcomeKey(j.job_id, 0), 'done'])));
     expect((await jobGet(db.pool, jobs[3]!.job_id))?.status).toBe('pending');
+  });
+
+  it('a retry goes back to pending within the budget, and ends the job error on its last attempt', async () => {
+    // The budget: the job's own max_attempts, else the server's; with neither, retried forever.
+    const cases = [
+      { own: null, server: 3, attempts: 1, ends: false },
+      { own: null, server: 3, attempts: 2, ends: true },
+      { own: 5, server: 3, attempts: 2, ends: false },
+      { own: 1, server: 3, attempts: 0, ends: true },
+      { own: null, server: null, attempts: 99, ends: false },
+    ];
+    for (const { own, server, attempts, ends } of cases) {
+      const { job } = await insertPending(db.pool, makeRequest(), null);
+      await db.pool.query('UPDATE ix_jobs SET max_attempts = $2, attempts = $3 WHERE job_id = $1', [
+        job.job_id,
+        own,
+        attempts,
+      ]);
+      await claimPending(db.pool, 1);
+      const outcome = { jobId: job.job_id, attempt: attempts, status: 'retry' as const, retryInSeconds: 0 };
+      const applied = await jobCompleteMany(db.pool, [{ ...outcome, response: failure(job.ix_id, 'busy') }], {
+        maxAttempts: server,
+      });
+      const expected = ends ? 'error' : 'pending';
+      expect(applied.get(outcomeKey(job.job_id, attempts)), JSON.stringify({ own, server, attempts })).toBe(
+        expected,
+      );
+      const read = await jobGet(db.pool, job.job_id);
+      expect(read).toMatchObject({ status: expected, attempts: ends ? attempts : attempts + 1 });
+      expect(read!.attempt_history.at(-1)).toMatchObject({
+        attempt: attempts + 1,
+        outcome: ends ? 'error' : 'retry',
+        error: 'busy',
+      });
+      if (!ends) await db.pool.query('DELETE FROM ix_job_queue');
+    }
   });
 
   it('refuses an outcome whose status contradicts its response', async () => {

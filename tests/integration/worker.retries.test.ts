@@ -3,6 +3,7 @@
  * failures run again, when, and how often (IX_MAX_ATTEMPTS), driven step by step with runOnce.
  */
 import { createServer } from 'node:http';
+import type { Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   jobGet,
@@ -16,6 +17,7 @@ import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
 import { startServer, type TestServer } from '../support/http.js';
 import { claimPending } from '../support/jobs.js';
+import { captureLogs } from '../support/logs.js';
 import { eventually, makeWorker } from '../support/worker.js';
 
 const db = useTestDatabase();
@@ -49,12 +51,13 @@ async function submit(extra: Partial<Submission> = {}): Promise<string> {
   return inserted!.job.job_id;
 }
 
-function retryingWorker(url: string, overrides: Parameters<typeof makeWorker>[2] = {}) {
-  return makeWorker(db, httpPipeline(url, ROOMY_LIMIT), {
-    retryBaseSeconds: BASE_SECONDS,
-    retryMaxSeconds: 3_600,
-    ...overrides,
-  });
+function retryingWorker(url: string, overrides: Parameters<typeof makeWorker>[2] = {}, logger?: Logger) {
+  return makeWorker(
+    db,
+    httpPipeline(url, ROOMY_LIMIT),
+    { retryBaseSeconds: BASE_SECONDS, retryMaxSeconds: 3_600, ...overrides },
+    logger,
+  );
 }
 
 /** runOnce until it claims a job, as a worker's poll would. */
@@ -121,11 +124,20 @@ describe('retries', () => {
   it('retryable failures beyond the budget end error with the last error', async () => {
     answers = [{ status: 500 }, { status: 502 }, { status: 503 }];
     const id = await submit();
-    const worker = retryingWorker(server!.url, { maxAttempts: 3 });
+    const logs = captureLogs();
+    const worker = retryingWorker(server!.url, { maxAttempts: 3 }, logs.logger);
     await worker.runOnce();
     await runWhenDue(worker);
     await runWhenDue(worker);
     expect(served).toHaveLength(3);
+    // The log says what was recorded: two retries, then the end, each about this job.
+    await eventually(async () => logs.entries().some((e) => e.msg === 'job ended in error'), 'the last line');
+    const lines = logs.entries().filter((e) => e.job_id === id && String(e.msg).startsWith('job '));
+    expect(lines.map((e) => [e.msg, e.attempt])).toEqual([
+      ['job failed; retrying', 0],
+      ['job failed; retrying', 1],
+      ['job ended in error', 2],
+    ]);
     const job = await jobGet(db.pool, id);
     expect(job).toMatchObject({ status: 'error', run_after: null });
     expect(job?.response?.error).toContain('HTTP 503');

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { type Config, loadConfig, readSetting, SETTINGS } from '../../src/config.js';
 import { jobNotifyPending } from '../../src/store/index.js';
 import { type Pipeline, Worker } from '../../src/worker/index.js';
@@ -16,13 +16,14 @@ export function makeWorker(
   db: { pool: pg.Pool; url: string },
   pipeline: Pipeline,
   overrides: Partial<Config['worker']> = {},
+  logger: Logger = silentLogger,
 ): Worker {
   return new Worker({
     pool: db.pool,
     connectionString: db.url,
     config: workerConfig(overrides),
     pipeline,
-    logger: silentLogger,
+    logger,
   });
 }
 

@@ -1,31 +1,23 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contracts/index.js';
-import { JobAbort, RetryableError, retryInSeconds, runPipeline } from '../../src/worker/index.js';
+import { backoffSeconds, JobAbort, RetryableError, runPipeline } from '../../src/worker/index.js';
 
-const policy = { maxAttempts: 5, retryBaseSeconds: 5, retryMaxSeconds: 60 };
+const policy = { retryBaseSeconds: 5, retryMaxSeconds: 60 };
 
-describe('retryInSeconds', () => {
+describe('backoffSeconds', () => {
   it('waits up to base × 2^attempts, uniformly (full jitter), at most the maximum', () => {
-    const job = (attempts: number) => ({ attempts, max_attempts: null });
-    expect(retryInSeconds(job(0), null, policy, () => 0)).toBe(0);
-    expect(retryInSeconds(job(0), null, policy, () => 0.5)).toBe(2.5);
-    expect(retryInSeconds(job(2), null, policy, () => 0.5)).toBe(10);
-    expect(retryInSeconds(job(3), null, policy, () => 0.999)).toBeLessThanOrEqual(40);
-    expect(retryInSeconds({ attempts: 3, max_attempts: 10 }, null, policy, () => 1)).toBe(40);
-    expect(retryInSeconds({ attempts: 6, max_attempts: 10 }, null, policy, () => 1)).toBe(60);
+    expect(backoffSeconds(0, null, policy, () => 0)).toBe(0);
+    expect(backoffSeconds(0, null, policy, () => 0.5)).toBe(2.5);
+    expect(backoffSeconds(2, null, policy, () => 0.5)).toBe(10);
+    expect(backoffSeconds(3, null, policy, () => 0.999)).toBeLessThanOrEqual(40);
+    expect(backoffSeconds(3, null, policy, () => 1)).toBe(40);
+    expect(backoffSeconds(6, null, policy, () => 1)).toBe(60);
   });
 
   it('lets a pipeline’s Retry-After win, capped by the maximum', () => {
-    expect(retryInSeconds({ attempts: 0, max_attempts: null }, 30, policy, () => 0)).toBe(30);
-    expect(retryInSeconds({ attempts: 0, max_attempts: null }, 3_600, policy, () => 0)).toBe(60);
-  });
-
-  it('gives null for the run that reaches the budget: the job’s own, else IX_MAX_ATTEMPTS', () => {
-    expect(retryInSeconds({ attempts: 3, max_attempts: null }, null, policy)).not.toBeNull();
-    expect(retryInSeconds({ attempts: 4, max_attempts: null }, null, policy)).toBeNull();
-    expect(retryInSeconds({ attempts: 0, max_attempts: 1 }, null, policy)).toBeNull();
-    expect(retryInSeconds({ attempts: 0, max_attempts: 2 }, 5, policy)).toBe(5);
+    expect(backoffSeconds(0, 30, policy, () => 0)).toBe(30);
+    expect(backoffSeconds(0, 3_600, policy, () => 0)).toBe(60);
   });
 });
 

@@ -2,11 +2,11 @@
  * Recording outcomes: a job ends `done`, `error` or `cancelled`, or goes back to wait for a retry, fenced on
  * the claim that ran it.
  */
-import type { ResponseIX } from '../../contracts/index.js';
+import type { JobStatus, ResponseIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
 import { CANCELLED_ERROR } from './cancel.js';
 import { prepared } from './hydrate.js';
-import { appendRun } from './runs.js';
+import { appendRun, isLastAttempt } from './runs.js';
 
 export interface Outcome {
   jobId: string;
@@ -19,11 +19,12 @@ export interface Outcome {
   response: ResponseIX;
   /**
    * Must agree with the response: `done` iff `response.error` is null, `cancelled` only with
-   * CANCELLED_ERROR; a contradiction is refused. `retry`: the run failed but the job runs again,
-   * `retryInSeconds` from now. `cancelled` applies only to a job a client asked to cancel.
+   * CANCELLED_ERROR; a contradiction is refused. `retry`: the run failed retryably, and the job
+   * runs again `retryInSeconds` from now unless this was its last attempt (isLastAttempt): then it
+   * ends `error`. `cancelled` applies only to a job a client asked to cancel.
    */
   status: 'done' | 'error' | 'retry' | 'cancelled';
-  /** With `retry`: how long the job waits before it may be claimed again. */
+  /** With `retry`: how long the job waits before it may be claimed again, if it may. */
   retryInSeconds?: number;
   /** `response` as JSON, when the caller has written it already (and so knows it can be). */
   responseJson?: string;
@@ -39,26 +40,28 @@ export const outcomeKey = (jobId: string, attempt: number): string => `${jobId}/
 // A retry is a way back: `attempts + 1` (the run is charged), the job `pending` again with the
 // error in `last_error` (only a terminal job has a `response`: migrations/0001_jobs.ts), the run
 // moved into `earlier_runs` (migrations/0009_attempt_history.ts), and a queue row that is ready
-// `retry_in` seconds from now. A job never marked started gets the run's start and its worker
-// ($2: only the claimer can record an outcome) from the outcome.
+// `retry_in` seconds from now. A `retry` of the job's last attempt ($3: the server's budget)
+// ends it `error` instead. A job never marked started gets the run's start and its worker ($2:
+// only the claimer can record an outcome) from the outcome.
+const RETRYING = `(o.status = 'retry' AND NOT coalesce(${isLastAttempt('j', '$3::integer')}, false))`;
 const RUN_STARTED_AT = 'coalesce(j.started_at, least(o.started_at, now()), now())';
 const RUN_WORKER_ID = 'coalesce(j.worker_id, $2::uuid)';
 const COMPLETE_SQL = `
   WITH outcome AS (
-    SELECT o.*, o.status = 'retry' AS retrying FROM jsonb_to_recordset($1::jsonb)
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
       AS o(job_id uuid, attempt integer, claim_epoch integer, started_at timestamptz, status text, response jsonb,
         retry_in double precision)
   ), finished AS (
     UPDATE ix_jobs j SET
-      status = CASE WHEN o.retrying THEN 'pending' ELSE o.status END,
-      response = CASE WHEN o.retrying THEN NULL ELSE o.response END,
-      finished_at = CASE WHEN o.retrying THEN NULL ELSE now() END,
-      started_at = CASE WHEN o.retrying THEN NULL ELSE ${RUN_STARTED_AT} END,
-      worker_id = CASE WHEN o.retrying THEN NULL ELSE ${RUN_WORKER_ID} END,
-      attempts = j.attempts + CASE WHEN o.retrying THEN 1 ELSE 0 END,
-      run_after = CASE WHEN o.retrying THEN now() + make_interval(secs => o.retry_in) END,
-      last_error = CASE WHEN o.retrying THEN o.response ->> 'error' ELSE j.last_error END,
-      earlier_runs = CASE WHEN o.retrying THEN ${appendRun('j.earlier_runs', {
+      status = CASE WHEN ${RETRYING} THEN 'pending' WHEN o.status = 'retry' THEN 'error' ELSE o.status END,
+      response = CASE WHEN ${RETRYING} THEN NULL ELSE o.response END,
+      finished_at = CASE WHEN ${RETRYING} THEN NULL ELSE now() END,
+      started_at = CASE WHEN ${RETRYING} THEN NULL ELSE ${RUN_STARTED_AT} END,
+      worker_id = CASE WHEN ${RETRYING} THEN NULL ELSE ${RUN_WORKER_ID} END,
+      attempts = j.attempts + CASE WHEN ${RETRYING} THEN 1 ELSE 0 END,
+      run_after = CASE WHEN ${RETRYING} THEN now() + make_interval(secs => o.retry_in) END,
+      last_error = CASE WHEN ${RETRYING} THEN o.response ->> 'error' ELSE j.last_error END,
+      earlier_runs = CASE WHEN ${RETRYING} THEN ${appendRun('j.earlier_runs', {
         attempt: 'j.attempts + 1',
         workerId: RUN_WORKER_ID,
         startedAt: RUN_STARTED_AT,
@@ -81,25 +84,32 @@ const COMPLETE_SQL = `
     INSERT INTO ix_callback_queue (job_id)
     SELECT job_id FROM finished WHERE status <> 'pending' AND callback_url IS NOT NULL
   )
-  SELECT job_id, attempt FROM finished`;
+  SELECT job_id, attempt, status FROM finished`;
+
+export interface CompleteOptions {
+  /** The claimer's id, recorded as the run's worker when the job's start was never marked. */
+  workerId?: string | null;
+  /** The server's budget of runs (IX_MAX_ATTEMPTS) for a job without its own; null: none. */
+  maxAttempts?: number | null;
+}
 
 /**
- * Records outcomes, many in one statement: a job ends `done` or `error`, or (`retry`) goes back
- * to the queue, charged an attempt, to be claimed again once its backoff has passed. Each applies only while its job is still held by the
- * claim that ran it (same attempt and claim epoch), so terminal states never change and a worker
- * whose job was rescued and claimed again cannot overwrite the newer attempt. Returns the
- * `outcomeKey`s that applied. A job with a callback URL is queued for delivery in the same
- * statement, so the outcome and the duty to deliver it are durable together. One outcome
- * PostgreSQL cannot store fails the whole statement: callers record a failed batch's outcomes
- * one by one to find it. `workerId`: the claimer's, recorded as the run's worker when the job's
- * start was never marked.
+ * Records outcomes, many in one statement: a job ends `done`, `error` or `cancelled`, or
+ * (`retry`) goes back to the queue, charged an attempt, to be claimed again once its backoff has
+ * passed. Each applies only while its job is still held by the claim that ran it (same attempt
+ * and claim epoch), so terminal states never change and a worker whose job was rescued and
+ * claimed again cannot overwrite the newer attempt. Returns the status each outcome left its job
+ * in (`pending` for a retry), by `outcomeKey`, for the outcomes that applied. A job with a
+ * callback URL is queued for delivery in the same statement, so the outcome and the duty to
+ * deliver it are durable together. One outcome PostgreSQL cannot store fails the whole
+ * statement: callers record a failed batch's outcomes one by one to find it.
  */
 export async function jobCompleteMany(
   db: Db,
   outcomes: readonly Outcome[],
-  workerId: string | null = null,
-): Promise<Set<string>> {
-  if (outcomes.length === 0) return new Set();
+  options: CompleteOptions = {},
+): Promise<Map<string, JobStatus>> {
+  if (outcomes.length === 0) return new Map();
   const parts = outcomes.map((o) => {
     if (o.status === 'retry' && !(o.response.error !== null && (o.retryInSeconds ?? -1) >= 0)) {
       throw new Error(`job ${o.jobId}: a retry needs an error and a retryInSeconds ≥ 0`);
@@ -118,8 +128,12 @@ export async function jobCompleteMany(
     const retryIn = o.status === 'retry' ? o.retryInSeconds : null;
     return `{"job_id":"${o.jobId}","attempt":${o.attempt},"claim_epoch":${o.claimEpoch ?? 0},"started_at":${startedAt},"status":"${o.status}","response":${response},"retry_in":${retryIn}}`;
   });
-  const { rows } = await db.query<{ job_id: string; attempt: number }>(
-    prepared('ix_job_complete_many', COMPLETE_SQL, [`[${parts.join(',')}]`, workerId]),
+  const { rows } = await db.query<{ job_id: string; attempt: number; status: JobStatus }>(
+    prepared('ix_job_complete_many', COMPLETE_SQL, [
+      `[${parts.join(',')}]`,
+      options.workerId ?? null,
+      options.maxAttempts ?? null,
+    ]),
   );
-  return new Set(rows.map((r) => outcomeKey(r.job_id, r.attempt)));
+  return new Map(rows.map((r) => [outcomeKey(r.job_id, r.attempt), r.status]));
 }

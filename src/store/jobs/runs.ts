@@ -1,8 +1,18 @@
 /**
- * The one form in which `ix_jobs.earlier_runs` stores a run that ended without ending its job
- * (migrations/0009_attempt_history.ts), written by the statements that end such runs: a retry
- * (complete.ts) and a hand-back (sweep.ts). hydrate.ts reads it back through RunSchema.
+ * A job's runs, for the statements that end them (a completion: complete.ts; a hand-back:
+ * sweep.ts): the budget that bounds them, and the one form in which `ix_jobs.earlier_runs`
+ * stores a run that ended without ending its job (migrations/0009_attempt_history.ts), which
+ * hydrate.ts reads back through RunSchema.
  */
+
+/**
+ * SQL: whether the run the job `job` (a table alias) is on is its last. A job runs at most its
+ * `max_attempts` (else the server's, `serverMaxAttempts`: IX_MAX_ATTEMPTS) times, and `attempts`
+ * counts the runs charged before this one; a failure of the last run ends the job. Null, read as
+ * false, when neither budget is set: retried forever.
+ */
+export const isLastAttempt = (job: string, serverMaxAttempts: string): string =>
+  `(${job}.attempts + 1 >= coalesce(${job}.max_attempts, ${serverMaxAttempts}))`;
 
 /** SQL for a timestamptz as the API prints timestamps: UTC, milliseconds (Date.toISOString()). */
 const isoText = (timestamp: string): string =>

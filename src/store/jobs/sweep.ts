@@ -5,7 +5,7 @@
 import type { Db } from '../db.js';
 import { jobNotifyPending } from '../notify.js';
 import { CANCELLED_ERROR } from './cancel.js';
-import { appendRun } from './runs.js';
+import { appendRun, isLastAttempt } from './runs.js';
 
 export interface SweepOptions {
   /** The clock, injected so tests need no sleeping; default: the database's now(). */
@@ -49,7 +49,8 @@ export interface SweepResult {
 const HAND_BACK = `
   charged AS (
     SELECT h.*, h.status = 'running' AND h.rescue AND c.cancel_requested_at IS NULL AS charge,
-      h.status = 'running' AND c.cancel_requested_at IS NOT NULL AS cancel
+      h.status = 'running' AND c.cancel_requested_at IS NOT NULL AS cancel,
+      coalesce(${isLastAttempt('c', 'h.max_attempts')}, false) AS last_attempt
     FROM held h JOIN ix_jobs c ON c.job_id = h.job_id
   ), moved AS (
     UPDATE ix_jobs j SET
@@ -66,11 +67,10 @@ const HAND_BACK = `
         retryAt: 'NULL::timestamptz',
       })} ELSE j.earlier_runs END,
       worker_id = NULL,
-      status = CASE WHEN h.cancel THEN 'cancelled'
-        WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN 'error' ELSE 'pending' END,
-      finished_at = CASE WHEN h.cancel OR (h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts)) THEN now() END,
+      status = CASE WHEN h.cancel THEN 'cancelled' WHEN h.charge AND h.last_attempt THEN 'error' ELSE 'pending' END,
+      finished_at = CASE WHEN h.cancel OR (h.charge AND h.last_attempt) THEN now() END,
       response = CASE WHEN h.cancel THEN jsonb_build_object('ix_id', j.ix_id, 'result', NULL, 'error', '${CANCELLED_ERROR}')
-        WHEN h.charge AND j.attempts + 1 >= coalesce(j.max_attempts, h.max_attempts) THEN jsonb_build_object(
+        WHEN h.charge AND h.last_attempt THEN jsonb_build_object(
         'ix_id', j.ix_id, 'result', NULL,
         'error', format('abandoned after %s attempts: the last one''s worker died or stalled', j.attempts + 1)) END
     FROM charged h
