@@ -76,6 +76,25 @@ describe('migrations', () => {
     await db.pool.query('DELETE FROM ix_jobs');
   });
 
+  it('version 9 down keeps a retried job, its attempts and last error, dropping only its earlier runs', async () => {
+    await migrateUp(db.pool);
+    const before = await catalog(db.pool);
+    await db.pool.query(
+      `INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input, attempts, last_error, earlier_runs)
+       VALUES (gen_random_uuid(), '00000000000000c9', 'acme', 'retried-1', '1', 1, 'HTTP 503',
+         '[{"attempt": 1, "outcome": "retry", "error": "HTTP 503"}]')`,
+    );
+    await migrateDown(db.pool, 8);
+    const { rows } = await db.pool.query('SELECT * FROM ix_jobs');
+    expect(rows).toEqual([
+      expect.objectContaining({ status: 'pending', attempts: 1, last_error: 'HTTP 503' }),
+    ]);
+    expect(rows[0]).not.toHaveProperty('earlier_runs');
+    await migrateUp(db.pool);
+    expect(await catalog(db.pool)).toEqual(before);
+    await db.pool.query('DELETE FROM ix_jobs');
+  });
+
   it('rejects an unknown target version with a message naming the range', async () => {
     await expect(migrateUp(db.pool, LATEST_VERSION + 1)).rejects.toThrow(
       `versions run from 0 to ${LATEST_VERSION}`,

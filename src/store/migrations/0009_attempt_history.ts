@@ -14,7 +14,8 @@ import type { Migration } from './types.js';
  *   null while there is none. Appended to, never rewritten, by the statement that ends the run,
  *   fenced like the rest of that statement.
  * Nullable without a default and not indexed: adding it rewrites no row, and claim and
- * completion stay HOT updates (0003_hot_updates.ts).
+ * completion stay HOT updates (0003_hot_updates.ts). Down drops the earlier runs alone: every job
+ * keeps its `attempts` and `last_error`.
  */
 export const attemptHistory: Migration = {
   version: 9,
