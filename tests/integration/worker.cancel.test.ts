@@ -119,6 +119,14 @@ describe('cancelling a running job', () => {
     const final = await jobGet(db.pool, job.job_id);
     expect(final).toMatchObject({ status: 'cancelled', response: { error: 'cancelled', result: null } });
     expect(final?.started_at).not.toBeNull();
+    expect(final?.attempt_history).toEqual([
+      expect.objectContaining({
+        attempt: 1,
+        outcome: 'cancelled',
+        error: 'cancelled',
+        worker_id: worker.workerId,
+      }),
+    ]);
     // Its callback is queued like any other outcome's.
     const { rows } = await db.pool.query('SELECT job_id FROM ix_callback_queue');
     expect(rows).toEqual([{ job_id: job.job_id }]);
@@ -176,6 +184,10 @@ describe('cancelling a running job', () => {
     expect(result.cancelled).toEqual([job.job_id]);
     const final = await jobGet(db.pool, job.job_id);
     expect(final).toMatchObject({ status: 'cancelled', attempts: 0, response: { error: 'cancelled' } });
+    // The run ended with its worker, not through it: the history says so.
+    expect(final?.attempt_history).toEqual([
+      expect.objectContaining({ attempt: 1, outcome: 'worker_lost', worker_id: WORKER }),
+    ]);
     expect(await leaseCount()).toBe(0);
     const { rows } = await db.pool.query('SELECT job_id FROM ix_callback_queue');
     expect(rows).toEqual([{ job_id: job.job_id }]);
