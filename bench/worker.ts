@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
-import { createPool, jobInsertMany, migrateUp, PendingNotifier } from '../src/store/index.js';
+import { createPool, jobInsertMany, migrateUp, Notifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
 import { ownCpuMicros, postgresCpuMicros } from './cpu.js';
 
@@ -80,7 +80,7 @@ async function main() {
 
   // A: enqueue N one at a time through jobInsertMany with ENQ_CONC concurrent callers, no worker running.
   // As the API does: commit the job, then wake workers through the coalescing notifier.
-  const notifier = new PendingNotifier(pool);
+  const notifier = Notifier.pending(pool);
   const wal0 = await walLsn();
   let next = 0;
   let t = performance.now();

@@ -35,6 +35,9 @@ export interface Config {
     deadlineSeconds: number;
     maxPendingSubmits: number;
     maxAttemptsCap: number;
+    maxWaitSeconds: number;
+    eventsHeartbeatSeconds: number;
+    watchPollIntervalMs: number;
   };
   worker: {
     concurrency: number;
@@ -107,6 +110,9 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       deadlineSeconds: read(api.deadlineSeconds),
       maxPendingSubmits: read(api.maxPendingSubmits),
       maxAttemptsCap: read(api.maxAttemptsCap),
+      maxWaitSeconds: read(api.maxWaitSeconds),
+      eventsHeartbeatSeconds: read(api.eventsHeartbeatSeconds),
+      watchPollIntervalMs: read(api.watchPollIntervalMs),
     },
     worker: {
       concurrency: read(worker.concurrency),

@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type pg from 'pg';
+import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
 import {
@@ -15,12 +16,13 @@ import {
   withClientWithin,
 } from '../store/index.js';
 import type { SubmitService } from '../submit/index.js';
-import { sleep } from '../time.js';
+import { type JobWatcher, waitForEnd } from '../watch/index.js';
 import { type Authenticator, type Caller, mayActFor } from './auth.js';
 import { ApiError } from './errors.js';
 import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
+  CorrelationWaitQuerySchema,
   ErrorSchema,
   errorResponses,
   HealthSchema,
@@ -29,7 +31,9 @@ import {
   jsonResponse,
   ReadySchema,
   SubmitBodySchema,
+  WaitQuerySchema,
 } from './schemas.js';
+import { streamJobEvents, waitedJob } from './watching.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -42,13 +46,12 @@ export interface RouteDeps {
   config: Config;
   authenticator: Authenticator;
   submissions: SubmitService;
+  /** Feeds every answer that waits for a job to change. */
+  watcher: JobWatcher;
 }
 
 /** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
 const READY_TIMEOUT_MS = 2_000;
-
-/** How often a cancel request looks again whether the running job's worker has ended it. */
-const CANCEL_POLL_MS = 50;
 
 function logJob(request: FastifyRequest, job: Job): void {
   addLogContext(request, { job_id: job.job_id, ix_id: job.ix_id });
@@ -59,7 +62,8 @@ function jobNotFound(what: string): ApiError {
 }
 
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
-  const { pool, config, authenticator, submissions } = deps;
+  const { pool, config, authenticator, submissions, watcher } = deps;
+  const { maxWaitSeconds, eventsHeartbeatSeconds } = config.api;
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
   const deadlineMs = config.api.deadlineSeconds * 1000;
 
@@ -72,12 +76,9 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
   async function cancel(jobId: string): Promise<{ status: 200 | 202; job: Job }> {
     const started = Date.now();
     const left = () => Math.max(1, started + deadlineMs - Date.now());
-    let job = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
-    while (job?.status === 'running' && Date.now() - started < deadlineMs / 2) {
-      await sleep(CANCEL_POLL_MS);
-      job = await withClientWithin(pool, left(), (db) => jobGet(db, jobId));
-    }
-    if (!job) throw jobNotFound(jobId);
+    const asked = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
+    if (!asked) throw jobNotFound(jobId);
+    const job = asked.status === 'running' ? await waitForEnd(watcher, asked, deadlineMs / 2) : asked;
     unlessFinished(job);
     return { status: job.status === 'running' ? 202 : 200, job };
   }
@@ -134,12 +135,16 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           summary: 'Submit a job (idempotent on request.ix_client_id + request.request_id)',
           security,
           body: SubmitBodySchema,
+          querystring: WaitQuerySchema,
           response: {
             200: jsonResponse(
-              'An identical replay: the job first submitted under this ix_client_id and request_id, unchanged; Location: /jobs/{job_id}',
+              'An identical replay: the job first submitted under this ix_client_id and request_id, as it stands (finished, with ?wait, if it finished within the wait); Location: /jobs/{job_id}',
               JobSchema,
             ),
-            201: jsonResponse('The new job; Location: /jobs/{job_id}', JobSchema),
+            201: jsonResponse(
+              'The new job (finished, with ?wait, if it finished within the wait); Location: /jobs/{job_id}',
+              JobSchema,
+            ),
             ...errorResponses(400, ...unauthorized, ...forbidden, 405, 409, 413, 415, 503),
           },
         },
@@ -160,10 +165,13 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           throw error;
         });
         logJob(request, job);
+        const answer = await waitedJob(watcher, reply, job, request.query.wait, maxWaitSeconds, () =>
+          withClientWithin(pool, deadlineMs, (db) => jobGet(db, job.job_id)),
+        );
         return reply
           .code(created ? 201 : 200)
           .header('location', `/jobs/${job.job_id}`)
-          .send(job);
+          .send(answer);
       },
     );
 
@@ -172,16 +180,50 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       {
         schema: {
           operationId: 'getJob',
-          summary: 'A job by its id',
+          summary: 'A job by its id; with ?wait, once it has finished (a long-poll)',
           security,
           params: JobParamsSchema,
+          querystring: WaitQuerySchema,
           response: {
-            200: jsonResponse('The job', JobSchema),
+            200: jsonResponse(
+              'The job (with ?wait: finished, or as it stands when the wait ran out)',
+              JobSchema,
+            ),
             ...errorResponses(400, ...unauthorized, 404, 405, 503),
           },
         },
       },
-      async (request) => ownJob(request, request.params.job_id),
+      async (request, reply) => {
+        const job = await ownJob(request, request.params.job_id);
+        return waitedJob(watcher, reply, job, request.query.wait, maxWaitSeconds, () =>
+          withClientWithin(pool, deadlineMs, (db) => jobGet(db, job.job_id)),
+        );
+      },
+    );
+
+    app.get(
+      '/jobs/:job_id/events',
+      {
+        schema: {
+          operationId: 'streamJobEvents',
+          summary: 'The job’s changes as server-sent events, until it has finished',
+          description:
+            'Each event is the whole Job as it stands after a change; its `event` is the new status, or `progress` for a progress report within a run, and its `id` grows with every change. The stream starts with the job as it stands and closes after the final event (done, error or cancelled). Reconnect with `Last-Event-ID` to resume: only a state newer than that one is sent, never one twice. A comment line every IX_EVENTS_HEARTBEAT_SECONDS keeps proxies from closing it.',
+          security,
+          params: JobParamsSchema,
+          response: {
+            200: {
+              description: 'A text/event-stream of the job’s events',
+              content: { 'text/event-stream': { schema: z.string() } },
+            },
+            ...errorResponses(400, ...unauthorized, 404, 405, 503),
+          },
+        },
+      },
+      async (request, reply) => {
+        const job = await ownJob(request, request.params.job_id);
+        streamJobEvents(watcher, request, reply, job, eventsHeartbeatSeconds);
+      },
     );
 
     const cancelResponses = {
@@ -235,16 +277,26 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       {
         schema: {
           operationId: 'getJobByCorrelation',
-          summary: 'A job by its correlation: the client id and the client’s own request id',
+          summary:
+            'A job by its correlation: the client id and the client’s own request id; with ?wait, once it has finished',
           security,
-          querystring: CorrelationQuerySchema,
+          querystring: CorrelationWaitQuerySchema,
           response: {
-            200: jsonResponse('The job submitted under this client_id and request_id', JobSchema),
+            200: jsonResponse(
+              'The job submitted under this client_id and request_id (with ?wait: finished, or as it stands when the wait ran out)',
+              JobSchema,
+            ),
             ...errorResponses(400, ...unauthorized, 404, 405, 503),
           },
         },
       },
-      async (request) => ownJobByCorrelation(request, request.query.client_id, request.query.request_id),
+      async (request, reply) => {
+        const { client_id: clientId, request_id: requestId, wait } = request.query;
+        const job = await ownJobByCorrelation(request, clientId, requestId);
+        return waitedJob(watcher, reply, job, wait, maxWaitSeconds, () =>
+          withClientWithin(pool, deadlineMs, (db) => jobGet(db, job.job_id)),
+        );
+      },
     );
   });
 }

@@ -4,10 +4,20 @@ import { ClientIdSchema, JobSchema, RequestIdSchema, SubmitBodySchema } from '..
 
 export const JobParamsSchema = z.object({ job_id: z.uuid() });
 
+/** `?wait=`: hold the answer until the job has finished, for at most this many seconds. */
+const wait = z.coerce.number().min(0).optional().meta({
+  description:
+    'Seconds to wait for the job to finish before answering (cut to IX_MAX_WAIT_SECONDS); the answer is the job as it stands then, finished or not',
+});
+
+export const WaitQuerySchema = z.object({ wait });
+
 export const CorrelationQuerySchema = z.object({
   client_id: ClientIdSchema,
   request_id: RequestIdSchema,
 });
+
+export const CorrelationWaitQuerySchema = CorrelationQuerySchema.extend({ wait });
 
 export const ErrorSchema = z
   .object({

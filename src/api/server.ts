@@ -9,29 +9,23 @@ import { jsonTextProblems } from '../contracts/index.js';
 import type { Logger } from '../log.js';
 import { SubmitService } from '../submit/index.js';
 import { version } from '../version.js';
+import { JobWatcher } from '../watch/index.js';
 import { assertSafeExposure, createAuthenticator } from './auth.js';
 import { installErrorHandling, invalidFields } from './errors.js';
 import { IxLogController } from './logging.js';
 import { registerOpenApi } from './openapi.js';
 import { registerHealthRoutes, registerJobRoutes } from './routes.js';
+import { HTTP_TIMEOUTS } from './timeouts.js';
+
+export { HTTP_TIMEOUTS } from './timeouts.js';
 
 export interface ApiDeps {
   pool: pg.Pool;
+  /** For the one LISTEN connection that feeds every waiter (src/watch/), outside the pool. */
+  connectionString: string;
   config: Config;
   logger: Logger;
 }
-
-// Explicit HTTP timeouts, so a slow or stuck client cannot hold a socket forever. A whole request
-// (headers and body) gets 30 s, the headers alone 10 s; an idle keep-alive socket stays 72 s, just
-// above the 60 s idle timeout of common load balancers, so the balancer closes first and never
-// sends on a socket ix is closing.
-export const HTTP_TIMEOUTS = {
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 72_000,
-  /** A socket with no traffic at all for this long is dropped. */
-  connectionTimeoutMs: 120_000,
-} as const;
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -97,15 +91,24 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const submissions = SubmitService.fromConfig(pool, config, (error) =>
     logger.warn({ err: error }, 'could not notify workers; they will poll'),
   );
+  // Connects in the background: a database that is down must not keep the API from starting.
+  const watcher = new JobWatcher({
+    pool,
+    connectionString: deps.connectionString,
+    logger: logger.child({ component: 'watch' }),
+    pollIntervalMs: config.api.watchPollIntervalMs,
+  });
+  void watcher.start();
   // Submissions and their wake-ups finish before the pool they use can be ended.
   app.addHook('onClose', async () => {
-    await submissions.settled();
+    await Promise.all([submissions.settled(), watcher.close()]);
   });
   await registerJobRoutes(app, {
     pool,
     config,
     authenticator: createAuthenticator(config.api.apiKeys),
     submissions,
+    watcher,
   });
   await app.ready();
   return app;

@@ -69,9 +69,9 @@ async function configuredDatabase(
   return { pool, url, description: withoutPassword(url) };
 }
 
-async function listen(config: Config, pool: pg.Pool, logger: Logger) {
+async function listen(config: Config, database: Database, logger: Logger) {
   try {
-    return await startApi({ pool, config, logger });
+    return await startApi({ pool: database.pool, connectionString: database.url, config, logger });
   } catch (error) {
     if ((error as { code?: string }).code === 'EADDRINUSE') {
       throw new ConfigError('IX_PORT', `${config.api.host}:${config.api.port} is already in use`);
@@ -108,7 +108,7 @@ async function serve(command: 'start' | 'api', args: string[]): Promise<void> {
       teardown.add('stopping the worker', () => parts.stop());
     }
     // Listening last, so it is closed first: no job is accepted once the worker is stopping.
-    const api = await listen(config, database.pool, logger);
+    const api = await listen(config, database, logger);
     teardown.add('closing the API', () => api.close());
 
     logger.info({ address: api.address, database: withoutPassword(database.url) }, 'ix listening');

@@ -110,6 +110,27 @@ export const SETTINGS = {
       max: 1_000,
       doc: 'The largest `max_attempts` a submission may ask for (400 above).',
     }),
+    maxWaitSeconds: integerSetting({
+      name: 'IX_MAX_WAIT_SECONDS',
+      default: 60,
+      min: 1,
+      max: 3_600,
+      doc: 'Longest a `wait` (long-poll, or POST /jobs?wait) holds a request; a larger `wait` is cut to it.',
+    }),
+    eventsHeartbeatSeconds: integerSetting({
+      name: 'IX_EVENTS_HEARTBEAT_SECONDS',
+      default: 15,
+      min: 1,
+      max: 300,
+      doc: 'A job event stream sends a comment this often, so proxies do not close it as idle.',
+    }),
+    watchPollIntervalMs: integerSetting({
+      name: 'IX_WATCH_POLL_INTERVAL_MS',
+      default: 1_000,
+      min: 10,
+      max: 60_000,
+      doc: 'When job change notifications do not arrive (a transaction pooler), one shared poll serves every waiter this often.',
+    }),
   },
   worker: {
     concurrency: integerSetting({

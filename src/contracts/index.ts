@@ -24,6 +24,8 @@ export const LIMITS = {
   callbackUrl: 2_048,
   /** How far ahead `delay_seconds` may schedule a job: ten years. */
   delaySeconds: 315_360_000,
+  progressStage: 100,
+  progressMessage: 1_000,
 } as const;
 
 export const ClientIdSchema = z.string().min(1).max(LIMITS.clientId);
@@ -105,6 +107,25 @@ export const RunSchema = z
   .meta({ id: 'Run' });
 export type Run = z.infer<typeof RunSchema>;
 
+/** What a pipeline reports of a run while it works (`ctx.progress`). */
+export const ProgressReportSchema = z.strictObject({
+  percent: z.number().min(0).max(100).nullish().meta({ description: 'How far along, 0 to 100' }),
+  stage: z.string().max(LIMITS.progressStage).nullish().meta({ description: 'Which step it is on' }),
+  message: z.string().max(LIMITS.progressMessage).nullish(),
+});
+export type ProgressReport = z.infer<typeof ProgressReportSchema>;
+
+/** A running job's latest progress, as stored (at most about once a second per job). */
+export const ProgressSchema = z
+  .strictObject({
+    percent: z.number().min(0).max(100).nullable(),
+    stage: z.string().nullable(),
+    message: z.string().nullable(),
+    updated_at: timestamp,
+  })
+  .meta({ id: 'Progress' });
+export type Progress = z.infer<typeof ProgressSchema>;
+
 export const JobSchema = z
   .strictObject({
     job_id: z.uuid(),
@@ -133,6 +154,9 @@ export const JobSchema = z
     }),
     last_error: z.string().nullable().meta({
       description: 'The error of the last run that was retried; null if none was',
+    }),
+    progress: ProgressSchema.nullable().meta({
+      description: 'What the pipeline last reported of the run in flight (or the last run); null if nothing',
     }),
     attempt_history: z.array(RunSchema).meta({
       description:

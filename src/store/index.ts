@@ -61,7 +61,8 @@ export {
   jobInsertMany,
   type Submission,
 } from './jobs/insert.js';
-export { jobGet, jobGetByCorrelation } from './jobs/read.js';
+export { jobProgressMany, type ProgressUpdate } from './jobs/progress.js';
+export { jobGet, jobGetByCorrelation, jobGetMany } from './jobs/read.js';
 export {
   type Held,
   jobReleaseMany,
@@ -69,6 +70,14 @@ export {
   type SweepOptions,
   type SweepResult,
 } from './jobs/sweep.js';
+export { type ChannelHandlers, Listener } from './listener.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
-export { CANCEL_CHANNEL, jobNotifyPending, PENDING_CHANNEL, PendingNotifier } from './notify.js';
+export {
+  CANCEL_CHANNEL,
+  CHANGED_CHANNEL,
+  jobNotifyChanged,
+  jobNotifyPending,
+  Notifier,
+  PENDING_CHANNEL,
+} from './notify.js';
 export { workerHeartbeat, workerPruneStale, workerRemove } from './workers.js';

@@ -15,29 +15,67 @@ export const PENDING_CHANNEL = 'ix_job_pending';
  */
 export const CANCEL_CHANNEL = 'ix_job_cancel';
 
+/**
+ * The channel job changes are told on, its payload the ids of the jobs that changed, comma
+ * separated: started, progressed, retried, handed back, ended. API processes LISTEN on it to
+ * answer long-polls and event streams the moment a job changes (src/watch/). Sent after the
+ * commit that made the change, never inside its transaction (see above), so a lost notification
+ * costs a waiter latency (its watcher's shared poll makes it up), never a change.
+ */
+export const CHANGED_CHANNEL = 'ix_job_changed';
+
+/** pg_notify's payload holds at most 8,000 bytes: 200 ids of 36 characters and a comma. */
+const IDS_PER_NOTIFICATION = 200;
+
 export async function jobNotifyPending(db: Db): Promise<void> {
   await db.query("SELECT pg_notify($1, '')", [PENDING_CHANNEL]);
 }
 
+/** Tells CHANGED_CHANNEL's listeners that these jobs changed, in one statement. */
+export async function jobNotifyChanged(db: Db, jobIds: readonly string[]): Promise<void> {
+  if (jobIds.length === 0) return;
+  const payloads: string[] = [];
+  for (let i = 0; i < jobIds.length; i += IDS_PER_NOTIFICATION)
+    payloads.push(jobIds.slice(i, i + IDS_PER_NOTIFICATION).join(','));
+  await db.query('SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload', [
+    CHANGED_CHANNEL,
+    payloads,
+  ]);
+}
+
 /**
- * Wakes idle workers after jobs were committed, coalescing: at most one NOTIFY is in flight per
- * process, and every call made meanwhile is covered by one more afterwards.
+ * Sends notifications after commits, coalescing: at most one is in flight per notifier, and every
+ * call made meanwhile is covered by one more afterwards, carrying all the job ids asked for since.
+ * Wakes idle workers (`pending`) or tells watchers which jobs changed (`changed`).
  */
-export class PendingNotifier {
+export class Notifier {
   private inFlight: Promise<void> | null = null;
   private again = false;
+  private jobIds: string[] = [];
 
-  constructor(
-    private readonly pool: Pick<Db, 'query'>,
-    private readonly onError: (error: unknown) => void = () => {},
+  private constructor(
+    private readonly pool: Db,
+    private readonly send: (db: Db, jobIds: readonly string[]) => Promise<void>,
+    private readonly onError: (error: unknown) => void,
   ) {}
 
-  notify(): void {
+  /** Wakes idle workers: jobs became pending. */
+  static pending(pool: Db, onError: (error: unknown) => void = () => {}): Notifier {
+    return new Notifier(pool, (db) => jobNotifyPending(db), onError);
+  }
+
+  /** Tells watchers which jobs changed. */
+  static changed(pool: Db, onError: (error: unknown) => void = () => {}): Notifier {
+    return new Notifier(pool, (db, jobIds) => jobNotifyChanged(db, jobIds), onError);
+  }
+
+  notify(jobIds: readonly string[] = []): void {
+    for (const id of jobIds) this.jobIds.push(id);
     if (this.inFlight) {
       this.again = true;
       return;
     }
-    this.inFlight = this.send();
+    this.inFlight = this.loop();
   }
 
   /** Resolves once every notification asked for so far has been sent. */
@@ -45,11 +83,13 @@ export class PendingNotifier {
     while (this.inFlight) await this.inFlight;
   }
 
-  private async send(): Promise<void> {
+  private async loop(): Promise<void> {
     do {
       this.again = false;
+      const jobIds = this.jobIds;
+      this.jobIds = [];
       try {
-        await jobNotifyPending(this.pool);
+        await this.send(this.pool, jobIds);
       } catch (error) {
         this.onError(error);
       }

@@ -4,7 +4,7 @@ import {
   type InsertResult,
   isDatabaseUnavailable,
   jobInsertMany,
-  PendingNotifier,
+  Notifier,
   type Submission,
   withClientWithin,
 } from '../store/index.js';
@@ -57,7 +57,7 @@ export class SubmitBatcher {
   private readonly maxPending: number;
   private readonly maxInFlight: number;
   private readonly maxBatch: number;
-  private readonly notifier: PendingNotifier;
+  private readonly notifier: Notifier;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -70,7 +70,7 @@ export class SubmitBatcher {
     // "Costs measured on the hot path").
     this.maxInFlight = options.maxInFlight ?? 1;
     this.maxBatch = options.maxBatch ?? 500;
-    this.notifier = new PendingNotifier(pool, options.onNotifyError);
+    this.notifier = Notifier.pending(pool, options.onNotifyError);
   }
 
   submit(submission: Submission): Promise<InsertResult> {

@@ -9,7 +9,9 @@
  *   and so does a run that outlives IX_PIPELINE_REQUEST_TIMEOUT_SECONDS.
  */
 import type { Logger } from 'pino';
-import type { JsonValue, RequestIX } from '../contracts/index.js';
+import type { JsonValue, ProgressReport, RequestIX } from '../contracts/index.js';
+
+export type { ProgressReport } from '../contracts/index.js';
 
 export interface PipelineContext {
   /** Aborted when the job times out or the worker shuts down; long work should listen. */
@@ -20,6 +22,12 @@ export interface PipelineContext {
   attempt: number;
   /** Bound to `ix_id` and `job_id`. */
   logger: Logger;
+  /**
+   * Reports how far the run has come: `{ percent?: 0–100, stage?, message? }`, shown in
+   * `GET /jobs/{id}` and the job's event stream. Call it as often as you like: the latest report
+   * is stored about once a second. A malformed report is logged and ignored.
+   */
+  progress(report: ProgressReport): void;
 }
 
 export type PipelineResult =

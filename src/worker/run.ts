@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Job, ResponseIX } from '../contracts/index.js';
+import type { Job, ProgressReport, ResponseIX } from '../contracts/index.js';
 import { withTimeout } from '../time.js';
 import type { Pipeline, RetryableError } from './pipeline.js';
 
@@ -42,6 +42,8 @@ export interface RunOptions {
   abort: JobAbort;
   /** Builds the job's logger (bound to ix_id and job_id) if the pipeline or a failure needs one. */
   logger: () => Logger;
+  /** Takes what the pipeline reports of its progress; absent: reports are dropped. */
+  progress?: (report: ProgressReport) => void;
 }
 
 /** A run's response, and whether its failure is worth another run. */
@@ -86,6 +88,9 @@ export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOpti
     get logger(): Logger {
       logger ??= options.logger();
       return logger;
+    },
+    progress(report: ProgressReport): void {
+      options.progress?.(report);
     },
   };
   try {

@@ -18,6 +18,8 @@ export interface StarterOptions {
   drop(claim: Claim): void;
   /** Whether a claim's pipeline is still running: one that has finished needs no mark. */
   isRunning(claim: Claim): boolean;
+  /** After each statement: the jobs it marked started. */
+  onStarted(jobIds: readonly string[]): void;
 }
 
 /** Runs `work` on the next turn of the event loop, so whatever is queued in this one shares it. */
@@ -83,6 +85,7 @@ export class Starter {
       try {
         const startedAt = await jobStartMany(this.options.pool, this.options.workerId, batch);
         for (const claim of batch) if (startedAt.has(claim.job.job_id)) claim.marked = true;
+        this.options.onStarted([...startedAt.keys()]);
       } catch (error) {
         this.options.logger.warn(
           { err: error, jobs: batch.length },
@@ -110,6 +113,7 @@ export class Starter {
         continue;
       }
       backoff.reset();
+      this.options.onStarted([...startedAt.keys()]);
       const batch = this.writing;
       this.writing = [];
       for (const claim of batch) {

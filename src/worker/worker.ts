@@ -8,6 +8,8 @@ import {
   CANCELLED_ERROR,
   jobClaimMany,
   jobNextReadyInMs,
+  Listener,
+  Notifier,
   PENDING_CHANNEL,
 } from '../store/index.js';
 import { settlesWithin } from '../time.js';
@@ -15,9 +17,9 @@ import { type Claim, newClaim, startsAlone, startsCarefully } from './claim.js';
 import { Completer, type Finished } from './completer.js';
 import { handBack } from './hand-back.js';
 import { Heartbeat } from './heartbeat.js';
-import { Listener } from './listener.js';
 import { finishedRun } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
+import { ProgressRecorder } from './progress.js';
 import { JobAbort, runPipeline } from './run.js';
 import { Starter } from './starter.js';
 import { Sweeper } from './sweeper.js';
@@ -64,6 +66,9 @@ export class Worker {
   private readonly claimLoop: Loop;
   private readonly heartbeat: Heartbeat;
   private readonly starter: Starter;
+  private readonly progress: ProgressRecorder;
+  /** Tells API processes (src/watch/) which jobs started, progressed or ended. */
+  private readonly changes: Notifier;
   private stopping: Promise<void> | null = null;
 
   constructor(private readonly options: WorkerOptions) {
@@ -88,10 +93,20 @@ export class Worker {
       logger: this.logger,
       onSettled: (applied, dropped) => this.settled(applied, dropped),
     });
+    this.changes = Notifier.changed(options.pool, (error) =>
+      this.logger.warn({ err: error }, 'could not tell watchers of job changes; they will poll'),
+    );
+    this.progress = new ProgressRecorder({
+      pool: options.pool,
+      logger: this.logger,
+      isRunning: (claim) => this.running.has(claim),
+      onRecorded: (jobIds) => this.changes.notify(jobIds),
+    });
     this.starter = new Starter({
       pool: options.pool,
       workerId: this.workerId,
       logger: this.logger,
+      onStarted: (jobIds) => this.changes.notify(jobIds),
       run: (claim) => this.run(claim),
       drop: (claim) => {
         this.forget(claim);
@@ -132,6 +147,7 @@ export class Worker {
     await this.heartbeat.register();
     this.heartbeat.start();
     this.sweeper.start();
+    this.progress.start();
     await this.listener.start();
     this.logger.info(
       { concurrency: this.config.concurrency, prefetch: this.config.prefetch },
@@ -222,12 +238,16 @@ export class Worker {
       startNow,
       maxInputBytes: budget,
     });
+    const started: string[] = [];
     for (const claim of claimed.map(newClaim)) {
       this.held.add(claim);
       this.heldBytes += claim.inputBytes;
-      if (claim.marked) this.run(claim);
-      else this.buffer.push(claim);
+      if (claim.marked) {
+        started.push(claim.job.job_id);
+        this.run(claim);
+      } else this.buffer.push(claim);
     }
+    this.changes.notify(started);
     this.startBuffered();
     return claimed.length;
   }
@@ -272,6 +292,7 @@ export class Worker {
       timeoutSeconds: this.config.requestTimeoutSeconds,
       abort: claim.abort,
       logger: jobLogger,
+      progress: (report) => this.progress.report(claim, report),
     });
     // Handed back at shutdown: its outcome no longer belongs to this worker.
     if (!this.held.has(claim)) return;
@@ -279,6 +300,7 @@ export class Worker {
   }
 
   private settled(applied: readonly Finished[], dropped: readonly Finished[]): void {
+    this.changes.notify(applied.map(({ claim }) => claim.job.job_id));
     let callbacksDue = false;
     for (const { claim } of applied) {
       if (claim.job.callback_url) callbacksDue = true;
@@ -339,6 +361,7 @@ export class Worker {
       await settlesWithin(Promise.all(this.running.values()), ABORT_WAIT_MS);
     }
     await this.completer.drain(Math.max(graceEnds, Date.now()) + RECORD_WAIT_MS);
+    await settlesWithin(Promise.all([this.progress.stop(), this.changes.settled()]), RECORD_WAIT_MS);
     await this.heartbeat.stop(RECORD_WAIT_MS);
     this.logger.info('worker stopped');
   }

@@ -22,7 +22,7 @@ let client: IxClient;
 
 beforeAll(async () => {
   const config = loadConfig({ IX_HOST: '127.0.0.1', IX_PORT: '0', IX_API_KEYS: `acme=${KEY}` });
-  api = await startApi({ pool: db.pool, config, logger: captureLogs().logger });
+  api = await startApi({ pool: db.pool, connectionString: db.url, config, logger: captureLogs().logger });
   client = new IxClient({ baseUrl: api.address, apiKey: KEY, timeoutMs: 5_000 });
 });
 afterAll(async () => {
@@ -105,6 +105,7 @@ describe('ix API over HTTP', () => {
     const hangingPool = createPool(`postgres://postgres@127.0.0.1:${port}/none`, { max: 1 });
     const server = await startApi({
       pool: hangingPool,
+      connectionString: `postgres://postgres@127.0.0.1:${port}/none`,
       config: loadConfig({ IX_PORT: '0' }),
       logger: captureLogs().logger,
     });
@@ -135,7 +136,12 @@ describe('ix API over HTTP', () => {
 
   it('closes gracefully: an idle keep-alive connection does not hold close open', async () => {
     const config = loadConfig({ IX_PORT: '0' });
-    const second = await startApi({ pool: db.pool, config, logger: captureLogs().logger });
+    const second = await startApi({
+      pool: db.pool,
+      connectionString: db.url,
+      config,
+      logger: captureLogs().logger,
+    });
     await fetch(`${second.address}/healthz`);
     const started = Date.now();
     await second.close();

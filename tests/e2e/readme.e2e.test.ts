@@ -125,6 +125,7 @@ describe('README pipeline example', () => {
       job_id: '00000000-0000-4000-8000-000000000000',
       attempt: 0,
       logger: silentLogger,
+      progress: () => {},
     };
     const request = { ix_client_id: 'demo', request_id: 'r', input: { text: 'hello, ix and friends' } };
     expect(await pipeline(request, ctx)).toEqual({ result: { words: 4 } });

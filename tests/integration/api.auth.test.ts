@@ -130,7 +130,12 @@ describe('isolation between clients', () => {
 describe('exposure', () => {
   it('refuses to build on a non-loopback host without keys, naming IX_API_KEYS', async () => {
     const config = loadConfig({ IX_HOST: '0.0.0.0' });
-    const attempt = buildApi({ pool: db.pool, config, logger: captureLogs().logger });
+    const attempt = buildApi({
+      pool: db.pool,
+      connectionString: db.url,
+      config,
+      logger: captureLogs().logger,
+    });
     await expect(attempt).rejects.toBeInstanceOf(ConfigError);
     await expect(attempt).rejects.toThrow(/IX_API_KEYS/);
   });
@@ -141,7 +146,12 @@ describe('exposure', () => {
       { IX_HOST: '::1' },
       { IX_HOST: 'localhost' },
     ]) {
-      const built = await buildApi({ pool: db.pool, config: loadConfig(env), logger: captureLogs().logger });
+      const built = await buildApi({
+        pool: db.pool,
+        connectionString: db.url,
+        config: loadConfig(env),
+        logger: captureLogs().logger,
+      });
       await built.close();
     }
   });

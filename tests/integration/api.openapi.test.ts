@@ -18,6 +18,7 @@ import { createPool } from '../../src/store/index.js';
 import { buildTestApi, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
+import { finishedJobs } from '../support/jobs.js';
 
 const KEY_A = 'key-of-client-a-0123456789';
 const KEYS_ENV = { IX_API_KEYS: `client-a=${KEY_A},client-b=key-of-client-b-9876543210` };
@@ -135,6 +136,7 @@ describe('the OpenAPI document', () => {
       'POST /jobs': 'submitJob',
       'GET /jobs': 'getJobByCorrelation',
       'GET /jobs/{job_id}': 'getJob',
+      'GET /jobs/{job_id}/events': 'streamJobEvents',
       'POST /jobs/{job_id}/cancel': 'cancelJob',
       'POST /jobs/cancel': 'cancelJobByCorrelation',
       'GET /healthz': 'checkHealth',
@@ -150,6 +152,7 @@ describe('the OpenAPI document', () => {
         'CallbackAttempt',
         'Error',
         'Job',
+        'Progress',
         'RequestIX',
         'ResponseIX',
         'Run',
@@ -195,6 +198,7 @@ describe('the OpenAPI document', () => {
       'submitJob',
       'getJob',
       'getJobByCorrelation',
+      'streamJobEvents',
       'cancelJob',
       'cancelJobByCorrelation',
     ]) {
@@ -322,6 +326,40 @@ const ANSWERS: Answer[] = [
   { operationId: 'getJob', status: 404, app: 'open', send: get({ url: `/jobs/${randomUUID()}` }) },
   { operationId: 'getJob', status: 405, app: 'open', send: otherMethod('POST', `/jobs/${randomUUID()}`) },
   { operationId: 'getJob', status: 503, app: 'down', send: get({ url: `/jobs/${randomUUID()}` }) },
+
+  {
+    // A finished job's stream: its one event, then the end.
+    operationId: 'streamJobEvents',
+    status: 200,
+    app: 'open',
+    send: async (a) =>
+      get({ url: `/jobs/${(await finishedJobs(db.pool, null, ['done']))[0]!.job_id}/events` })(a),
+  },
+  { operationId: 'streamJobEvents', status: 400, app: 'open', send: get({ url: '/jobs/not-a-uuid/events' }) },
+  {
+    operationId: 'streamJobEvents',
+    status: 401,
+    app: 'keyed',
+    send: get({ url: `/jobs/${randomUUID()}/events` }),
+  },
+  {
+    operationId: 'streamJobEvents',
+    status: 404,
+    app: 'open',
+    send: get({ url: `/jobs/${randomUUID()}/events` }),
+  },
+  {
+    operationId: 'streamJobEvents',
+    status: 405,
+    app: 'open',
+    send: otherMethod('POST', `/jobs/${randomUUID()}/events`),
+  },
+  {
+    operationId: 'streamJobEvents',
+    status: 503,
+    app: 'down',
+    send: get({ url: `/jobs/${randomUUID()}/events` }),
+  },
 
   {
     operationId: 'getJobByCorrelation',

@@ -16,6 +16,7 @@ const ctx = () => ({
   job_id: '00000000-0000-7000-8000-000000000001',
   attempt: 0,
   logger: silentLogger,
+  progress: () => {},
 });
 
 beforeAll(async () => {

@@ -15,8 +15,8 @@ import {
   jobReleaseMany,
   jobStartMany,
   jobSweepOrphans,
+  Notifier,
   outcomeKey,
-  PendingNotifier,
   withTransaction,
   workerHeartbeat,
   workerPruneStale,
@@ -168,7 +168,7 @@ describe('jobInsertMany', () => {
       seen += 1;
     });
     await listener.query('LISTEN ix_job_pending');
-    const notifier = new PendingNotifier(db.pool);
+    const notifier = Notifier.pending(db.pool);
     for (let i = 0; i < 100; i++) await insertPending(db.pool, makeRequest(), null);
     for (let i = 0; i < 100; i++) notifier.notify();
     await notifier.settled();

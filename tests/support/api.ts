@@ -12,7 +12,9 @@ export async function buildTestApi(
   env: Record<string, string> = {},
   logs: CapturedLogs = captureLogs(),
 ): Promise<FastifyInstance> {
-  return buildApi({ pool, config: loadConfig(env), logger: logs.logger });
+  // The test pools are made from a URL, which the API's LISTEN connection reuses.
+  const connectionString = pool.options.connectionString ?? '';
+  return buildApi({ pool, connectionString, config: loadConfig(env), logger: logs.logger });
 }
 
 export async function countJobs(pool: pg.Pool): Promise<number> {

@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { Job } from '../../contracts/index.js';
 import { inTransaction } from '../db.js';
-import { CANCEL_CHANNEL } from '../notify.js';
+import { CANCEL_CHANNEL, CHANGED_CHANNEL } from '../notify.js';
 import { hydrate, JOB_COLUMNS, type JobRow } from './hydrate.js';
 
 /** A job that cannot be cancelled: it had ended (`done` or `error`) before. */
@@ -71,7 +71,7 @@ async function cancelInTransaction(db: pg.ClientBase, jobId: string): Promise<Jo
   if (status === 'running') await db.query(REQUEST_SQL, [jobId]);
   // A pending job too: a worker that holds its claim unstarted lets it go at once.
   if (status === 'pending' || status === 'running')
-    await db.query('SELECT pg_notify($1, $2)', [CANCEL_CHANNEL, jobId]);
+    await db.query('SELECT pg_notify($1, $3), pg_notify($2, $3)', [CANCEL_CHANNEL, CHANGED_CHANNEL, jobId]);
   const { rows } = await db.query<JobRow>(READ_SQL, [jobId]);
   return unlessFinished(hydrate(rows[0]!));
 }

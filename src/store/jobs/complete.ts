@@ -39,7 +39,7 @@ export const outcomeKey = (jobId: string, attempt: number): string => `${jobId}/
 // and every way back to the queue deletes it and moves the attempt or the epoch on.
 // A retry is a way back: `attempts + 1` (the run is charged), the job `pending` again with the
 // error in `last_error` (only a terminal job has a `response`: migrations/0001_jobs.ts), the run
-// moved into `earlier_runs` (migrations/0009_attempt_history.ts), and a queue row that is ready
+// moved into `earlier_runs` (migrations/0009_attempt_history.ts), its progress cleared, and a queue row that is ready
 // `retry_in` seconds from now. A `retry` of the job's last attempt ($3: the server's budget)
 // ends it `error` instead. A job never marked started gets the run's start and its worker ($2:
 // only the claimer can record an outcome) from the outcome.
@@ -61,6 +61,7 @@ const COMPLETE_SQL = `
       attempts = j.attempts + CASE WHEN ${RETRYING} THEN 1 ELSE 0 END,
       run_after = CASE WHEN ${RETRYING} THEN now() + make_interval(secs => o.retry_in) END,
       last_error = CASE WHEN ${RETRYING} THEN o.response ->> 'error' ELSE j.last_error END,
+      progress = CASE WHEN ${RETRYING} THEN NULL ELSE j.progress END,
       earlier_runs = CASE WHEN ${RETRYING} THEN ${appendRun('j.earlier_runs', {
         attempt: 'j.attempts + 1',
         workerId: RUN_WORKER_ID,

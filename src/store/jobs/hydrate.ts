@@ -13,6 +13,7 @@ import {
   type Job,
   type JobStatus,
   type JsonValue,
+  ProgressSchema,
   ResponseIXSchema,
   type Run,
   type RunOutcome,
@@ -31,7 +32,7 @@ export class CorruptJobError extends Error {
 
 export const JOB_COLUMNS = `job_id, ix_id, client_id, request_id, created_at, callback_url, input, status, attempts,
   started_at, finished_at, callback_status, response, callback_attempts, max_attempts, run_after, last_error,
-  worker_id, earlier_runs`;
+  worker_id, earlier_runs, progress`;
 
 /** JOB_COLUMNS of `ix_jobs j`, for statements that join it. */
 export const JOB_COLUMNS_OF_J = JOB_COLUMNS.replace(/(\w+)/g, 'j.$1');
@@ -56,6 +57,7 @@ export interface JobRow {
   last_error: string | null;
   worker_id: string | null;
   earlier_runs: unknown;
+  progress: unknown;
 }
 
 const STATUSES: ReadonlySet<string> = new Set(JOB_STATUSES);
@@ -100,6 +102,7 @@ export function hydrate(row: JobRow): Job {
     problems,
   );
   const earlierRuns = document(EarlierRunsSchema, row.earlier_runs, 'earlier_runs', problems);
+  const progress = document(ProgressSchema, row.progress, 'progress', problems);
   if (problems.length > 0) throw new CorruptJobError(row.job_id, problems.join('; '));
   const startedAt = row.started_at === null ? null : isoTimestamp(row.started_at);
   const finishedAt = row.finished_at === null ? null : isoTimestamp(row.finished_at);
@@ -119,6 +122,7 @@ export function hydrate(row: JobRow): Job {
     max_attempts: row.max_attempts,
     run_after: runAfter(row),
     last_error: row.last_error,
+    progress,
     attempt_history: attemptHistory(row, earlierRuns, startedAt, finishedAt, response?.error ?? null),
     created_at: isoTimestamp(row.created_at),
     started_at: startedAt,

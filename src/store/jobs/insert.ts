@@ -125,7 +125,7 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
  *
  * It sends no NOTIFY itself: PostgreSQL serialises the commits of transactions that notify,
  * which turns concurrent submitters into one (measured in docs/design.md, "Waking workers").
- * After committing created jobs, wake workers through a PendingNotifier, or jobNotifyPending.
+ * After committing created jobs, wake workers through a Notifier.pending, or jobNotifyPending.
  */
 export async function jobInsertMany(db: Db, submissions: readonly Submission[]): Promise<InsertResult[]> {
   if (submissions.length === 0) return [];
@@ -205,5 +205,6 @@ function pendingJob(
     callback_attempts: null,
     worker_id: null,
     earlier_runs: null,
+    progress: null,
   });
 }

@@ -7,6 +7,8 @@ const SELECT_BY_ID_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`;
 
 const SELECT_BY_CORRELATION_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE client_id = $1 AND request_id = $2`;
 
+const SELECT_MANY_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = ANY ($1::uuid[])`;
+
 export async function jobGet(db: Db, jobId: string): Promise<Job | null> {
   const { rows } = await db.query<JobRow>(prepared('ix_job_get', SELECT_BY_ID_SQL, [jobId]));
   return rows[0] ? hydrate(rows[0]) : null;
@@ -17,4 +19,11 @@ export async function jobGetByCorrelation(db: Db, clientId: string, requestId: s
     prepared('ix_job_get_by_correlation', SELECT_BY_CORRELATION_SQL, [clientId, requestId]),
   );
   return rows[0] ? hydrate(rows[0]) : null;
+}
+
+/** The jobs with these ids that exist, in no particular order: one statement for them all. */
+export async function jobGetMany(db: Db, jobIds: readonly string[]): Promise<Job[]> {
+  if (jobIds.length === 0) return [];
+  const { rows } = await db.query<JobRow>(prepared('ix_job_get_many', SELECT_MANY_SQL, [jobIds]));
+  return rows.map(hydrate);
 }

@@ -15,7 +15,7 @@ export const isLastAttempt = (job: string, serverMaxAttempts: string): string =>
   `(${job}.attempts + 1 >= coalesce(${job}.max_attempts, ${serverMaxAttempts}))`;
 
 /** SQL for a timestamptz as the API prints timestamps: UTC, milliseconds (Date.toISOString()). */
-const isoText = (timestamp: string): string =>
+export const isoText = (timestamp: string): string =>
   `to_char((${timestamp}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** SQL expressions (column references, never values) for the parts of one ended run. */

@@ -3,7 +3,7 @@
  * worker releases what it holds. Both through one statement tail, HAND_BACK.
  */
 import type { Db } from '../db.js';
-import { jobNotifyPending } from '../notify.js';
+import { jobNotifyChanged, jobNotifyPending } from '../notify.js';
 import { CANCELLED_ERROR } from './cancel.js';
 import { appendRun, isLastAttempt } from './runs.js';
 
@@ -58,6 +58,7 @@ const HAND_BACK = `
       claim_epoch = j.claim_epoch + CASE WHEN h.charge THEN 0 ELSE 1 END,
       rescues = j.rescues + CASE WHEN h.charge THEN 1 ELSE 0 END,
       started_at = NULL,
+      progress = CASE WHEN h.cancel OR (h.charge AND h.last_attempt) THEN j.progress END,
       earlier_runs = CASE WHEN h.status = 'running' THEN ${appendRun('j.earlier_runs', {
         attempt: 'j.attempts + 1',
         workerId: 'j.worker_id',
@@ -142,6 +143,7 @@ export async function jobSweepOrphans(db: Db, options: SweepOptions): Promise<Sw
   ]);
   const result = handedBack(rows);
   if (result.requeued.length + result.returned.length > 0) await jobNotifyPending(db);
+  await jobNotifyChanged(db, [...result.requeued, ...result.abandoned, ...result.cancelled]);
   return result;
 }
 
@@ -174,6 +176,12 @@ export async function jobReleaseMany(db: Db, held: readonly Held[]): Promise<str
     started: h.started,
   }));
   const { rows } = await db.query<HandedBack>(RELEASE_SQL, [JSON.stringify(payload)]);
+  const startedIds = new Set(held.filter((h) => h.started).map((h) => h.jobId));
   if (rows.length > 0) await jobNotifyPending(db);
+  // An unstarted claim's hand-back changes nothing a watcher sees: it was and is pending.
+  await jobNotifyChanged(
+    db,
+    rows.filter((row) => row.status !== 'pending' || startedIds.has(row.job_id)).map((row) => row.job_id),
+  );
   return rows.map((r) => r.job_id);
 }

@@ -2,6 +2,9 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { Loop } from '../loop.js';
 
+/** A connection attempt that has not succeeded by then fails, and the next one is made. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 /** What a listener does with a notification on each of its channels (its payload as sent). */
 export type ChannelHandlers = Readonly<Record<string, (payload: string) => void>>;
 
@@ -16,12 +19,18 @@ export class Listener {
   private client: pg.Client | null = null;
   private closed = false;
   private firstAttempt: (() => void) | null = null;
+  private markClosed: () => void = () => {};
+  private readonly closing = new Promise<void>((resolve) => {
+    this.markClosed = resolve;
+  });
 
   constructor(
     private readonly connectionString: string,
     private readonly handlers: ChannelHandlers,
     private readonly onReconnect: () => void,
     private readonly logger: Logger,
+    /** Called when a connection that was listening is lost, before reconnecting. */
+    private readonly onLost: () => void = () => {},
   ) {
     this.loop = new Loop({
       name: 'listen connection',
@@ -46,6 +55,7 @@ export class Listener {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.markClosed();
     const stopped = this.loop.stop();
     await this.client?.end().catch(() => {});
     await stopped;
@@ -57,16 +67,21 @@ export class Listener {
       connectionString: this.connectionString,
       application_name: 'ix listener',
       keepAlive: true,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     });
     const lost = new Promise<Error | null>((resolve) => {
       client.on('error', (error) => resolve(error));
       client.on('end', () => resolve(null));
     });
     client.on('notification', ({ channel, payload }) => this.handlers[channel]?.(payload ?? ''));
-    try {
+    const connecting = (async () => {
       await client.connect();
       for (const channel of Object.keys(this.handlers))
         await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    })();
+    try {
+      // A server that never answers must not hold close() open: it does not wait for connecting.
+      await Promise.race([connecting, this.closing]);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
@@ -74,13 +89,21 @@ export class Listener {
       this.firstAttempt?.();
       this.firstAttempt = null;
     }
+    if (this.closed) {
+      // Closed while connecting: end the connection whenever the attempt settles.
+      connecting.then(
+        () => client.end().catch(() => {}),
+        () => {},
+      );
+      return;
+    }
     this.client = client;
-    // Closed while connecting: close() found no client to end.
-    if (this.closed) await client.end().catch(() => {});
-    else this.onReconnect();
+    this.onReconnect();
     const error = await lost;
     this.client = null;
     await client.end().catch(() => {});
-    if (error && !this.closed) this.logger.warn({ err: error }, 'listen connection lost; reconnecting');
+    if (this.closed) return;
+    this.onLost();
+    if (error) this.logger.warn({ err: error }, 'listen connection lost; reconnecting');
   }
 }

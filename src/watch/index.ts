@@ -1,0 +1,3 @@
+export { isFinished, type JobEvent, JobEvents } from './events.js';
+export { waitForEnd } from './wait.js';
+export { type JobListener, JobWatcher, type WatcherOptions } from './watcher.js';

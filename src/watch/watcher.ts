@@ -1,0 +1,177 @@
+/**
+ * Watching jobs change, for everyone in one process who waits on one: long-polls, event streams,
+ * `ix submit --wait`. One LISTEN connection on CHANGED_CHANNEL feeds them all: a notification
+ * names the jobs that changed, the watched ones among them are read again in one statement, and
+ * each waiter on them is handed the job as it now is. No waiter ever queries on its own.
+ * - Notifications are checked to arrive, on every (re)connect, by one sent to itself. Where they
+ *   do not (a transaction pooler between ix and PostgreSQL keeps LISTEN from working), and while
+ *   the connection is lost, one shared poll reads every watched job each
+ *   IX_WATCH_POLL_INTERVAL_MS instead, and a log line says so.
+ * - A notification can be lost (a worker dies between its commit and its NOTIFY), so while
+ *   notifications work the same shared poll still runs, rarely (SAFETY_POLL_MS), as a net.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Job } from '../contracts/index.js';
+import { Loop } from '../loop.js';
+import { CHANGED_CHANNEL, type Db, jobGetMany, jobNotifyChanged, Listener } from '../store/index.js';
+
+/** While notifications arrive, how often every watched job is read anyway, in case one was lost. */
+const SAFETY_POLL_MS = 10_000;
+/** How long the notification sent to itself may take before notifications count as not arriving. */
+const PROBE_TIMEOUT_MS = 2_000;
+const PROBE_PREFIX = 'probe:';
+
+export interface WatcherOptions {
+  pool: Db;
+  /** For the LISTEN connection, which lives outside the pool. */
+  connectionString: string;
+  logger: Logger;
+  /** The shared poll's interval while notifications do not arrive. */
+  pollIntervalMs: number;
+}
+
+export type JobListener = (job: Job) => void;
+
+export class JobWatcher {
+  private readonly listeners = new Map<string, Set<JobListener>>();
+  private readonly listener: Listener;
+  private readonly poll: Loop;
+  /** Whether notifications are known to arrive (checked on every connect). */
+  private notified = false;
+  private probe: { token: string; arrived: () => void } | null = null;
+  /** Ids named by notifications, to be read in the next refresh. */
+  private changed = new Set<string>();
+  private refreshing: Promise<void> | null = null;
+
+  constructor(private readonly options: WatcherOptions) {
+    this.listener = new Listener(
+      options.connectionString,
+      { [CHANGED_CHANNEL]: (payload) => this.onNotification(payload) },
+      () => void this.checkNotifications(),
+      options.logger,
+      () => this.lost(),
+    );
+    this.poll = new Loop({
+      name: 'watch poll',
+      logger: options.logger,
+      idleMs: options.pollIntervalMs,
+      pass: async () => {
+        await this.runOnce();
+        return this.notified ? SAFETY_POLL_MS : options.pollIntervalMs;
+      },
+    });
+  }
+
+  /** Starts listening; resolves once the first connection attempt is over. */
+  async start(): Promise<void> {
+    await this.listener.start();
+    this.poll.start();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.listener.close(), this.poll.stop()]);
+  }
+
+  /** How many listeners wait on jobs now. */
+  get waiters(): number {
+    let count = 0;
+    for (const set of this.listeners.values()) count += set.size;
+    return count;
+  }
+
+  /** Whether notifications are known to arrive; false: the shared poll serves every waiter. */
+  get listening(): boolean {
+    return this.notified;
+  }
+
+  /** Calls `listener` with the job each time it is read after a change; returns the unsubscribe. */
+  watch(jobId: string, listener: JobListener): () => void {
+    let set = this.listeners.get(jobId);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(jobId, set);
+    }
+    set.add(listener);
+    // The job may have changed between the caller's read and now, its notification gone by:
+    // read it once more, in the statement every watch begun meanwhile shares.
+    this.changed.add(jobId);
+    this.refreshing ??= this.refresh();
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(jobId) === set) this.listeners.delete(jobId);
+    };
+  }
+
+  /** The shared poll: reads every watched job once, in one statement, and hands each out. */
+  async runOnce(): Promise<void> {
+    await this.read([...this.listeners.keys()]);
+  }
+
+  private onNotification(payload: string): void {
+    if (payload.startsWith(PROBE_PREFIX)) {
+      if (this.probe && payload === PROBE_PREFIX + this.probe.token) this.probe.arrived();
+      return;
+    }
+    for (const id of payload.split(',')) if (this.listeners.has(id)) this.changed.add(id);
+    if (this.changed.size > 0) this.refreshing ??= this.refresh();
+  }
+
+  /** Reads the jobs notifications named, as one statement for whatever arrived meanwhile. */
+  private async refresh(): Promise<void> {
+    try {
+      while (this.changed.size > 0) {
+        const ids = [...this.changed].filter((id) => this.listeners.has(id));
+        this.changed.clear();
+        await this.read(ids);
+      }
+    } finally {
+      this.refreshing = null;
+    }
+  }
+
+  private async read(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    let jobs: Job[];
+    try {
+      jobs = await jobGetMany(this.options.pool, ids);
+    } catch (error) {
+      // The shared poll tries again; the waiters keep waiting, each within its own limit.
+      this.options.logger.warn({ err: error, jobs: ids.length }, 'reading watched jobs failed');
+      return;
+    }
+    for (const job of jobs) for (const listener of this.listeners.get(job.job_id) ?? []) listener(job);
+  }
+
+  private lost(): void {
+    this.notified = false;
+    this.poll.wake();
+  }
+
+  /** Sends itself a notification; until it arrives, and if it never does, the shared poll serves. */
+  private async checkNotifications(): Promise<void> {
+    const token = randomUUID();
+    const arrived = new Promise<boolean>((resolve) => {
+      this.probe = { token, arrived: () => resolve(true) };
+      setTimeout(() => resolve(false), PROBE_TIMEOUT_MS).unref();
+    });
+    try {
+      await jobNotifyChanged(this.options.pool, [PROBE_PREFIX + token]);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'could not check that job change notifications arrive');
+    }
+    const ok = await arrived;
+    if (this.probe?.token === token) this.probe = null;
+    if (ok !== this.notified) {
+      if (ok) this.options.logger.info('job change notifications arrive; waiters are told at once');
+      else
+        this.options.logger.warn(
+          { poll_interval_ms: this.options.pollIntervalMs },
+          'job change notifications do not arrive (a transaction pooler?); one shared poll serves every waiter',
+        );
+    }
+    this.notified = ok;
+    // Changes made while the connection was away were announced to nobody: read them now.
+    this.poll.wake();
+  }
+}
