@@ -23,6 +23,8 @@ export interface ApiDeps {
   pool: pg.Pool;
   /** For the one LISTEN connection that feeds every waiter (src/watch/), outside the pool. */
   connectionString: string;
+  /** A watcher its caller starts and closes; absent: the API runs its own. */
+  watcher?: JobWatcher;
   config: Config;
   logger: Logger;
 }
@@ -91,17 +93,20 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const submissions = SubmitService.fromConfig(pool, config, (error) =>
     logger.warn({ err: error }, 'could not notify workers; they will poll'),
   );
+  const ownsWatcher = deps.watcher === undefined;
+  const watcher =
+    deps.watcher ??
+    new JobWatcher({
+      pool,
+      connectionString: deps.connectionString,
+      logger: logger.child({ component: 'watch' }),
+      pollIntervalMs: config.api.watchPollIntervalMs,
+    });
   // Connects in the background: a database that is down must not keep the API from starting.
-  const watcher = new JobWatcher({
-    pool,
-    connectionString: deps.connectionString,
-    logger: logger.child({ component: 'watch' }),
-    pollIntervalMs: config.api.watchPollIntervalMs,
-  });
-  void watcher.start();
+  if (ownsWatcher) void watcher.start();
   // Submissions and their wake-ups finish before the pool they use can be ended.
   app.addHook('onClose', async () => {
-    await Promise.all([submissions.settled(), watcher.close()]);
+    await Promise.all([submissions.settled(), ownsWatcher ? watcher.close() : undefined]);
   });
   await registerJobRoutes(app, {
     pool,

@@ -37,8 +37,8 @@ export class JobWatcher {
   private readonly listeners = new Map<string, Set<JobListener>>();
   private readonly listener: Listener;
   private readonly poll: Loop;
-  /** Whether notifications are known to arrive (checked on every connect). */
-  private notified = false;
+  /** Whether notifications arrive, as last checked (on every connect); null: not checked yet. */
+  private notified: boolean | null = null;
   private probe: { token: string; arrived: () => void } | null = null;
   /** Ids named by notifications, to be read in the next refresh. */
   private changed = new Set<string>();
@@ -58,7 +58,7 @@ export class JobWatcher {
       idleMs: options.pollIntervalMs,
       pass: async () => {
         await this.runOnce();
-        return this.notified ? SAFETY_POLL_MS : options.pollIntervalMs;
+        return this.notified === true ? SAFETY_POLL_MS : options.pollIntervalMs;
       },
     });
   }
@@ -82,7 +82,7 @@ export class JobWatcher {
 
   /** Whether notifications are known to arrive; false: the shared poll serves every waiter. */
   get listening(): boolean {
-    return this.notified;
+    return this.notified === true;
   }
 
   /** Calls `listener` with the job each time it is read after a change; returns the unsubscribe. */

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { buildApi } from '../../src/api/index.js';
 import { loadConfig } from '../../src/config.js';
+import type { JobWatcher } from '../../src/watch/index.js';
 import { type CapturedLogs, captureLogs } from './logs.js';
 
 export { type CapturedLogs, captureLogs } from './logs.js';
@@ -11,10 +12,17 @@ export async function buildTestApi(
   pool: pg.Pool,
   env: Record<string, string> = {},
   logs: CapturedLogs = captureLogs(),
+  watcher?: JobWatcher,
 ): Promise<FastifyInstance> {
   // The test pools are made from a URL, which the API's LISTEN connection reuses.
   const connectionString = pool.options.connectionString ?? '';
-  return buildApi({ pool, connectionString, config: loadConfig(env), logger: logs.logger });
+  return buildApi({
+    pool,
+    connectionString,
+    config: loadConfig(env),
+    logger: logs.logger,
+    ...(watcher ? { watcher } : {}),
+  });
 }
 
 export async function countJobs(pool: pg.Pool): Promise<number> {
