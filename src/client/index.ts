@@ -74,12 +74,29 @@ export interface SubmitOptions {
 export interface WaitOptions {
   /** Default 60 s. */
   timeoutMs?: number;
-  /** Between polls; default 500 ms. */
-  intervalMs?: number;
   signal?: AbortSignal;
 }
 
+/** One event of a job's stream: the whole job after a change, and what changed. */
+export interface JobEvent {
+  /** Grows with every change; what `events` resumes from after a dropped connection. */
+  id: string;
+  /** The job's new status, or `progress` for a progress report within a run. */
+  type: Job['status'] | 'progress';
+  job: Job;
+}
+
+export interface EventsOptions {
+  signal?: AbortSignal;
+  /** Resume after this event (its `id`): only newer states are sent. */
+  lastEventId?: string;
+}
+
 const TERMINAL: ReadonlySet<Job['status']> = new Set(['done', 'error', 'cancelled']);
+/** The longest one long-poll asks for; the server cuts it to its IX_MAX_WAIT_SECONDS anyway. */
+const LONG_POLL_SECONDS = 60;
+/** A dropped event stream is resumed this many times in a row at most, a second apart. */
+const STREAM_RESUMES = 5;
 
 export class IxClient {
   readonly baseUrl: string;
@@ -103,16 +120,52 @@ export class IxClient {
     callbackUrl: string | null = null,
     options: SubmitOptions = {},
   ): Promise<SubmitResult> {
-    const { runAfter, delaySeconds, maxAttempts } = options;
-    const { status, body } = await this.call('POST', '/jobs', {
-      request,
-      callback_url: callbackUrl,
-      ...(runAfter === undefined
-        ? {}
-        : { run_after: runAfter instanceof Date ? runAfter.toISOString() : runAfter }),
-      ...(delaySeconds === undefined ? {} : { delay_seconds: delaySeconds }),
-      ...(maxAttempts === undefined ? {} : { max_attempts: maxAttempts }),
+    return this.submitWaiting(request, callbackUrl, options, 0);
+  }
+
+  /**
+   * Submits (idempotently, as `submit`) and resolves with the job once it has finished: the
+   * submit itself waits on the server, then `waitFor` goes on. Throws IxWaitTimeoutError past
+   * `timeoutMs`.
+   */
+  async submitAndWait(
+    request: RequestIX,
+    callbackUrl: string | null = null,
+    options: SubmitOptions & WaitOptions = {},
+  ): Promise<Job> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const started = Date.now();
+    const { job } = await this.submitWaiting(request, callbackUrl, options, timeoutMs);
+    if (TERMINAL.has(job.status)) return job;
+    const left = Math.max(0, timeoutMs - (Date.now() - started));
+    return this.waitFor(job.job_id, {
+      timeoutMs: left,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
+  }
+
+  private async submitWaiting(
+    request: RequestIX,
+    callbackUrl: string | null,
+    options: SubmitOptions,
+    waitMs: number,
+  ): Promise<SubmitResult> {
+    const { runAfter, delaySeconds, maxAttempts } = options;
+    const wait = waitSeconds(waitMs);
+    const { status, body } = await this.call(
+      'POST',
+      wait > 0 ? `/jobs?wait=${wait}` : '/jobs',
+      {
+        request,
+        callback_url: callbackUrl,
+        ...(runAfter === undefined
+          ? {}
+          : { run_after: runAfter instanceof Date ? runAfter.toISOString() : runAfter }),
+        ...(delaySeconds === undefined ? {} : { delay_seconds: delaySeconds }),
+        ...(maxAttempts === undefined ? {} : { max_attempts: maxAttempts }),
+      },
+      wait,
+    );
     return { job: body as Job, created: status === 201 };
   }
 
@@ -141,41 +194,118 @@ export class IxClient {
     return (await this.call('POST', `/jobs/cancel?${query}`)).body as Job;
   }
 
-  /** Polls until the job is `done`, `error` or `cancelled`; throws IxWaitTimeoutError past `timeoutMs`. */
+  /**
+   * Resolves once the job is `done`, `error` or `cancelled`, through long-polls: each answers
+   * the moment the job finishes. Throws IxWaitTimeoutError past `timeoutMs`.
+   */
   async waitFor(jobId: string, options: WaitOptions = {}): Promise<Job> {
     const timeoutMs = options.timeoutMs ?? 60_000;
-    const intervalMs = options.intervalMs ?? 500;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       options.signal?.throwIfAborted();
-      const job = await this.get(jobId);
+      const wait = waitSeconds(deadline - Date.now());
+      const path = `/jobs/${encodeURIComponent(jobId)}${wait > 0 ? `?wait=${wait}` : ''}`;
+      const job = (await this.call('GET', path, undefined, wait, options.signal)).body as Job;
       if (TERMINAL.has(job.status)) return job;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new IxWaitTimeoutError(jobId, job.status, timeoutMs);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, left)));
+      if (Date.now() >= deadline) throw new IxWaitTimeoutError(jobId, job.status, timeoutMs);
     }
   }
 
+  /**
+   * The job's events as they happen, ending after the final one (`done`, `error` or
+   * `cancelled`): each is the whole job after a change. A dropped connection is resumed from the
+   * last event received, so no event is missed or repeated.
+   */
+  async *events(jobId: string, options: EventsOptions = {}): AsyncGenerator<JobEvent> {
+    let lastEventId = options.lastEventId ?? null;
+    let resumes = 0;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      let ended = false;
+      try {
+        const response = await this.fetch(`${this.baseUrl}/jobs/${encodeURIComponent(jobId)}/events`, {
+          headers: { ...this.headers, ...(lastEventId === null ? {} : { 'last-event-id': lastEventId }) },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        if (!response.ok || response.body === null) {
+          const text = await response.text();
+          throw toApiError(response.status, parseJson(text), text);
+        }
+        for await (const event of serverSentEvents(response.body)) {
+          resumes = 0;
+          lastEventId = event.id;
+          yield event;
+          if (TERMINAL.has(event.job.status)) ended = true;
+        }
+        // The server closes the stream after the final event, or at once when it was sent before.
+        if (ended || lastEventId !== null) return;
+      } catch (error) {
+        if (error instanceof IxApiError || options.signal?.aborted || ++resumes > STREAM_RESUMES) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    }
+  }
+
+  /** One call; `waitSeconds` the server may hold it for, on top of the per-call timeout. */
   private async call(
     method: string,
     path: string,
     json?: unknown,
+    waitSeconds = 0,
+    signal?: AbortSignal,
   ): Promise<{ status: number; body: unknown }> {
+    const timeout = AbortSignal.timeout(this.timeoutMs + waitSeconds * 1000);
     const response = await this.fetch(`${this.baseUrl}${path}`, {
       method,
       headers: json === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' },
       ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-      signal: AbortSignal.timeout(this.timeoutMs),
+      signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
     });
     const text = await response.text();
-    let body: unknown;
-    try {
-      body = text === '' ? null : JSON.parse(text);
-    } catch {
-      body = null;
-    }
+    const body = parseJson(text);
     if (!response.ok) throw toApiError(response.status, body, text);
     return { status: response.status, body };
+  }
+}
+
+/** A long-poll's `wait` for the time left, in seconds to the millisecond, at most LONG_POLL_SECONDS. */
+function waitSeconds(leftMs: number): number {
+  return Math.max(0, Math.min(LONG_POLL_SECONDS, Math.round(leftMs) / 1000));
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return text === '' ? null : JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** The events of a text/event-stream body; comments (heartbeats) are skipped. */
+async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<JobEvent> {
+  const decoder = new TextDecoder();
+  let buffered = '';
+  for await (const chunk of body) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let end = buffered.indexOf('\n\n');
+    while (end >= 0) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      end = buffered.indexOf('\n\n');
+      const fields = new Map<string, string>();
+      for (const line of block.split('\n')) {
+        const colon = line.indexOf(': ');
+        if (line.startsWith(':') || colon < 0) continue;
+        fields.set(line.slice(0, colon), line.slice(colon + 2));
+      }
+      const data = fields.get('data');
+      if (data === undefined) continue;
+      yield {
+        id: fields.get('id') ?? '',
+        type: (fields.get('event') ?? 'message') as JobEvent['type'],
+        job: JSON.parse(data) as Job,
+      };
+    }
   }
 }
 

@@ -58,10 +58,10 @@ describe('ix API over HTTP', () => {
     const worker = makeWorker(db, echoPipeline, { pollIntervalMs: 600_000 });
     await worker.start();
     try {
-      const finished = await client.waitFor(job.job_id, { timeoutMs: 10_000, intervalMs: 50 });
+      const finished = await client.waitFor(job.job_id, { timeoutMs: 10_000 });
       expect(finished).toMatchObject({ status: 'done', response: { error: null, result: request.input } });
       const second = await client.submit(makeRequest({ ix_client_id: 'acme', input: { pages: 3 } }));
-      const done = await client.waitFor(second.job.job_id, { timeoutMs: 5_000, intervalMs: 20 });
+      const done = await client.waitFor(second.job.job_id, { timeoutMs: 5_000 });
       expect(done).toMatchObject({ status: 'done', response: { result: { pages: 3 } } });
     } finally {
       await worker.stop();
@@ -90,9 +90,39 @@ describe('ix API over HTTP', () => {
 
   it('gives up waiting with IxWaitTimeoutError', async () => {
     const { job } = await client.submit(makeRequest({ ix_client_id: 'acme' }));
-    await expect(client.waitFor(job.job_id, { timeoutMs: 200, intervalMs: 50 })).rejects.toBeInstanceOf(
-      IxWaitTimeoutError,
-    );
+    const started = Date.now();
+    await expect(client.waitFor(job.job_id, { timeoutMs: 200 })).rejects.toBeInstanceOf(IxWaitTimeoutError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    expect(Date.now() - started).toBeLessThan(1_500);
+  });
+
+  it('submitAndWait resolves with the finished job; events yields each state once, through the end', async () => {
+    const worker = makeWorker(db, async (request, ctx) => {
+      ctx.progress({ percent: 50 });
+      await new Promise((resolve) => setTimeout(resolve, 1_300));
+      return { result: request.input };
+    });
+    await worker.start();
+    try {
+      const request = makeRequest({ ix_client_id: 'acme', input: 'waited' });
+      const done = await client.submitAndWait(request, null, { timeoutMs: 10_000 });
+      expect(done).toMatchObject({ status: 'done', response: { result: 'waited' } });
+
+      const { job } = await client.submit(makeRequest({ ix_client_id: 'acme', input: 'followed' }));
+      const seen = [];
+      for await (const event of client.events(job.job_id)) seen.push(event);
+      // The worker may have claimed it before the stream opened: then it starts at running.
+      const types = seen.map((event) => event.type);
+      expect(types.slice(types[0] === 'pending' ? 1 : 0)).toEqual(['running', 'progress', 'done']);
+      expect(seen.at(-1)?.job.response).toMatchObject({ result: 'followed' });
+      // Resumed after its last event, the stream has nothing more to say.
+      const resumed = [];
+      for await (const event of client.events(job.job_id, { lastEventId: seen.at(-1)!.id }))
+        resumed.push(event);
+      expect(resumed).toEqual([]);
+    } finally {
+      await worker.stop();
+    }
   });
 
   it('closes gracefully with a request in flight: it is answered, then its connection closes', async () => {
