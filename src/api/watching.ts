@@ -4,7 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Job } from '../contracts/index.js';
-import { isFinished, JobEvents, type JobWatcher, waitForEnd } from '../watch/index.js';
+import { followJob, isFinished, type JobWatcher, waitForEnd } from '../watch/index.js';
 import { HTTP_TIMEOUTS } from './timeouts.js';
 
 /** Drops the connection after `ms` without traffic (the server's own idle timeout, moved). */
@@ -57,7 +57,6 @@ export function streamJobEvents(
   heartbeatSeconds: number,
 ): void {
   const lastEventId = request.headers['last-event-id'];
-  const events = new JobEvents(typeof lastEventId === 'string' ? lastEventId : null);
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -69,22 +68,20 @@ export function streamJobEvents(
   });
   // Two heartbeats may go missing before an idle stream counts as dead.
   idleTimeout(res, 3 * heartbeatSeconds * 1000);
-  let ended = false;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    clearInterval(heartbeat);
-    unwatch();
-    res.end();
-  };
-  const send = (read: Job) => {
-    if (ended) return;
-    const event = events.next(read);
-    if (event) res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.job)}\n\n`);
-    if (isFinished(read)) end();
-  };
   const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatSeconds * 1000);
-  const unwatch = watcher.watch(job.job_id, send);
-  res.on('close', end);
-  send(job);
+  const gone = new AbortController();
+  res.on('close', () => gone.abort());
+  void (async () => {
+    try {
+      const events = followJob(watcher, job, {
+        lastEventId: typeof lastEventId === 'string' ? lastEventId : null,
+        signal: gone.signal,
+      });
+      for await (const event of events)
+        res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.job)}\n\n`);
+    } finally {
+      clearInterval(heartbeat);
+      res.end();
+    }
+  })();
 }

@@ -7,7 +7,7 @@ import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import type { z } from 'zod';
-import { IxApiError, IxClient } from '../client/index.js';
+import { IxApiError, IxClient, IxWaitTimeoutError } from '../client/index.js';
 import { type Config, ConfigError, httpUrl, loadConfig } from '../config.js';
 import {
   type Job,
@@ -19,8 +19,10 @@ import {
 } from '../contracts/index.js';
 import { JobFinishedError, jobCancel, jobGet } from '../store/index.js';
 import { InvalidSubmissionError, SubmitService } from '../submit/index.js';
+import { isFinished, type JobEvent } from '../watch/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { UsageError } from './usage.js';
+import { followOnDatabase, waitOnDatabase } from './watching.js';
 
 /** A request that is not valid JSON or breaks the contract: exit 2 with every problem listed. */
 export class InvalidRequestError extends Error {
@@ -73,6 +75,25 @@ export function parseSubmission(source: string) {
 /** `[--url URL] positionals…`, the arguments of submit, get and cancel. */
 function parseUrlArgs(args: string[]) {
   return parseArgs({ args, options: { url: { type: 'string' } }, allowPositionals: true });
+}
+
+/** How long `ix submit --wait` waits when given no SECONDS. */
+const DEFAULT_WAIT_SECONDS = 60;
+
+/** submit's arguments: `--wait` may stand alone, which parseArgs would refuse without a value. */
+function parseSubmitArgs(args: string[]) {
+  const given = args.flatMap((arg, i) =>
+    arg === '--wait' && !/^\d+(\.\d+)?$/.test(args[i + 1] ?? '') ? [`--wait=${DEFAULT_WAIT_SECONDS}`] : [arg],
+  );
+  const { values, positionals } = parseArgs({
+    args: given,
+    options: { url: { type: 'string' }, wait: { type: 'string' } },
+    allowPositionals: true,
+  });
+  const wait = values.wait === undefined ? null : Number(values.wait);
+  if (wait !== null && !(Number.isFinite(wait) && wait >= 0))
+    throw new UsageError(`--wait takes a number of seconds, got "${values.wait}"`, 'submit');
+  return { url: values.url, wait, positionals };
 }
 
 /** Runs `work` on a one-connection pool on `url`, closed afterwards. */
@@ -168,15 +189,38 @@ function submitter(config: Config, client: IxClient | null): Submit {
     });
 }
 
+/**
+ * Prints the job; with `--wait`, once it has finished. One that has not within the wait is
+ * printed as it stands, and exits 1 (NotFinishedError).
+ */
 export async function submit(args: string[]): Promise<void> {
-  const { values, positionals } = parseUrlArgs(args);
+  const { url, wait, positionals } = parseSubmitArgs(args);
   if (positionals.length > 1) throw new UsageError('submit takes at most one FILE', 'submit');
   const config = loadConfig();
-  const send = submitter(config, apiClient(config, values.url, 'submit'));
+  const client = apiClient(config, url, 'submit');
+  const send = submitter(config, client);
   const { job, created } = await send(parseSubmission(await readInput(positionals[0])));
   if (!created) console.error(`ix: already submitted as job ${job.job_id}; this is that job`);
-  printJob(job);
+  if (wait === null) {
+    printJob(job);
+    return;
+  }
+  const waited = client
+    ? await overHttp(client.baseUrl, () =>
+        client
+          .waitFor(job.job_id, { timeoutMs: wait * 1000 })
+          .catch((error: unknown) =>
+            error instanceof IxWaitTimeoutError ? client.get(job.job_id) : Promise.reject(error),
+          ),
+      )
+    : await waitOnDatabase(config, requirePostgresUrl(config, 'submit'), job, wait);
+  printJob(waited);
+  if (!isFinished(waited))
+    throw new NotFinishedError(`job ${job.job_id} is still ${waited.status} after ${wait} s`);
 }
+
+/** Exit 1: `ix submit --wait` gave up before the job finished. */
+export class NotFinishedError extends Error {}
 
 /** Exit 1 when there is no such job. */
 export class JobNotFoundError extends Error {}
@@ -191,19 +235,33 @@ function jobIdArgs(args: string[], command: string): { jobId: string; url: strin
   return { jobId, url: values.url };
 }
 
+/** Prints the job; with `--follow`, each of its events as one JSON line, until the final one. */
 export async function getJob(args: string[]): Promise<void> {
-  const { jobId, url } = jobIdArgs(args, 'get');
+  const follow = args.includes('--follow');
+  const { jobId, url } = jobIdArgs(
+    args.filter((arg) => arg !== '--follow'),
+    'get',
+  );
   const config = loadConfig();
   const client = apiClient(config, url, 'get');
+  const printEvent = (event: JobEvent) => console.log(JSON.stringify(event));
   if (client) {
-    printJob(await overHttp(client.baseUrl, () => client.get(jobId), true));
+    if (!follow) printJob(await overHttp(client.baseUrl, () => client.get(jobId), true));
+    else
+      await overHttp(
+        client.baseUrl,
+        async () => {
+          for await (const event of client.events(jobId)) printEvent(event);
+        },
+        true,
+      );
     return;
   }
-  const job = await onDatabase(config, requirePostgresUrl(config, 'get'), 'get', (pool) =>
-    jobGet(pool, jobId),
-  );
+  const postgresUrl = requirePostgresUrl(config, 'get');
+  const job = await onDatabase(config, postgresUrl, 'get', (pool) => jobGet(pool, jobId));
   if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
-  printJob(job);
+  if (follow) await followOnDatabase(config, postgresUrl, job, printEvent);
+  else printJob(job);
 }
 
 /**

@@ -43,7 +43,7 @@ ${ENVIRONMENT}`,
 
 up applies migrations (default: all, up to ${LATEST_VERSION}); down reverts them (default: one
 step; --to 0 removes everything). Needs IX_POSTGRES_URL.`,
-  submit: `Usage: ix submit [--url URL] [FILE]
+  submit: `Usage: ix submit [--url URL] [--wait [SECONDS]] [FILE]
 
 Submits the request JSON in FILE (or on stdin when FILE is absent or -) and prints the job.
 The JSON is a RequestIX ({"ix_client_id", "request_id", "input"}) or, to be called back,
@@ -52,15 +52,20 @@ request_id again prints the existing job; with a different input or callback_url
 naming that job (the first request stands).
 
 Options:
-  --url URL   submit through the ix API at URL (default IX_API_URL), with the key in
-              IX_API_KEY; without either, straight into the database at IX_POSTGRES_URL`,
-  get: `Usage: ix get [--url URL] JOB_ID
+  --url URL           submit through the ix API at URL (default IX_API_URL), with the key in
+                      IX_API_KEY; without either, straight into the database at IX_POSTGRES_URL
+  --wait [SECONDS]    print the job once it has finished (done, error or cancelled), waiting at
+                      most SECONDS (default 60); one still pending or running then is printed as
+                      it stands, and ix exits 1`,
+  get: `Usage: ix get [--url URL] [--follow] JOB_ID
 
 Prints the job, or exits 1 when there is none.
 
 Options:
   --url URL   ask the ix API at URL (default IX_API_URL), with the key in IX_API_KEY;
-              without either, the database at IX_POSTGRES_URL`,
+              without either, the database at IX_POSTGRES_URL
+  --follow    print each change of the job as it happens, one JSON line each
+              ({"id", "type", "job"}: type is the new status, or progress), until it has finished`,
   cancel: `Usage: ix cancel [--url URL] JOB_ID
 
 Cancels the job and prints it: a pending job ends cancelled at once; a running one's worker
@@ -80,8 +85,10 @@ Commands:
   api                           the REST API only
   worker [--concurrency N]      run jobs through the pipeline and deliver callbacks
   migrate up|down [--to N]      apply or revert schema migrations (latest: ${LATEST_VERSION})
-  submit [--url URL] [FILE]     submit a request JSON from FILE or stdin; prints the job
-  get [--url URL] JOB_ID        print a job
+  submit [--url URL] [--wait [S]] [FILE]
+                                submit a request JSON from FILE or stdin; prints the job
+  get [--url URL] [--follow] JOB_ID
+                                print a job, or follow its changes
   cancel [--url URL] JOB_ID     cancel a job; prints it
   help settings                 every setting, its default and what it does
 

@@ -10,10 +10,12 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
 import type { Job } from '../../src/contracts/index.js';
+import { jobNotifyChanged } from '../../src/store/index.js';
 import { CLI, cleanEnv, exited, runCli, startIx } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';
-import { retriedThenDone } from '../support/jobs.js';
-import { eventually } from '../support/worker.js';
+import { makeRequest, success } from '../support/factories.js';
+import { claimPending, finishJob, insertPending, retriedThenDone } from '../support/jobs.js';
+import { eventually, makeWorker } from '../support/worker.js';
 
 const db = useTestDatabase();
 const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
@@ -284,6 +286,66 @@ describe('ix cancel', () => {
       expect(await api.stop('SIGTERM')).toBe(0);
     }
   });
+});
+
+describe('ix submit --wait and ix get --follow', () => {
+  const env = () => ({ IX_POSTGRES_URL: db.url });
+
+  it('submit --wait prints the finished job; one not finished in time is printed as it stands, exit 1', async () => {
+    const worker = makeWorker(db, async (request) => {
+      if (request.input === 'slow') await new Promise((resolve) => setTimeout(resolve, 5_000));
+      return { result: request.input };
+    });
+    await worker.start();
+    try {
+      const fast = { ix_client_id: 'cli', request_id: 'wait-fast', input: 'fast' };
+      const done = await runCli(['submit', '--wait', '10'], env(), JSON.stringify(fast));
+      expect(done.code).toBe(0);
+      expect(JSON.parse(done.stdout)).toMatchObject({ status: 'done', response: { result: 'fast' } });
+
+      const slow = { ix_client_id: 'cli', request_id: 'wait-slow', input: 'slow' };
+      const late = await runCli(['submit', '--wait', '1'], env(), JSON.stringify(slow));
+      expect(late.code).toBe(1);
+      expect(JSON.parse(late.stdout)).toMatchObject({ status: 'running' });
+      expect(oneLine(late.stderr)).toMatch(/^ix: job [0-9a-f-]+ is still running after 1 s$/);
+
+      // Over HTTP: the same, through the API's long-poll.
+      const api = await startIx({ IX_POSTGRES_URL: db.url }, 'api');
+      try {
+        const viaApi = { ix_client_id: 'cli', request_id: 'wait-http', input: 'http' };
+        const answered = await runCli(['submit', '--url', api.address, '--wait'], {}, JSON.stringify(viaApi));
+        expect(answered.code).toBe(0);
+        expect(JSON.parse(answered.stdout)).toMatchObject({ status: 'done', response: { result: 'http' } });
+      } finally {
+        await api.stop();
+      }
+    } finally {
+      await worker.stop();
+    }
+  }, 30_000);
+
+  it('get --follow prints each change as a JSON line until the job has finished', async () => {
+    const { job } = await insertPending(db.pool, makeRequest({ ix_client_id: 'cli' }), null);
+    const following = runCli(['get', '--follow', job.job_id], env());
+    // Let it print the pending state first, then run the job as a worker would.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await claimPending(db.pool, 1);
+    await jobNotifyChanged(db.pool, [job.job_id]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await finishJob(db.pool, job.job_id, 0, success(job.ix_id));
+    await jobNotifyChanged(db.pool, [job.job_id]);
+    const { code, stdout } = await following;
+    expect(code).toBe(0);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { id: string; type: string; job: Job });
+    expect(lines.map((line) => [line.type, line.job.status])).toEqual([
+      ['pending', 'pending'],
+      ['running', 'running'],
+      ['done', 'done'],
+    ]);
+  }, 30_000);
 });
 
 describe('ix submit and ix get --url: over HTTP, through ix api', () => {
