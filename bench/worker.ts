@@ -197,14 +197,14 @@ async function main() {
         resolve();
       };
     });
-    const { job } = (
-      await jobInsertMany(pool, [
-        {
-          request: { ix_client_id: 'bench', request_id: `lat-${k}`, input: makePayload(k) },
-          callbackUrl: null,
-        },
-      ])
-    )[0]!;
+    const [inserted] = await jobInsertMany(pool, [
+      {
+        request: { ix_client_id: 'bench', request_id: `lat-${k}`, input: makePayload(k) },
+        callbackUrl: null,
+      },
+    ]);
+    const job = inserted?.job;
+    if (!job) throw new Error(`bench: latency job ${k} was not inserted`);
     const returned = performance.now();
     notifier.notify();
     await started;

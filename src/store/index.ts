@@ -7,6 +7,8 @@
  * - jobs/cancel.ts    cancelling jobs: pending ones at once, running ones through their worker
  * - jobs/sweep.ts     handing jobs back: the sweep of dead or stuck workers, a worker's release
  * - jobs/read.ts      looking jobs up
+ * - jobs/prune.ts     retention: expired jobs pruned to tombstones, expired tombstones removed
+ * - jobs/tombstones.ts  what is left of a pruned job, holding its key
  * - jobs/hydrate.ts   job rows: the columns read, their check against the Job contract
  * - notify.ts         waking workers when jobs become pending
  * - workers.ts        the worker registry and its heartbeats
@@ -56,11 +58,19 @@ export {
 export { jobCompleteMany, type Outcome, outcomeKey } from './jobs/complete.js';
 export { CorruptJobError } from './jobs/hydrate.js';
 export {
+  type Admitted,
   IdempotencyConflictError,
   type InsertResult,
   jobInsertMany,
+  type Pruned,
   type Submission,
 } from './jobs/insert.js';
+export {
+  jobPruneExpired,
+  type PruneOptions,
+  type PruneResult,
+  type RetentionPolicy,
+} from './jobs/prune.js';
 export { jobGet, jobGetByCorrelation } from './jobs/read.js';
 export {
   type Held,
@@ -69,6 +79,7 @@ export {
   type SweepOptions,
   type SweepResult,
 } from './jobs/sweep.js';
+export { JobGoneError, tombstoneGet, tombstoneGetByCorrelation } from './jobs/tombstones.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
 export { CANCEL_CHANNEL, jobNotifyPending, PENDING_CHANNEL, PendingNotifier } from './notify.js';
 export { workerHeartbeat, workerPruneStale, workerRemove } from './workers.js';

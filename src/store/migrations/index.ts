@@ -6,6 +6,7 @@ import { requestDigest } from './0005_request_digest.js';
 import { rescues } from './0006_rescues.js';
 import { retries } from './0007_retries.js';
 import { cancellation } from './0008_cancellation.js';
+import { retention } from './0010_retention.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -20,4 +21,5 @@ export const MIGRATIONS: readonly Migration[] = [
   rescues,
   retries,
   cancellation,
+  retention,
 ];
