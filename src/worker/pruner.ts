@@ -17,6 +17,8 @@ export interface PruneOnceOptions {
   now?: Date | null;
   /** Count what the pass would remove, and remove nothing. */
   dryRun?: boolean;
+  /** How long the pass waits for older snapshots before leaving jobs to the next (default 10 s). */
+  settleMs?: number;
 }
 
 /**
@@ -58,6 +60,7 @@ export class Pruner {
         now: options.now ?? null,
         dryRun: options.dryRun ?? false,
         signal: this.stopping.signal,
+        ...(options.settleMs === undefined ? {} : { settleMs: options.settleMs }),
       });
     } finally {
       client.release();

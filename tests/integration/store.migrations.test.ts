@@ -1,8 +1,17 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { createPool, LATEST_VERSION, migrateDown, migrateUp, schemaVersion } from '../../src/store/index.js';
+import {
+  createPool,
+  jobInsertMany,
+  jobPruneExpired,
+  LATEST_VERSION,
+  migrateDown,
+  migrateUp,
+  schemaVersion,
+} from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { useTestDatabase } from '../support/db.js';
+import { finishedJobs } from '../support/jobs.js';
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase({ migrated: false });
@@ -76,6 +85,43 @@ describe('migrations', () => {
     ]);
     await migrateUp(db.pool);
     expect(await catalog(db.pool)).toEqual(before);
+    await db.pool.query('DELETE FROM ix_jobs');
+  });
+
+  it('version 10 down drops the tombstones and keeps every job; up again, pruning works as before', async () => {
+    await migrateUp(db.pool);
+    const before = await catalog(db.pool);
+    const [kept, pruned] = await finishedJobs(db.pool, null, ['done', 'done']);
+    const pass = async (now: Date) => {
+      const client = await db.pool.connect();
+      try {
+        return await jobPruneExpired(client, {
+          policy: { jobs: { done: 86_400, error: null, cancelled: null }, tombstones: 86_400 },
+          batchSize: 10,
+          now,
+        });
+      } finally {
+        client.release();
+      }
+    };
+    // Finished two days after the other: still inside its day of retention at the first pass.
+    await db.pool.query(
+      `UPDATE ix_jobs SET finished_at = finished_at + interval '2 days' WHERE job_id = $1`,
+      [kept!.job_id],
+    );
+    expect((await pass(new Date(Date.now() + 2 * 86_400_000))).pruned.done).toBe(1);
+    await migrateDown(db.pool, VERSIONS.at(-2));
+    expect(await ixObjects(db.pool)).not.toContain('ix_job_tombstones');
+    const { rows } = await db.pool.query<{ job_id: string }>('SELECT job_id FROM ix_jobs');
+    expect(rows).toEqual([{ job_id: kept!.job_id }]);
+    await migrateUp(db.pool);
+    expect(await catalog(db.pool)).toEqual(before);
+    // The key of the job pruned before the down is free again: its tombstone went with the table.
+    const [again] = await jobInsertMany(db.pool, [{ request: pruned!.request, callbackUrl: null }]);
+    expect(again?.created).toBe(true);
+    expect((await pass(new Date(Date.now() + 4 * 86_400_000))).pruned.done).toBe(1);
+    await db.pool.query('DELETE FROM ix_job_tombstones');
+    await db.pool.query('DELETE FROM ix_job_queue');
     await db.pool.query('DELETE FROM ix_jobs');
   });
 
