@@ -192,11 +192,20 @@ async function pruneJobs(run: Run, options: PruneOptions, result: PruneResult): 
     const deleted = new Set(rows.map((row) => row.job_id));
     return ids.filter((id) => !deleted.has(id));
   };
+  // Waits for older snapshots to end (polling), at most settleMs; returns what still waits.
+  const settle = async (ids: string[]): Promise<string[]> => {
+    const deadline = performance.now() + (options.settleMs ?? 10_000);
+    let left = await remove(ids);
+    while (left.length > 0 && performance.now() < deadline && !options.signal?.aborted) {
+      await sleep(SETTLE_POLL_MS);
+      left = await remove(left);
+    }
+    return left;
+  };
   let after = LOWEST_JOB_ID;
   let waiting: string[] = [];
-  // Tombstoning stops while too many jobs wait for old snapshots (a long transaction elsewhere):
-  // their rows stay, answering as before, until the next pass.
-  while (waiting.length < 10 * batchSize && !options.signal?.aborted) {
+  let more = true;
+  while (more && !options.signal?.aborted) {
     const { rows } = await run<{ job_id: string }>(TOMBSTONE_SQL, [
       ...params(after),
       batchSize,
@@ -205,15 +214,16 @@ async function pruneJobs(run: Run, options: PruneOptions, result: PruneResult): 
     const ids = rows.map((row) => row.job_id).sort();
     // The previous batch had this one's statement time to settle; this one waits its turn.
     waiting = [...(await remove(waiting)), ...ids];
-    if (ids.length < batchSize) break;
-    after = ids.at(-1)!;
+    more = ids.length === batchSize;
+    if (more) after = ids.at(-1)!;
+    // A long transaction elsewhere holds an old snapshot: wait for it before tombstoning more,
+    // and leave the rest to the next pass if it will not end (the jobs answer as before).
+    if (waiting.length >= 10 * batchSize) {
+      waiting = await settle(waiting);
+      if (waiting.length > 0) break;
+    }
   }
-  const deadline = performance.now() + (options.settleMs ?? 10_000);
-  while (waiting.length > 0) {
-    waiting = await remove(waiting);
-    if (waiting.length === 0 || performance.now() > deadline || options.signal?.aborted) break;
-    await sleep(SETTLE_POLL_MS);
-  }
+  if (!more) waiting = await settle(waiting);
   result.waiting = waiting.length;
 }
 
