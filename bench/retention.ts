@@ -1,21 +1,23 @@
 /**
  * Retention: `npm run bench:retention`. Prints one JSON line per section on stdout (progress on
  * stderr):
- * - `latency`: claim and completion latency (p50, p99) with no finished job in ix_jobs, then with
- *   FINISHED of them (default 1,000,000), each claim taking 10 jobs as a worker at concurrency 10
- *   does, each completion recording those 10.
+ * - `latency`: claim and completion latency (p50, p99) with no finished job in ix_jobs and with
+ *   FINISHED of them (default 1,000,000), in two databases measured in alternation, LATENCY_ROUNDS
+ *   rounds of SAMPLES claims each; a claim takes 10 jobs as a worker at concurrency 10 does, a
+ *   completion records those 10.
  * - `prune_under_load`: the worker workload (LOAD_N jobs inserted by 10 callers, then run by a
  *   Worker at concurrency 10, prefetch 1000, no-op pipeline) in rounds, alone and while the
- *   pruner removes the FINISHED expired jobs; throughput of each round, the pruner's statements
- *   (the longest is the longest it held rows locked), and every sample (every 20 ms) of a
- *   session of this database waiting on a lock, by who waited.
+ *   pruner (the default settings, IX_PRUNE_* from the environment) removes the FINISHED expired
+ *   jobs, in alternation; throughput of each round, the pruner's statements (the longest is the
+ *   longest it held rows locked), and every sample (every 20 ms) of a session of this database
+ *   waiting on a lock, by who waited.
  * - `bloat`: ROUNDS rounds of fill ROUND_ROWS finished jobs → expire → prune → autovacuum,
  *   then the on-disk size of ix_jobs, ix_job_tombstones and their indexes after each.
  * - `layout`: what partitioning ix_jobs by time would save and cost instead: dropping a
  *   partition of ROUND_ROWS jobs against the batched prune of as many, and the WAL and time of
  *   the key table every submit would then write.
  * Env: PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres), IX_BENCH_DB (bench_retention, recreated),
- *      FINISHED (1000000), LOAD_N (20000), SAMPLES (500), ROUNDS (3), ROUND_ROWS (FINISHED),
+ *      FINISHED (1000000), LOAD_N (20000), SAMPLES (500), LATENCY_ROUNDS (4), ROUNDS (3), ROUND_ROWS (FINISHED),
  *      SECTIONS (latency,prune_under_load,bloat,layout).
  * WAL is server-wide: run it on a server of its own (bench/RESULTS.md says how).
  */
@@ -38,6 +40,7 @@ const env = (name: string, fallback: string) => process.env[name] || fallback;
 const FINISHED = Number(env('FINISHED', '1000000'));
 const LOAD_N = Number(env('LOAD_N', '20000'));
 const SAMPLES = Number(env('SAMPLES', '500'));
+const LATENCY_ROUNDS = Number(env('LATENCY_ROUNDS', '4'));
 const ROUNDS = Number(env('ROUNDS', '3'));
 const ROUND_ROWS = Number(env('ROUND_ROWS', String(FINISHED)));
 const SECTIONS = env('SECTIONS', 'latency,prune_under_load,bloat,layout').split(',');
@@ -116,7 +119,7 @@ async function submitMany(pool: pg.Pool, n: number, tag: string, callers = 10): 
   );
 }
 
-/** Claim and completion latency: SAMPLES claims of CLAIM_BATCH jobs, each batch then completed. */
+/** Claim and completion latency (ms): SAMPLES claims of CLAIM_BATCH jobs, each batch then completed. */
 async function claimCompleteLatency(pool: pg.Pool, tag: string) {
   await submitMany(pool, SAMPLES * CLAIM_BATCH, tag);
   await pool.query('ANALYZE');
@@ -143,7 +146,7 @@ async function claimCompleteLatency(pool: pg.Pool, tag: string) {
       completions.push(t2 - t1);
     }
   }
-  return { claim_ms: pcts(claims), complete_ms: pcts(completions) };
+  return { claims, completions };
 }
 
 async function tableSizes(pool: pg.Pool) {
@@ -176,15 +179,17 @@ async function walSince(pool: pg.Pool, from: string): Promise<number> {
   return Number(rows[0]!.d);
 }
 
-/** One pass of the pruner, on the default retention, `days` from now. */
-async function prunePass(pool: pg.Pool, days: number): Promise<PruneResult> {
+/** One pass of the pruner as workers run it (the default settings), `days` from now. */
+async function prunePass(pool: pg.Pool, days: number, signal?: AbortSignal): Promise<PruneResult> {
   const client = await pool.connect();
   try {
-    const retention = loadConfig({}).retention;
+    const retention = loadConfig(process.env).retention;
     return await jobPruneExpired(client, {
       policy: retentionPolicy(retention),
       batchSize: retention.pruneBatchSize,
+      dutyPercent: retention.pruneDutyPercent,
       now: new Date(Date.now() + days * DAY_MS),
+      ...(signal ? { signal } : {}),
     });
   } finally {
     client.release();
@@ -284,27 +289,58 @@ function lockWaits() {
 }
 
 async function latencySection(pool: pg.Pool) {
-  log('latency: no finished jobs');
-  const empty = await claimCompleteLatency(pool, 'lat0');
-  await pool.query('TRUNCATE ix_jobs, ix_job_queue, ix_job_leases');
-  log(`latency: filling ${FINISHED} finished jobs`);
-  const t = performance.now();
-  await fillFinished(pool, FINISHED, 40, 'lat-fill');
-  log(`filled in ${Math.round(performance.now() - t)} ms; vacuum analyze`);
-  await pool.query('VACUUM ANALYZE ix_jobs');
-  log('latency: with finished jobs');
-  const full = await claimCompleteLatency(pool, 'lat1');
-  const ratio = (a: number, b: number) => round(b / a, 2);
-  emit('latency', {
-    finished_rows: FINISHED,
-    claim_batch: CLAIM_BATCH,
-    with_0: empty,
-    [`with_${FINISHED}`]: full,
-    ratio_claim_p50: ratio(empty.claim_ms.p50, full.claim_ms.p50),
-    ratio_claim_p99: ratio(empty.claim_ms.p99, full.claim_ms.p99),
-    ratio_complete_p50: ratio(empty.complete_ms.p50, full.complete_ms.p50),
-    ratio_complete_p99: ratio(empty.complete_ms.p99, full.complete_ms.p99),
-  });
+  // Two databases on one server, measured in alternation, so the machine's drift (others share
+  // it) falls on both alike: one with no finished job, one with FINISHED of them.
+  const emptyDb = `${DB}_empty`;
+  const admin = createPool(`${server}/postgres`, { max: 1 });
+  await admin.query(`DROP DATABASE IF EXISTS ${emptyDb} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${emptyDb}`);
+  const empty = createPool(`${server}/${emptyDb}`, { max: 12, applicationName: 'bench' });
+  try {
+    await migrateUp(empty);
+    log(`latency: filling ${FINISHED} finished jobs`);
+    const t = performance.now();
+    await fillFinished(pool, FINISHED, 40, 'lat-fill');
+    log(`filled in ${Math.round(performance.now() - t)} ms; vacuum analyze`);
+    await pool.query('VACUUM ANALYZE ix_jobs');
+    const samples = {
+      empty: { claim: [] as number[], complete: [] as number[] },
+      full: { claim: [] as number[], complete: [] as number[] },
+    };
+    for (let r = 0; r < LATENCY_ROUNDS; r++) {
+      for (const [which, db] of [
+        ['empty', empty],
+        ['full', pool],
+      ] as const) {
+        log(`latency round ${r + 1}: ${which}`);
+        const measured = await claimCompleteLatency(db, `lat-${r}`);
+        samples[which].claim.push(...measured.claims);
+        samples[which].complete.push(...measured.completions);
+      }
+    }
+    const figures = (which: 'empty' | 'full') => ({
+      claim_ms: pcts(samples[which].claim),
+      complete_ms: pcts(samples[which].complete),
+    });
+    const without = figures('empty');
+    const withFinished = figures('full');
+    const ratio = (a: number, b: number) => round(b / a, 2);
+    emit('latency', {
+      finished_rows: FINISHED,
+      claim_batch: CLAIM_BATCH,
+      rounds: LATENCY_ROUNDS,
+      with_0: without,
+      [`with_${FINISHED}`]: withFinished,
+      ratio_claim_p50: ratio(without.claim_ms.p50, withFinished.claim_ms.p50),
+      ratio_claim_p99: ratio(without.claim_ms.p99, withFinished.claim_ms.p99),
+      ratio_complete_p50: ratio(without.complete_ms.p50, withFinished.complete_ms.p50),
+      ratio_complete_p99: ratio(without.complete_ms.p99, withFinished.complete_ms.p99),
+    });
+  } finally {
+    await empty.end();
+    await admin.query(`DROP DATABASE IF EXISTS ${emptyDb} WITH (FORCE)`);
+    await admin.end();
+  }
 }
 
 async function pruneUnderLoadSection(pool: pg.Pool) {
@@ -312,42 +348,51 @@ async function pruneUnderLoadSection(pool: pg.Pool) {
   log(`prune under load: filling ${FINISHED} jobs finished 40 days ago`);
   await fillFinished(pool, FINISHED, 40, 'load-fill');
   await pool.query('VACUUM ANALYZE ix_jobs');
+  // Rounds of the workload alone and with the pruner running, in alternation, so that the
+  // machine's drift (others share it) falls on both alike: each "with" round runs a pass that is
+  // stopped (its signal) when the round ends; the next pass goes on where it left off.
   const alone: number[] = [];
   const during: number[] = [];
-  let r = 0;
-  log('prune under load: two rounds alone');
-  for (let i = 0; i < 2; i++) alone.push((await workloadRound(pool, `alone-${r++}`)).jobs_per_s);
+  const totals = { pruned: 0, statements: 0, longestStatementMs: 0, waiting: 0, pruneMs: 0 };
   const waits = lockWaits();
   const pruneClient = createPool(url, { max: 1, applicationName: 'ix pruner' });
   const wal0 = await walLsn(pool);
-  const t0 = performance.now();
-  let pruned: PruneResult | null = null;
-  // Retention is 7 days for done jobs: the workload's own jobs are never expired, the fill's are.
-  const pruning = prunePass(pruneClient, 0).then((result) => {
-    pruned = result;
-  });
-  log('prune under load: rounds while the pruner runs');
-  while (pruned === null) {
-    const { jobs_per_s } = await workloadRound(pool, `during-${r++}`);
-    if (pruned === null) during.push(jobs_per_s);
+  let r = 0;
+  for (let finished = false; !finished; ) {
+    alone.push((await workloadRound(pool, `alone-${r}`)).jobs_per_s);
+    const stop = new AbortController();
+    const t0 = performance.now();
+    const pass = prunePass(pruneClient, 0, stop.signal).then((result) => {
+      finished = !stop.signal.aborted;
+      return result;
+    });
+    const round = await workloadRound(pool, `during-${r}`);
+    // A round the pass outlived ran beside it whole; the last one may not have.
+    if (!finished) during.push(round.jobs_per_s);
+    stop.abort();
+    const result = await pass;
+    totals.pruneMs += performance.now() - t0;
+    totals.pruned += result.pruned.done;
+    totals.statements += result.statements;
+    totals.longestStatementMs = Math.max(totals.longestStatementMs, result.longestStatementMs);
+    totals.waiting = result.waiting;
+    log(
+      `prune under load round ${++r}: pruned ${totals.pruned} so far; ${round.jobs_per_s} jobs/s beside it`,
+    );
   }
-  await pruning;
-  const pruneMs = performance.now() - t0;
   const wal = await walSince(pool, wal0);
   const locks = await waits.stop();
   await pruneClient.end();
-  log('prune under load: two rounds alone, after');
-  for (let i = 0; i < 2; i++) alone.push((await workloadRound(pool, `after-${r++}`)).jobs_per_s);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-  const result = pruned as PruneResult | null;
   emit('prune_under_load', {
-    pruned_jobs: result ? result.pruned.done : 0,
-    prune_s: round(pruneMs / 1000, 1),
-    pruned_per_s: result ? Math.round(result.pruned.done / (pruneMs / 1000)) : 0,
-    prune_statements: result?.statements,
-    prune_longest_statement_ms: result ? round(result.longestStatementMs, 1) : null,
-    prune_waiting_left: result?.waiting,
-    wal_bytes_during_prune_and_load: wal,
+    duty_percent: loadConfig(process.env).retention.pruneDutyPercent,
+    pruned_jobs: totals.pruned,
+    prune_s: round(totals.pruneMs / 1000, 1),
+    pruned_per_s: Math.round(totals.pruned / (totals.pruneMs / 1000)),
+    prune_statements: totals.statements,
+    prune_longest_statement_ms: round(totals.longestStatementMs, 1),
+    prune_waiting_left: totals.waiting,
+    wal_bytes_rounds_and_prune: wal,
     load_jobs_per_round: LOAD_N,
     jobs_per_s_alone: alone,
     jobs_per_s_during: during,

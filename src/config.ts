@@ -65,6 +65,7 @@ export interface Config {
     tombstones: number | null;
     pruneIntervalSeconds: number;
     pruneBatchSize: number;
+    pruneDutyPercent: number;
   };
   callbacks: {
     /** `whsec_…` secrets, newest first. */
@@ -144,6 +145,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       tombstones: read(retention.tombstones),
       pruneIntervalSeconds: read(retention.pruneIntervalSeconds),
       pruneBatchSize: read(retention.pruneBatchSize),
+      pruneDutyPercent: read(retention.pruneDutyPercent),
     },
     callbacks: {
       secrets: read(callbacks.secrets),

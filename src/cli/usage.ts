@@ -49,7 +49,8 @@ Runs one pass of the pruner now and prints what it removed: finished jobs past t
 (IX_RETAIN_DONE, IX_RETAIN_ERROR, IX_RETAIN_CANCELLED) become tombstones, which answer 410 gone
 and keep each request id taken, and tombstones past IX_RETAIN_TOMBSTONES go, freeing their
 request ids. Workers run the same pass every IX_PRUNE_INTERVAL_SECONDS; one process prunes at a
-time, and ix prune exits 1 when another is pruning. Needs IX_POSTGRES_URL.
+time, and ix prune exits 1 when another is pruning. Like theirs, its pass sleeps between batches
+(IX_PRUNE_DUTY_PERCENT); set it to 100 to clear a backlog at full speed. Needs IX_POSTGRES_URL.
 
 Options:
   --dry-run   count what the pass would remove, and remove nothing`,

@@ -290,6 +290,13 @@ export const SETTINGS = {
       max: 100_000,
       doc: 'Jobs pruned per statement; each statement is a short transaction of its own.',
     }),
+    pruneDutyPercent: integerSetting({
+      name: 'IX_PRUNE_DUTY_PERCENT',
+      default: 20,
+      min: 1,
+      max: 100,
+      doc: 'Share of its time a prune pass spends in statements; it sleeps the rest, leaving the CPU to the hot path.',
+    }),
   },
   client: {
     apiUrl: optionalSetting(

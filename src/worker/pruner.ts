@@ -57,6 +57,7 @@ export class Pruner {
       result = await jobPruneExpired(client, {
         policy: retentionPolicy(this.config),
         batchSize: this.config.pruneBatchSize,
+        dutyPercent: this.config.pruneDutyPercent,
         now: options.now ?? null,
         dryRun: options.dryRun ?? false,
         signal: this.stopping.signal,

@@ -54,6 +54,7 @@ describe('loadConfig', () => {
       tombstones: 30 * 86_400,
       pruneIntervalSeconds: 60,
       pruneBatchSize: 1_000,
+      pruneDutyPercent: 20,
     });
     const set = loadConfig({
       IX_RETAIN_DONE: '36h',

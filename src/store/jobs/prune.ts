@@ -36,6 +36,12 @@ export interface PruneOptions {
   settleMs?: number;
   /** Ends the pass after the statement in flight (a stopping process); what it did stands. */
   signal?: AbortSignal;
+  /**
+   * The share of its time (1–100 %) the pass spends running statements: after each batch it
+   * sleeps the rest, so that a backlog does not take the CPU from submits, claims and
+   * completions. Default 100: no pause.
+   */
+  dutyPercent?: number;
 }
 
 export interface PruneResult {
@@ -153,8 +159,13 @@ export async function jobPruneExpired(client: pg.ClientBase, options: PruneOptio
       result.longestStatementMs = Math.max(result.longestStatementMs, performance.now() - started);
       return answer;
     };
-    await pruneJobs(run, options, result);
-    await expireTombstones(run, options, result);
+    // Sleeps after a batch in proportion to the time its statements took.
+    const pause = async (since: number) => {
+      const duty = options.dutyPercent ?? 100;
+      if (duty < 100) await sleep(((performance.now() - since) * (100 - duty)) / duty);
+    };
+    await pruneJobs(run, pause, options, result);
+    await expireTombstones(run, pause, options, result);
     return result;
   } finally {
     await client.query(UNLOCK_SQL);
@@ -162,8 +173,9 @@ export async function jobPruneExpired(client: pg.ClientBase, options: PruneOptio
 }
 
 type Run = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
+type Pause = (since: number) => Promise<void>;
 
-async function pruneJobs(run: Run, options: PruneOptions, result: PruneResult): Promise<void> {
+async function pruneJobs(run: Run, pause: Pause, options: PruneOptions, result: PruneResult): Promise<void> {
   const { policy, batchSize } = options;
   const kept = Object.values(policy.jobs).filter((seconds): seconds is number => seconds !== null);
   if (kept.length === 0) return;
@@ -206,6 +218,7 @@ async function pruneJobs(run: Run, options: PruneOptions, result: PruneResult): 
   let waiting: string[] = [];
   let more = true;
   while (more && !options.signal?.aborted) {
+    const batchStarted = performance.now();
     const { rows } = await run<{ job_id: string }>(TOMBSTONE_SQL, [
       ...params(after),
       batchSize,
@@ -216,6 +229,7 @@ async function pruneJobs(run: Run, options: PruneOptions, result: PruneResult): 
     waiting = [...(await remove(waiting)), ...ids];
     more = ids.length === batchSize;
     if (more) after = ids.at(-1)!;
+    await pause(batchStarted);
     // A long transaction elsewhere holds an old snapshot: wait for it before tombstoning more,
     // and leave the rest to the next pass if it will not end (the jobs answer as before).
     if (waiting.length >= 10 * batchSize) {
@@ -227,7 +241,12 @@ async function pruneJobs(run: Run, options: PruneOptions, result: PruneResult): 
   result.waiting = waiting.length;
 }
 
-async function expireTombstones(run: Run, options: PruneOptions, result: PruneResult): Promise<void> {
+async function expireTombstones(
+  run: Run,
+  pause: Pause,
+  options: PruneOptions,
+  result: PruneResult,
+): Promise<void> {
   const now = options.now ?? null;
   if (options.dryRun) {
     const { rows } = await run<{ n: number }>(COUNT_EXPIRED_TOMBSTONES_SQL, [now, null]);
@@ -235,8 +254,10 @@ async function expireTombstones(run: Run, options: PruneOptions, result: PruneRe
     return;
   }
   while (!options.signal?.aborted) {
+    const batchStarted = performance.now();
     const { rowCount } = await run(EXPIRE_TOMBSTONES_SQL, [now, options.batchSize]);
     result.tombstonesExpired += rowCount ?? 0;
     if ((rowCount ?? 0) < options.batchSize) return;
+    await pause(batchStarted);
   }
 }
