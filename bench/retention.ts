@@ -35,6 +35,7 @@ import {
   type PruneResult,
 } from '../src/store/index.js';
 import { type Pipeline, retentionPolicy, Worker } from '../src/worker/index.js';
+import { FILLER, makePayload, pcts } from './workload.js';
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
 const FINISHED = Number(env('FINISHED', '1000000'));
@@ -54,23 +55,6 @@ const log = (...args: unknown[]) => console.error('[bench]', ...args);
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const emit = (section: string, figures: Record<string, unknown>) =>
   console.log(JSON.stringify({ section, at: new Date().toISOString(), ...figures }));
-
-function pcts(values: readonly number[]) {
-  const s = [...values].sort((a, b) => a - b);
-  const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? 0;
-  return { p50: round(at(50), 3), p99: round(at(99), 3), max: round(s.at(-1) ?? 0, 3), n: s.length };
-}
-
-// The same ~200-byte payload as bench/worker.ts.
-const FILLER = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tem';
-const makePayload = (i: number) => ({
-  i,
-  kind: 'bench.noop',
-  userId: `user-${String(i % 100000).padStart(6, '0')}`,
-  email: `user${i % 100000}@example.com`,
-  createdAt: '2024-01-01T00:00:00.000Z',
-  note: FILLER,
-});
 
 /**
  * `n` jobs that ran and ended `done` `ageDays` ago, written straight into ix_jobs as the

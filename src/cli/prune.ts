@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { durationText, loadConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import type { PruneResult } from '../store/index.js';
-import { Pruner } from '../worker/index.js';
+import { Pruner, prunedCount } from '../worker/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 
 /** Another process held the pruner's lock, so this pass did nothing: exit 1. */
@@ -21,7 +21,7 @@ export function describePrune(result: PruneResult, dryRun: boolean): string {
   const verb = dryRun ? 'would remove' : 'removed';
   const { done, error, cancelled } = result.pruned;
   const lines = [
-    `${verb} ${done + error + cancelled} expired jobs (done ${done}, error ${error}, cancelled ${cancelled}), leaving a tombstone each`,
+    `${verb} ${prunedCount(result)} expired jobs (done ${done}, error ${error}, cancelled ${cancelled}), leaving a tombstone each`,
     `${verb} ${result.tombstonesExpired} expired tombstones: their request ids may be submitted again`,
   ];
   if (result.waiting > 0)

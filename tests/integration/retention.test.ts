@@ -14,10 +14,9 @@ import {
   jobCancel,
   jobGet,
   jobInsertMany,
-  type PruneResult,
   tombstoneGet,
 } from '../../src/store/index.js';
-import { type Pipeline, Pruner } from '../../src/worker/index.js';
+import { type Pipeline, Pruner, prunedCount } from '../../src/worker/index.js';
 import { buildTestApi, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest, success } from '../support/factories.js';
@@ -58,15 +57,13 @@ async function count(table: string): Promise<number> {
   return rows[0]!.n;
 }
 
-const total = (result: PruneResult) => result.pruned.done + result.pruned.error + result.pruned.cancelled;
-
 describe('expiry per outcome', () => {
   it('prunes done and cancelled jobs after 7 days and error jobs after 30, each to a tombstone', async () => {
     const [done, error] = await finishedJobs(db.pool, null, ['done', 'error']);
     const cancelled = await cancelledJob();
 
     const early = await pruner().runOnce({ now: days(6) });
-    expect(total(early)).toBe(0);
+    expect(prunedCount(early)).toBe(0);
 
     const week = await pruner().runOnce({ now: days(8) });
     expect(week.pruned).toEqual({ done: 1, error: 0, cancelled: 1 });
@@ -132,7 +129,7 @@ describe('what is never pruned', () => {
     })();
     const { job: pending } = await insertPending(db.pool, makeRequest(), null);
     const result = await pruner().runOnce({ now: days(6) });
-    expect(total(result)).toBe(0);
+    expect(prunedCount(result)).toBe(0);
     // Years later: only the delivered duty frees a job; pending and running ones have no retention.
     const late = await pruner().runOnce({ now: days(3_650) });
     expect(late.pruned).toEqual({ done: 1, error: 0, cancelled: 0 });
@@ -270,12 +267,12 @@ describe('one pruner at a time', () => {
         return result;
       };
       const [a, b] = await Promise.all([timed(pruner()), timed(pruner({}, other))]);
-      expect(total(a) + total(b)).toBe(400);
+      expect(prunedCount(a) + prunedCount(b)).toBe(400);
       expect(await count('ix_jobs')).toBe(0);
       expect(await count('ix_job_tombstones')).toBe(400);
       // Either the passes overlapped and one skipped at once, or they ran one after the other.
       const skipped = [a, b].filter((r) => r.skipped);
-      if (skipped.length === 1) expect(total(skipped[0]!)).toBe(0);
+      if (skipped.length === 1) expect(prunedCount(skipped[0]!)).toBe(0);
     } finally {
       await other.end();
     }
@@ -290,7 +287,7 @@ describe('one pruner at a time', () => {
       const started = performance.now();
       const result = await pruner().runOnce({ now: days(8) });
       expect(result.skipped).toBe(true);
-      expect(total(result)).toBe(0);
+      expect(prunedCount(result)).toBe(0);
       expect(performance.now() - started).toBeLessThan(1_000);
       expect(await count('ix_jobs')).toBe(1);
     } finally {
@@ -358,7 +355,7 @@ describe('a prune racing resubmits of the same keys', () => {
       const p = new Pruner(db.pool, retention(), silentLogger);
       const first = await p.runOnce({ now: days(8), settleMs: 200 });
       expect(first.waiting).toBe(1);
-      expect(total(first)).toBe(0);
+      expect(prunedCount(first)).toBe(0);
       expect(await statusOf(job!.job_id)).toBe('done');
       // A resubmit in that snapshot meets the job still stored: a replay, not a new job.
       const [replay] = await jobInsertMany(old, [{ request: job!.request, callbackUrl: null }]);
