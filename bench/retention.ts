@@ -180,12 +180,13 @@ async function prunePass(pool: pg.Pool, days: number, signal?: AbortSignal): Pro
   }
 }
 
-/** Waits (at most 5 min) for autovacuum to have vacuumed `table` since `since`. */
+/** Waits (at most 5 min) for autovacuum to have vacuumed `table` since `since`, if it has dead rows. */
 async function autovacuumed(pool: pg.Pool, table: string, since: Date): Promise<boolean> {
   const deadline = Date.now() + 300_000;
   while (Date.now() < deadline) {
     const { rows } = await pool.query<{ done: boolean }>(
-      'SELECT coalesce(last_autovacuum > $2, false) AS done FROM pg_stat_user_tables WHERE relname = $1',
+      `SELECT coalesce(last_autovacuum > $2, false) OR n_dead_tup = 0 AS done
+       FROM pg_stat_user_tables WHERE relname = $1`,
       [table, since],
     );
     if (rows[0]?.done) return true;
