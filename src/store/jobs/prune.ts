@@ -2,8 +2,8 @@
  * Retention: finished jobs past their status's retention are pruned, each leaving a tombstone
  * (tombstones.ts) that keeps its key taken; tombstones past their own period go, freeing the key.
  *
- * Two statements per batch, in this order, because a submit must never see neither the job nor
- * its tombstone. The tombstones are committed first, while the jobs are still there; a job row
+ * Two statements per batch, in this order, because a submit must always see the job or its
+ * tombstone. The tombstones are committed first, while the jobs are still there; a job row
  * is deleted only once its tombstone is visible to every snapshot of the database that could
  * still be inserting its key. A submit whose snapshot is older than the tombstone finds the job
  * row still there (ON CONFLICT, the replay path); one whose snapshot is newer sees the
