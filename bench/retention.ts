@@ -180,14 +180,18 @@ async function prunePass(pool: pg.Pool, days: number, signal?: AbortSignal): Pro
   }
 }
 
-/** Waits (at most 5 min) for autovacuum to have vacuumed `table` since `since`, if it has dead rows. */
-async function autovacuumed(pool: pg.Pool, table: string, since: Date): Promise<boolean> {
-  const deadline = Date.now() + 300_000;
+/**
+ * Waits (at most 10 min) for autovacuum to have cleaned `table` after a prune: an autovacuum run
+ * ended since `since` and no more than 5 % of `removed` rows are left dead (a run that began
+ * during the prune ends after it without cleaning what came later).
+ */
+async function autovacuumed(pool: pg.Pool, table: string, since: Date, removed: number): Promise<boolean> {
+  const deadline = Date.now() + 600_000;
   while (Date.now() < deadline) {
     const { rows } = await pool.query<{ done: boolean }>(
-      `SELECT coalesce(last_autovacuum > $2, false) OR n_dead_tup = 0 AS done
+      `SELECT (n_dead_tup = 0 OR coalesce(last_autovacuum > $2, false)) AND n_dead_tup <= $3 AS done
        FROM pg_stat_user_tables WHERE relname = $1`,
-      [table, since],
+      [table, since, Math.floor(removed * 0.05)],
     );
     if (rows[0]?.done) return true;
     await new Promise((r) => setTimeout(r, 1_000));
@@ -406,7 +410,8 @@ async function bloatSection(pool: pg.Pool) {
       `bloat round ${k}: pruned ${result.pruned.done} in ${Math.round(pruneMs)} ms; waiting for autovacuum`,
     );
     const vacuumed =
-      (await autovacuumed(pool, 'ix_jobs', since)) && (await autovacuumed(pool, 'ix_job_tombstones', since));
+      (await autovacuumed(pool, 'ix_jobs', since, result.pruned.done)) &&
+      (await autovacuumed(pool, 'ix_job_tombstones', since, result.tombstonesExpired));
     rounds.push({
       round: k,
       filled,

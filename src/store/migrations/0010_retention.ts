@@ -13,6 +13,11 @@ import type { Migration } from './types.js';
  * - No index is added to `ix_jobs`: the pruner finds expired jobs through the primary key, whose
  *   UUIDv7 job ids are ordered by creation time (jobs/prune.ts). An index on `finished_at` or
  *   `status` would make every completion a non-HOT update (0001_jobs.ts, 0003_hot_updates.ts).
+ * - `vacuum_truncate = false` on both tables: after a prune the space of the rows removed is
+ *   reused by the jobs and tombstones that follow, so giving the empty tail of a table back to
+ *   the file system only makes it grow again, and doing so takes an ACCESS EXCLUSIVE lock that
+ *   stops every submit, claim and completion while vacuum truncates (bench:retention's rounds
+ *   of fill → prune → autovacuum: the heap truncated to nothing, then grew back whole).
  * Nothing on `ix_jobs` is rewritten. Down: the tombstones go, and with them the keys they held.
  */
 export const retention: Migration = {
@@ -32,7 +37,10 @@ export const retention: Migration = {
       CONSTRAINT ix_job_tombstones_pkey PRIMARY KEY (client_id, request_id),
       CONSTRAINT ix_job_tombstones_job_id_key UNIQUE (job_id),
       CONSTRAINT ix_job_tombstones_status_check CHECK (status IN ('done', 'error', 'cancelled'))
-    );
+    ) WITH (vacuum_truncate = false);
+    ALTER TABLE ix_jobs SET (vacuum_truncate = false);
     CREATE INDEX ix_job_tombstones_expiry_idx ON ix_job_tombstones (key_free_after);`,
-  down: `DROP TABLE ix_job_tombstones;`,
+  down: `
+    ALTER TABLE ix_jobs RESET (vacuum_truncate);
+    DROP TABLE ix_job_tombstones;`,
 };
