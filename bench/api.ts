@@ -6,6 +6,8 @@
  * with wrk when IX_BENCH_LOAD=wrk. Then 5 s of the same submits straight into the store (the
  * PostgreSQL ceiling right now), and the CPU time per submit of the API process, of PostgreSQL
  * and of the load generator, which share the machine's cores. Prints one JSON line.
+ * IX_BENCH_TOMBSTONES=n first fills ix_job_tombstones with n pruned keys of the same client, so
+ * each submit's probe of them (src/store/jobs/insert.ts) is measured on a table of that size.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -20,6 +22,7 @@ const CONNECTIONS = 10;
 const DURATION_S = Number(process.env.IX_BENCH_DURATION_SECONDS ?? 10);
 const WARMUP_S = 2;
 const STORE_ONLY_S = 5;
+const TOMBSTONES = Number(process.env.IX_BENCH_TOMBSTONES ?? 0);
 const CLIENT = 'bench';
 const KEY = 'bench-key-0123456789abcdef';
 
@@ -223,6 +226,15 @@ async function main(): Promise<void> {
   let child: ChildProcess | undefined;
   try {
     await migrateUp(pool);
+    if (TOMBSTONES > 0) {
+      await pool.query(
+        `INSERT INTO ix_job_tombstones (client_id, request_id, job_id, ix_id, status, finished_at, key_free_after)
+         SELECT $1, 'gone-' || i, gen_random_uuid(), substr(md5(i::text), 1, 16), 'done', now(), now() + interval '30 days'
+         FROM generate_series(1, $2::int) i`,
+        [CLIENT, TOMBSTONES],
+      );
+      await pool.query('VACUUM ANALYZE ix_job_tombstones');
+    }
     const api = await startIxApi(database);
     child = api.child;
     const apiCpu = () => processCpuMicros(api.child.pid!);
@@ -243,6 +255,7 @@ async function main(): Promise<void> {
       JSON.stringify({
         bench: 'api.submit',
         load_generator: LOAD_GENERATOR,
+        tombstones: TOMBSTONES,
         connections: CONNECTIONS,
         duration_s: result.durationS,
         submits_per_s: Math.round(created / result.durationS),

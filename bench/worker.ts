@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config.js';
 import { createPool, jobInsertMany, migrateUp, Notifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
 import { ownCpuMicros, postgresCpuMicros } from './cpu.js';
+import { makePayload, pcts } from './workload.js';
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
 const N = Number(env('N', '20000'));
@@ -24,31 +25,7 @@ const DB = env('IX_BENCH_DB', 'bench_ix');
 const server = `postgres://${env('PGUSER', 'postgres')}@${env('PGHOST', '127.0.0.1')}:${env('PGPORT', '5432')}`;
 const url = `${server}/${DB}`;
 
-// The same ~200-byte payload as the peers' common.js makePayload.
-const FILLER = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tem';
-const makePayload = (i: number) => ({
-  i,
-  kind: 'bench.noop',
-  userId: `user-${String(i % 100000).padStart(6, '0')}`,
-  email: `user${i % 100000}@example.com`,
-  createdAt: '2024-01-01T00:00:00.000Z',
-  note: FILLER,
-});
-
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
-function pcts(values: number[]) {
-  const s = [...values].sort((a, b) => a - b);
-  const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? 0;
-  const r = (x: number) => Math.round(x * 1000) / 1000;
-  return {
-    p50: r(at(50)),
-    p95: r(at(95)),
-    p99: r(at(99)),
-    min: r(s[0] ?? 0),
-    max: r(s.at(-1) ?? 0),
-    mean: r(s.reduce((a, b) => a + b, 0) / s.length),
-  };
-}
 const log = (...args: unknown[]) => console.error('[bench]', ...args);
 
 async function main() {
@@ -197,14 +174,14 @@ async function main() {
         resolve();
       };
     });
-    const { job } = (
-      await jobInsertMany(pool, [
-        {
-          request: { ix_client_id: 'bench', request_id: `lat-${k}`, input: makePayload(k) },
-          callbackUrl: null,
-        },
-      ])
-    )[0]!;
+    const [inserted] = await jobInsertMany(pool, [
+      {
+        request: { ix_client_id: 'bench', request_id: `lat-${k}`, input: makePayload(k) },
+        callbackUrl: null,
+      },
+    ]);
+    const job = inserted?.job;
+    if (!job) throw new Error(`bench: latency job ${k} was not inserted`);
     const returned = performance.now();
     notifier.notify();
     await started;

@@ -5,6 +5,7 @@
  */
 import { cancelJob, getJob, InvalidRequestError, JobNotFoundError, submit } from './cli/jobs.js';
 import { migrate } from './cli/migrate.js';
+import { prune } from './cli/prune.js';
 import { api, start } from './cli/serve.js';
 import { COMMAND_HELP, help, USAGE, UsageError } from './cli/usage.js';
 import { worker } from './cli/worker.js';
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   api,
   worker,
   migrate,
+  prune,
   submit,
   get: getJob,
   cancel: cancelJob,

@@ -60,6 +60,16 @@ export interface Config {
     apiUrl: string | null;
     apiKey: string | null;
   };
+  retention: {
+    /** Seconds each final status is kept after finishing, and tombstones after the prune; null: forever. */
+    done: number | null;
+    error: number | null;
+    cancelled: number | null;
+    tombstones: number | null;
+    pruneIntervalSeconds: number;
+    pruneBatchSize: number;
+    pruneDutyPercent: number;
+  };
   callbacks: {
     /** `whsec_…` secrets, newest first. */
     secrets: string[];
@@ -85,7 +95,7 @@ export interface LoadConfigOptions {
 /** Every setting of SETTINGS but the test suite's, read from `env` and checked against one another. */
 export function loadConfig(env: Env = process.env, options: LoadConfigOptions = {}): Config {
   const read = <T>(setting: Setting<T>): T => readSetting(setting, env, options.readFile);
-  const { database, logging, api, worker, pipeline, callbacks, client } = SETTINGS;
+  const { database, logging, api, worker, pipeline, callbacks, client, retention } = SETTINGS;
 
   const heartbeatIntervalSeconds = read(worker.heartbeatIntervalSeconds);
   const heartbeatTimeoutSeconds = read(worker.heartbeatTimeoutSeconds);
@@ -134,6 +144,15 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       apiUrl: read(client.apiUrl),
       apiKey: read(client.apiKey),
     },
+    retention: {
+      done: read(retention.done),
+      error: read(retention.error),
+      cancelled: read(retention.cancelled),
+      tombstones: read(retention.tombstones),
+      pruneIntervalSeconds: read(retention.pruneIntervalSeconds),
+      pruneBatchSize: read(retention.pruneBatchSize),
+      pruneDutyPercent: read(retention.pruneDutyPercent),
+    },
     callbacks: {
       secrets: read(callbacks.secrets),
       retryScheduleSeconds: read(callbacks.retryScheduleSeconds),
@@ -156,6 +175,7 @@ function readTextFile(path: string): string {
 
 export {
   ConfigError,
+  durationText,
   httpUrl,
   type PipelineSource,
   parseApiKeys,

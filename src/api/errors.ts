@@ -5,8 +5,13 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { type Job, toJsonPath } from '../contracts/index.js';
-import { IdempotencyConflictError, isDatabaseUnavailable, JobFinishedError } from '../store/index.js';
+import { type Job, type Tombstone, toJsonPath } from '../contracts/index.js';
+import {
+  IdempotencyConflictError,
+  isDatabaseUnavailable,
+  JobFinishedError,
+  JobGoneError,
+} from '../store/index.js';
 import { InvalidSubmissionError, SubmitQueueFullError } from '../submit/index.js';
 
 export type ErrorCode =
@@ -17,6 +22,7 @@ export type ErrorCode =
   | 'not_found'
   | 'idempotency_conflict'
   | 'job_finished'
+  | 'gone'
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -34,10 +40,18 @@ export interface ErrorDetail {
 
 export interface ErrorBody {
   /**
-   * `job_id`: the job the error is about, when there is one (idempotency_conflict); `job`: the
-   * job as it stands, when its state is why (job_finished).
+   * `job_id`: the job the error is about, when there is one (idempotency_conflict, gone); `job`:
+   * the job as it stands, when its state is why (job_finished); `tombstone`: what is left of a
+   * pruned job (gone).
    */
-  error: { code: ErrorCode; message: string; details?: ErrorDetail[]; job_id?: string; job?: Job };
+  error: {
+    code: ErrorCode;
+    message: string;
+    details?: ErrorDetail[];
+    job_id?: string;
+    job?: Job;
+    tombstone?: Tombstone;
+  };
 }
 
 /** A failure the API means to report as is; thrown from handlers and hooks. */
@@ -50,6 +64,7 @@ export class ApiError extends Error {
     readonly headers: Record<string, string> = {},
     readonly jobId?: string,
     readonly job?: Job,
+    readonly tombstone?: Tombstone,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -63,6 +78,7 @@ export class ApiError extends Error {
         ...(this.details ? { details: this.details } : {}),
         ...(this.jobId ? { job_id: this.jobId } : {}),
         ...(this.job ? { job: this.job } : {}),
+        ...(this.tombstone ? { tombstone: this.tombstone } : {}),
       },
     };
   }
@@ -147,6 +163,11 @@ export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError 
   if (error instanceof JobFinishedError) {
     const { job } = error;
     return new ApiError(409, 'job_finished', error.message, undefined, {}, job.job_id, job);
+  }
+  // The job existed and ended, and was pruned: its result is gone, and its key is still taken.
+  if (error instanceof JobGoneError) {
+    const { tombstone } = error;
+    return new ApiError(410, 'gone', error.message, undefined, {}, tombstone.job_id, undefined, tombstone);
   }
   if (error instanceof InvalidSubmissionError) return invalidField('body', error.path, error.problem);
   if (error instanceof SubmitQueueFullError) {

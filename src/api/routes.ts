@@ -4,14 +4,17 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import type { Job } from '../contracts/index.js';
+import type { Job, Tombstone } from '../contracts/index.js';
 import {
   IdempotencyConflictError,
+  JobGoneError,
   jobCancel,
   jobGet,
   jobGetByCorrelation,
   LATEST_VERSION,
   schemaVersion,
+  tombstoneGet,
+  tombstoneGetByCorrelation,
   unlessFinished,
   withClientWithin,
 } from '../store/index.js';
@@ -57,6 +60,11 @@ function logJob(request: FastifyRequest, job: Job): void {
   addLogContext(request, { job_id: job.job_id, ix_id: job.ix_id });
 }
 
+function gone(request: FastifyRequest, tombstone: Tombstone): JobGoneError {
+  addLogContext(request, { job_id: tombstone.job_id, ix_id: tombstone.ix_id });
+  return new JobGoneError(tombstone);
+}
+
 function jobNotFound(what: string): ApiError {
   return new ApiError(404, 'not_found', `no job ${what}`);
 }
@@ -83,10 +91,17 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
     return { status: job.status === 'running' ? 202 : 200, job };
   }
 
-  /** The job by its id, if the caller may see it; another client's answers like a missing one. */
+  /**
+   * The job by its id, if the caller may see it; another client's answers like a missing one. A
+   * pruned one throws JobGoneError (410); its tombstone is read only when no job row is found.
+   */
   async function ownJob(request: FastifyRequest, jobId: string): Promise<Job> {
-    const job = await withClientWithin(pool, deadlineMs, (db) => jobGet(db, jobId));
+    const [job, tombstone] = await withClientWithin(pool, deadlineMs, async (db) => {
+      const found = await jobGet(db, jobId);
+      return [found, found ? null : await tombstoneGet(db, jobId)] as const;
+    });
     // Another client's job answers exactly like a missing one, so ids do not leak.
+    if (tombstone && mayActFor(request.caller, tombstone.client_id)) throw gone(request, tombstone);
     if (!job || !mayActFor(request.caller, job.client_id)) throw jobNotFound(jobId);
     logJob(request, job);
     return job;
@@ -98,9 +113,13 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
     clientId: string,
     requestId: string,
   ): Promise<Job> {
-    const job = mayActFor(request.caller, clientId)
-      ? await withClientWithin(pool, deadlineMs, (db) => jobGetByCorrelation(db, clientId, requestId))
-      : null;
+    const [job, tombstone] = mayActFor(request.caller, clientId)
+      ? await withClientWithin(pool, deadlineMs, async (db) => {
+          const found = await jobGetByCorrelation(db, clientId, requestId);
+          return [found, found ? null : await tombstoneGetByCorrelation(db, clientId, requestId)] as const;
+        })
+      : [null, null];
+    if (tombstone) throw gone(request, tombstone);
     if (!job) throw jobNotFound(`with client_id ${clientId} and request_id ${requestId}`);
     logJob(request, job);
     return job;
@@ -145,7 +164,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
               'The new job (finished, with ?wait, if it finished within the wait); Location: /jobs/{job_id}',
               JobSchema,
             ),
-            ...errorResponses(400, ...unauthorized, ...forbidden, 405, 409, 413, 415, 503),
+            ...errorResponses(400, ...unauthorized, ...forbidden, 405, 409, 410, 413, 415, 503),
           },
         },
       },
@@ -161,7 +180,8 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           );
         }
         const { job, created } = await submissions.submit(request.body).catch((error: unknown) => {
-          if (error instanceof IdempotencyConflictError) addLogContext(request, { job_id: error.jobId });
+          if (error instanceof IdempotencyConflictError || error instanceof JobGoneError)
+            addLogContext(request, { job_id: error.jobId });
           throw error;
         });
         logJob(request, job);
@@ -189,7 +209,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
               'The job (with ?wait: finished, or as it stands when the wait ran out)',
               JobSchema,
             ),
-            ...errorResponses(400, ...unauthorized, 404, 405, 503),
+            ...errorResponses(400, ...unauthorized, 404, 405, 410, 503),
           },
         },
       },
@@ -216,7 +236,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
               description: 'A text/event-stream of the job’s events',
               content: { 'text/event-stream': { schema: z.string() } },
             },
-            ...errorResponses(400, ...unauthorized, 404, 405, 503),
+            ...errorResponses(400, ...unauthorized, 404, 405, 410, 503),
           },
         },
       },
@@ -232,7 +252,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
         'The job, still running: its worker was asked to abort it and will record it cancelled, unless it ends first',
         JobSchema,
       ),
-      ...errorResponses(400, ...unauthorized, 404, 405, 409, 503),
+      ...errorResponses(400, ...unauthorized, 404, 405, 409, 410, 503),
     };
 
     app.post(
@@ -286,7 +306,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
               'The job submitted under this client_id and request_id (with ?wait: finished, or as it stands when the wait ran out)',
               JobSchema,
             ),
-            ...errorResponses(400, ...unauthorized, 404, 405, 503),
+            ...errorResponses(400, ...unauthorized, 404, 405, 410, 503),
           },
         },
       },

@@ -1,6 +1,12 @@
 /** The API's own envelopes around the contracts of src/contracts (which stay the wire format). */
 import { z } from 'zod';
-import { ClientIdSchema, JobSchema, RequestIdSchema, SubmitBodySchema } from '../contracts/index.js';
+import {
+  ClientIdSchema,
+  JobSchema,
+  RequestIdSchema,
+  SubmitBodySchema,
+  TombstoneSchema,
+} from '../contracts/index.js';
 
 export const JobParamsSchema = z.object({ job_id: z.uuid() });
 
@@ -30,10 +36,13 @@ export const ErrorSchema = z
         .meta({ description: 'Each invalid field by its JSONPath' }),
       job_id: z.uuid().optional().meta({
         description:
-          'idempotency_conflict: the job already submitted under this ix_client_id and request_id, with a different request; job_finished: the job that could not be cancelled',
+          'idempotency_conflict: the job already submitted under this ix_client_id and request_id, with a different request; job_finished: the job that could not be cancelled; gone: the pruned job',
       }),
       job: JobSchema.optional().meta({
         description: 'job_finished: the job as it stands, ended done or error before it could be cancelled',
+      }),
+      tombstone: TombstoneSchema.optional().meta({
+        description: 'gone: what is left of the pruned job, and when its request_id may be used again',
       }),
     }),
   })
@@ -55,6 +64,7 @@ const ERROR_MEANINGS = {
   404: 'not_found: no such job, or another client’s',
   405: 'method_not_allowed: sent with a method this path does not take; the Allow header lists those it does',
   409: 'idempotency_conflict (submit): this ix_client_id and request_id already hold a job submitted with another request; error.job_id and the Location header name it. job_finished (cancel): the job had already ended done or error; error.job is the job as it stands',
+  410: 'gone: the job existed and ended, and was pruned after its retention: its result is gone. error.tombstone says how it ended and when its ix_client_id and request_id may be submitted again; until then a submit of them runs nothing',
   413: 'payload_too_large: the body is over IX_MAX_BODY_BYTES',
   415: 'unsupported_media_type: send the body as Content-Type: application/json',
   503: 'unavailable: the database is down, overloaded or slower than IX_API_DEADLINE_SECONDS; retry after the Retry-After header’s seconds (submits are idempotent)',

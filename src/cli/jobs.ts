@@ -17,7 +17,7 @@ import {
   SubmitBodySchema,
   toJsonPath,
 } from '../contracts/index.js';
-import { JobFinishedError, jobCancel, jobGet } from '../store/index.js';
+import { JobFinishedError, JobGoneError, jobCancel, jobGet, tombstoneGet } from '../store/index.js';
 import { InvalidSubmissionError, SubmitService } from '../submit/index.js';
 import { isFinished, type JobEvent } from '../watch/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
@@ -131,7 +131,8 @@ function apiClient(config: Config, url: string | undefined, command: string): Ix
 /**
  * The API's answer, as the database path would give it: a client mistake (4xx) exits 2 with the
  * server's message and fields, a missing job exits 1, a request id already used for another
- * request exits 1 with the server's message, an unreachable server exits 1 naming it.
+ * request, or a pruned job (gone), exits 1 with the server's message, an unreachable server
+ * exits 1 naming it.
  */
 async function overHttp<T>(baseUrl: string, call: () => Promise<T>, lookingUpJob = false): Promise<T> {
   try {
@@ -140,7 +141,7 @@ async function overHttp<T>(baseUrl: string, call: () => Promise<T>, lookingUpJob
     if (error instanceof IxApiError) {
       if (error.status === 404 && lookingUpJob) throw new JobNotFoundError(error.message);
       if (error.status === 401 || error.status === 403) throw new ConfigError('IX_API_KEY', error.message);
-      if (error.code === 'idempotency_conflict') throw error;
+      if (error.code === 'idempotency_conflict' || error.code === 'gone') throw error;
       if (error.code === 'job_finished' && error.job) throw new JobFinishedError(error.job);
       if (error.status >= 400 && error.status < 500)
         throw new InvalidRequestError([
@@ -258,7 +259,11 @@ export async function getJob(args: string[]): Promise<void> {
     return;
   }
   const postgresUrl = requirePostgresUrl(config, 'get');
-  const job = await onDatabase(config, postgresUrl, 'get', (pool) => jobGet(pool, jobId));
+  const [job, tombstone] = await onDatabase(config, postgresUrl, 'get', async (pool) => {
+    const found = await jobGet(pool, jobId);
+    return [found, found ? null : await tombstoneGet(pool, jobId)] as const;
+  });
+  if (tombstone) throw new JobGoneError(tombstone);
   if (!job) throw new JobNotFoundError(`no job ${jobId} (not found)`);
   if (follow) await followOnDatabase(config, postgresUrl, job, printEvent);
   else printJob(job);

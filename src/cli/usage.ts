@@ -43,13 +43,25 @@ ${ENVIRONMENT}`,
 
 up applies migrations (default: all, up to ${LATEST_VERSION}); down reverts them (default: one
 step; --to 0 removes everything). Needs IX_POSTGRES_URL.`,
+  prune: `Usage: ix prune [--dry-run]
+
+Runs one pass of the pruner now and prints what it removed: finished jobs past their retention
+(IX_RETAIN_DONE, IX_RETAIN_ERROR, IX_RETAIN_CANCELLED) become tombstones, which answer 410 gone
+and keep each request id taken, and tombstones past IX_RETAIN_TOMBSTONES go, freeing their
+request ids. Workers run the same pass every IX_PRUNE_INTERVAL_SECONDS; one process prunes at a
+time, and ix prune exits 1 when another is pruning. Like theirs, its pass sleeps between batches
+(IX_PRUNE_DUTY_PERCENT); set it to 100 to clear a backlog at full speed. Needs IX_POSTGRES_URL.
+
+Options:
+  --dry-run   count what the pass would remove, and remove nothing`,
   submit: `Usage: ix submit [--url URL] [--wait [SECONDS]] [FILE]
 
 Submits the request JSON in FILE (or on stdin when FILE is absent or -) and prints the job.
 The JSON is a RequestIX ({"ix_client_id", "request_id", "input"}) or, to be called back,
 {"request": RequestIX, "callback_url": "https://…"}. Submitting the same ix_client_id and
 request_id again prints the existing job; with a different input or callback_url it exits 1,
-naming that job (the first request stands).
+naming that job (the first request stands). A request id whose job was pruned exits 1 (gone)
+until its tombstone expires.
 
 Options:
   --url URL           submit through the ix API at URL (default IX_API_URL), with the key in
@@ -59,7 +71,7 @@ Options:
                       it stands, and ix exits 1`,
   get: `Usage: ix get [--url URL] [--follow] JOB_ID
 
-Prints the job, or exits 1 when there is none.
+Prints the job, or exits 1 when there is none or it was pruned (gone).
 
 Options:
   --url URL   ask the ix API at URL (default IX_API_URL), with the key in IX_API_KEY;
@@ -85,6 +97,7 @@ Commands:
   api                           the REST API only
   worker [--concurrency N]      run jobs through the pipeline and deliver callbacks
   migrate up|down [--to N]      apply or revert schema migrations (latest: ${LATEST_VERSION})
+  prune [--dry-run]             prune finished jobs past their retention now; prints what went
   submit [--url URL] [--wait [S]] [FILE]
                                 submit a request JSON from FILE or stdin; prints the job
   get [--url URL] [--follow] JOB_ID

@@ -4,16 +4,19 @@ import { CallbackDeliverer } from '../callbacks/index.js';
 import { type Config, loadConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { closePool } from '../store/index.js';
-import { loadPipeline, type Pipeline, Worker } from '../worker/index.js';
+import { loadPipeline, type Pipeline, Pruner, Worker } from '../worker/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { untilSignal } from './signals.js';
 
 export interface WorkerParts {
-  /** Graceful: running jobs get IX_SHUTDOWN_GRACE_SECONDS, then are put back; delivery stops last. */
+  /** Graceful: the pruner ends its pass, running jobs get IX_SHUTDOWN_GRACE_SECONDS, then are put back; delivery stops last. */
   stop(): Promise<void>;
 }
 
-/** A worker and the callback deliverer it wakes as outcomes are recorded, as `ix worker` and `ix start` run them. */
+/**
+ * A worker, the callback deliverer it wakes as outcomes are recorded, and the pruner, as `ix
+ * worker` and `ix start` run them.
+ */
 export async function startWorkerParts(
   pool: pg.Pool,
   connectionString: string,
@@ -30,10 +33,13 @@ export async function startWorkerParts(
     logger,
     onCallbacksDue: () => deliverer.wake(),
   });
+  const pruner = new Pruner(pool, config.retention, logger);
   await worker.start();
   deliverer.start();
+  pruner.start();
   return {
     async stop() {
+      await pruner.stop();
       await worker.stop();
       await deliverer.stop();
     },

@@ -113,6 +113,40 @@ export function textSetting(declared: Declaration & { default: string }): Settin
   return setting({ ...declared, defaultText: declared.default, parse: (_name, text) => text });
 }
 
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3_600, d: 86_400 };
+
+/**
+ * A period such as `30d`, `12h`, `90m` or `45s`, in seconds; `off` or `0`: no end (null).
+ * At most `maxDays`.
+ */
+export function durationSetting(
+  declared: Declaration & { default: number | null; maxDays: number },
+): Setting<number | null> {
+  const defaultText = declared.default === null ? 'off' : durationText(declared.default);
+  return setting<number | null>({
+    ...declared,
+    defaultText,
+    parse(name, text) {
+      if (text === 'off' || text === '0') return null;
+      const match = /^(\d+)([smhd])$/.exec(text);
+      if (!match)
+        throw new ConfigError(name, `expected a period like 30d, 12h, 90m or 45s, or off, got "${text}"`);
+      const seconds = Number(match[1]) * DURATION_UNITS[match[2]!]!;
+      if (seconds < 1 || seconds > declared.maxDays * 86_400)
+        throw new ConfigError(name, `must be between 1s and ${declared.maxDays}d, or off, got ${text}`);
+      return seconds;
+    },
+  });
+}
+
+/** A number of seconds in the largest unit that divides it: 604800 → `7d`. */
+export function durationText(seconds: number): string {
+  const [unit, size] = Object.entries(DURATION_UNITS)
+    .reverse()
+    .find(([, size]) => seconds % size === 0) ?? ['s', 1];
+  return `${seconds / size}${unit}`;
+}
+
 /** A setting that is off, or absent, unless its variable is set. */
 export function optionalSetting<T>(
   declared: Declaration,

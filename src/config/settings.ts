@@ -9,6 +9,7 @@ import {
   callbackSecrets,
   choiceSetting,
   DEFAULT_RETRY_SCHEDULE_SECONDS,
+  durationSetting,
   httpUrl,
   integerSetting,
   LOG_LEVELS,
@@ -271,6 +272,53 @@ export const SETTINGS = {
       doc: 'Allow callbacks to loopback and private addresses (tests, private networks).',
     }),
   },
+  retention: {
+    done: durationSetting({
+      name: 'IX_RETAIN_DONE',
+      default: 7 * 86_400,
+      maxDays: 36_500,
+      doc: 'How long a `done` job is kept after it finished, then pruned to a tombstone (`30d`, `12h`, …; `off`: forever).',
+    }),
+    error: durationSetting({
+      name: 'IX_RETAIN_ERROR',
+      default: 30 * 86_400,
+      maxDays: 36_500,
+      doc: 'How long an `error` job is kept after it finished (`off`: forever).',
+    }),
+    cancelled: durationSetting({
+      name: 'IX_RETAIN_CANCELLED',
+      default: 7 * 86_400,
+      maxDays: 36_500,
+      doc: 'How long a `cancelled` job is kept after it finished (`off`: forever).',
+    }),
+    tombstones: durationSetting({
+      name: 'IX_RETAIN_TOMBSTONES',
+      default: 30 * 86_400,
+      maxDays: 36_500,
+      doc: 'How long a pruned job’s key stays taken (410 `gone`), from the prune; then it may be submitted anew (`off`: forever).',
+    }),
+    pruneIntervalSeconds: integerSetting({
+      name: 'IX_PRUNE_INTERVAL_SECONDS',
+      default: 60,
+      min: 1,
+      max: 86_400,
+      doc: 'How often a worker prunes (one process at a time does).',
+    }),
+    pruneBatchSize: integerSetting({
+      name: 'IX_PRUNE_BATCH_SIZE',
+      default: 1_000,
+      min: 1,
+      max: 100_000,
+      doc: 'Jobs pruned per statement; each statement is a short transaction of its own.',
+    }),
+    pruneDutyPercent: integerSetting({
+      name: 'IX_PRUNE_DUTY_PERCENT',
+      default: 20,
+      min: 1,
+      max: 100,
+      doc: 'Share of its time a prune pass spends in statements; it sleeps the rest, leaving the CPU to the hot path.',
+    }),
+  },
   client: {
     apiUrl: optionalSetting(
       {
@@ -312,6 +360,7 @@ export const SETTING_GROUP_TITLES: Record<keyof typeof SETTINGS, string> = {
   worker: 'Worker (ix start, ix worker)',
   pipeline: 'Pipeline (ix start, ix worker)',
   callbacks: 'Callbacks (ix start, ix worker)',
+  retention: 'Retention (ix start, ix worker, ix prune)',
   client: 'ix submit and ix get',
   tests: 'Test suite (npm test)',
 };

@@ -56,6 +56,9 @@ export type ResponseIX = z.infer<typeof ResponseIXSchema>;
 
 export const JOB_STATUSES = ['pending', 'running', 'done', 'error', 'cancelled'] as const;
 export const JobStatusSchema = z.enum(JOB_STATUSES);
+/** The statuses a job never leaves. */
+export const FINAL_STATUSES = ['done', 'error', 'cancelled'] as const satisfies readonly JobStatus[];
+export type FinalStatus = (typeof FINAL_STATUSES)[number];
 export type JobStatus = z.infer<typeof JobStatusSchema>;
 
 export const CALLBACK_STATUSES = ['delivered', 'failed'] as const;
@@ -170,6 +173,27 @@ export const JobSchema = z
   })
   .meta({ id: 'Job' });
 export type Job = z.infer<typeof JobSchema>;
+
+/**
+ * What is left of a job pruned after its retention: enough to say it existed, how it ended, and
+ * to keep its `(client_id, request_id)` taken until `key_free_after`.
+ */
+export const TombstoneSchema = z
+  .strictObject({
+    job_id: z.uuid(),
+    ix_id: z.string().regex(IX_ID_PATTERN),
+    client_id: ClientIdSchema,
+    request_id: RequestIdSchema,
+    status: z.enum(FINAL_STATUSES).meta({ description: 'How the job ended' }),
+    finished_at: timestamp,
+    pruned_at: timestamp.meta({ description: 'When its request, response and callback log were deleted' }),
+    key_free_after: timestamp.nullable().meta({
+      description:
+        'From then on this client_id and request_id may be submitted as a new job; null: never (tombstones kept forever)',
+    }),
+  })
+  .meta({ id: 'Tombstone' });
+export type Tombstone = z.infer<typeof TombstoneSchema>;
 
 export { type JsonTextProblem, jsonTextProblems, MAX_JSON_DEPTH, toJsonPath } from './json-text.js';
 

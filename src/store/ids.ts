@@ -40,3 +40,12 @@ export function newJobId(now = Date.now()): string {
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+/**
+ * The smallest job id (UUIDv7) drawn at or after `ms`: every job id below it was drawn before
+ * `ms`, so a range of the primary key up to it holds the jobs created before then.
+ */
+export function jobIdFloor(ms: number): string {
+  const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`;
+}

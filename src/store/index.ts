@@ -7,6 +7,8 @@
  * - jobs/cancel.ts    cancelling jobs: pending ones at once, running ones through their worker
  * - jobs/sweep.ts     handing jobs back: the sweep of dead or stuck workers, a worker's release
  * - jobs/read.ts      looking jobs up
+ * - jobs/prune.ts     retention: expired jobs pruned to tombstones, expired tombstones removed
+ * - jobs/tombstones.ts  what is left of a pruned job, holding its key
  * - jobs/hydrate.ts   job rows: the columns read, their check against the Job contract
  * - notify.ts         waking workers when jobs become pending
  * - workers.ts        the worker registry and its heartbeats
@@ -56,12 +58,20 @@ export {
 export { jobCompleteMany, type Outcome, outcomeKey } from './jobs/complete.js';
 export { CorruptJobError } from './jobs/hydrate.js';
 export {
+  type Admitted,
   IdempotencyConflictError,
   type InsertResult,
   jobInsertMany,
+  type Pruned,
   type Submission,
 } from './jobs/insert.js';
 export { jobProgressMany, type ProgressUpdate } from './jobs/progress.js';
+export {
+  jobPruneExpired,
+  type PruneOptions,
+  type PruneResult,
+  type RetentionPolicy,
+} from './jobs/prune.js';
 export { jobGet, jobGetByCorrelation, jobGetMany } from './jobs/read.js';
 export {
   type Held,
@@ -70,6 +80,7 @@ export {
   type SweepOptions,
   type SweepResult,
 } from './jobs/sweep.js';
+export { JobGoneError, tombstoneGet, tombstoneGetByCorrelation } from './jobs/tombstones.js';
 export { type ChannelHandlers, Listener } from './listener.js';
 export { LATEST_VERSION, MigrationError, migrateDown, migrateUp, schemaVersion } from './migrate.js';
 export {

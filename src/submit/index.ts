@@ -77,15 +77,15 @@ export class SubmitService {
         `must be at most ${cap} (IX_MAX_ATTEMPTS_CAP on this server), got ${body.max_attempts}`,
       );
     }
-    const { job, created, conflict } = await this.batcher.submit({
+    const result = await this.batcher.submit({
       request,
       callbackUrl,
       runAfter: body.run_after,
       delaySeconds: body.delay_seconds,
       maxAttempts: body.max_attempts,
     });
-    if (conflict) throw conflict;
-    return { job, created };
+    if (result.job === null || result.conflict) throw result.conflict;
+    return { job: result.job, created: result.created };
   }
 
   /** Resolves once every submission so far is written and its workers woken. */

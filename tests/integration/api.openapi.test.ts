@@ -13,8 +13,10 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorSchema } from '../../src/api/schemas.js';
-import type { RequestIX } from '../../src/contracts/index.js';
-import { createPool } from '../../src/store/index.js';
+import { loadConfig } from '../../src/config.js';
+import type { Job, RequestIX } from '../../src/contracts/index.js';
+import { createPool, jobPruneExpired } from '../../src/store/index.js';
+import { retentionPolicy } from '../../src/worker/index.js';
 import { buildTestApi, JSON_HEADERS } from '../support/api.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
@@ -157,6 +159,7 @@ describe('the OpenAPI document', () => {
         'ResponseIX',
         'Run',
         'SubmitJob',
+        'Tombstone',
       ]);
     }
     // Every reference resolves, to a renamed input view too.
@@ -272,6 +275,22 @@ function get(options: InjectOptions) {
   return (target: FastifyInstance) => target.inject({ method: 'GET', ...options });
 }
 
+/** A submitted job, ended `done` by hand, then pruned a week on: only its tombstone is left. */
+async function pruned(target: FastifyInstance) {
+  const job = (await submittedAs(target, 'done')) as Job;
+  const client = await db.pool.connect();
+  try {
+    await jobPruneExpired(client, {
+      policy: retentionPolicy(loadConfig({}).retention),
+      batchSize: 100,
+      now: new Date(Date.now() + 8 * 86_400_000),
+    });
+  } finally {
+    client.release();
+  }
+  return job;
+}
+
 /** Another method on the operation's path. */
 function otherMethod(method: 'PUT' | 'POST' | 'DELETE', url: string) {
   return (target: FastifyInstance) => target.inject({ method, url });
@@ -303,6 +322,12 @@ const ANSWERS: Answer[] = [
   },
   {
     operationId: 'submitJob',
+    status: 410,
+    app: 'open',
+    send: async (a) => submit(a, { request: (await pruned(a)).request }),
+  },
+  {
+    operationId: 'submitJob',
     status: 413,
     app: 'open',
     send: (a) => submit(a, { request: makeRequest({ input: 'x'.repeat(5000) }) }),
@@ -325,6 +350,12 @@ const ANSWERS: Answer[] = [
   { operationId: 'getJob', status: 401, app: 'keyed', send: get({ url: `/jobs/${randomUUID()}` }) },
   { operationId: 'getJob', status: 404, app: 'open', send: get({ url: `/jobs/${randomUUID()}` }) },
   { operationId: 'getJob', status: 405, app: 'open', send: otherMethod('POST', `/jobs/${randomUUID()}`) },
+  {
+    operationId: 'getJob',
+    status: 410,
+    app: 'open',
+    send: async (a) => get({ url: `/jobs/${(await pruned(a)).job_id}` })(a),
+  },
   { operationId: 'getJob', status: 503, app: 'down', send: get({ url: `/jobs/${randomUUID()}` }) },
 
   {
@@ -353,6 +384,12 @@ const ANSWERS: Answer[] = [
     status: 405,
     app: 'open',
     send: otherMethod('POST', `/jobs/${randomUUID()}/events`),
+  },
+  {
+    operationId: 'streamJobEvents',
+    status: 410,
+    app: 'open',
+    send: async (a) => get({ url: `/jobs/${(await pruned(a)).job_id}/events` })(a),
   },
   {
     operationId: 'streamJobEvents',
@@ -386,6 +423,15 @@ const ANSWERS: Answer[] = [
   { operationId: 'getJobByCorrelation', status: 405, app: 'open', send: otherMethod('DELETE', '/jobs') },
   {
     operationId: 'getJobByCorrelation',
+    status: 410,
+    app: 'open',
+    send: async (a) => {
+      const job = await pruned(a);
+      return get({ url: '/jobs', query: { client_id: job.client_id, request_id: job.request_id } })(a);
+    },
+  },
+  {
+    operationId: 'getJobByCorrelation',
     status: 503,
     app: 'down',
     send: get({ url: '/jobs', query: { client_id: 'acme', request_id: 'r' } }),
@@ -411,6 +457,7 @@ const ANSWERS: Answer[] = [
       { operationId, status: 404, app: 'open', send: post(missing) },
       { operationId, status: 405, app: 'open', send: otherMethod('DELETE', missing.url) },
       { operationId, status: 409, app: 'open', send: cancelOf((a) => submittedAs(a, 'done'), by) },
+      { operationId, status: 410, app: 'open', send: cancelOf(pruned, by) },
       { operationId, status: 503, app: 'down', send: post(missing) },
     ];
   }),

@@ -10,11 +10,11 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
 import type { Job } from '../../src/contracts/index.js';
-import { jobNotifyChanged } from '../../src/store/index.js';
+import { jobGet, jobNotifyChanged } from '../../src/store/index.js';
 import { CLI, cleanEnv, exited, runCli, startIx } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest, success } from '../support/factories.js';
-import { claimPending, finishJob, insertPending, retriedThenDone } from '../support/jobs.js';
+import { claimPending, finishedJobs, finishJob, insertPending, retriedThenDone } from '../support/jobs.js';
 import { eventually, makeWorker } from '../support/worker.js';
 
 const db = useTestDatabase();
@@ -231,6 +231,41 @@ describe('ix submit and ix get', () => {
     const invalid = await runCli(['get', 'nope'], env());
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toMatch(/^ix: "nope" is not a job id/);
+  });
+});
+
+describe('ix prune', () => {
+  const env = () => ({ IX_POSTGRES_URL: db.url, IX_RETAIN_DONE: '1s', IX_RETAIN_ERROR: 'off' });
+
+  it('--dry-run prints what a pass would remove; a pass removes it, and the job answers gone', async () => {
+    const [done, error] = await finishedJobs(db.pool, null, ['done', 'error']);
+    // The retention of one second must have passed for the job, on the database's clock.
+    await eventually(async () => {
+      const { rows } = await db.pool.query<{ past: boolean }>(
+        `SELECT finished_at < now() - interval '1 second' AS past FROM ix_jobs WHERE job_id = $1`,
+        [done!.job_id],
+      );
+      return rows[0]?.past === true;
+    }, 'a second since the job finished');
+    const dry = await runCli(['prune', '--dry-run'], env());
+    expect(dry.code).toBe(0);
+    expect(dry.stderr).toContain('retention: done 1s, error forever, cancelled 7d, tombstones 30d');
+    expect(dry.stdout).toMatch(/^would remove 1 expired jobs \(done 1, error 0, cancelled 0\)/);
+    expect(await jobGet(db.pool, done!.job_id)).not.toBeNull();
+
+    const pruned = await runCli(['prune'], env());
+    expect(pruned.code).toBe(0);
+    expect(pruned.stdout).toMatch(/^removed 1 expired jobs \(done 1, error 0, cancelled 0\)/);
+    expect(pruned.stdout).toContain('removed 0 expired tombstones');
+    expect(await jobGet(db.pool, done!.job_id)).toBeNull();
+    expect(await jobGet(db.pool, error!.job_id)).not.toBeNull();
+
+    const gone = await runCli(['get', done!.job_id], env());
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/^ix: job .* ended done and was pruned at .*: its result is gone/);
+    const resubmit = await runCli(['submit'], env(), JSON.stringify(done!.request));
+    expect(resubmit.code).toBe(1);
+    expect(resubmit.stderr).toContain('its result is gone');
   });
 });
 

@@ -23,7 +23,7 @@ import {
 } from '../../src/store/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { differingReplays, FIRST_CALLBACK_URL, failure, makeRequest, success } from '../support/factories.js';
-import { claimNextPending, claimPending, finishJob, insertPending } from '../support/jobs.js';
+import { admitted, claimNextPending, claimPending, finishJob, insertPending } from '../support/jobs.js';
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase();
@@ -556,9 +556,9 @@ describe('jobSweepOrphans', () => {
   });
 
   it('a job’s own max_attempts bounds its rescues too, instead of the sweep’s', async () => {
-    const [inserted] = await jobInsertMany(db.pool, [
-      { request: makeRequest(), callbackUrl: null, maxAttempts: 1 },
-    ]);
+    const [inserted] = admitted(
+      await jobInsertMany(db.pool, [{ request: makeRequest(), callbackUrl: null, maxAttempts: 1 }]),
+    );
     const job = inserted!.job;
     await claimNextPending(db.pool);
     const future = new Date(Date.now() + 3_600_000);
@@ -722,18 +722,20 @@ describe('jobInsertMany in batches', () => {
   it('inserts a batch in one statement, in order; replays get the first job, conflicts fail alone', async () => {
     const known = await insertPending(db.pool, makeRequest(), 'https://known.example.com/cb');
     const fresh = [makeRequest(), makeRequest(), makeRequest()];
-    const results = await jobInsertMany(db.pool, [
-      { request: fresh[0]!, callbackUrl: null },
-      { request: known.job.request, callbackUrl: 'https://known.example.com/cb' },
-      { request: fresh[1]!, callbackUrl: 'https://example.com/1' },
-      {
-        request: { ...fresh[1]!, input: 'a conflict inside the batch' },
-        callbackUrl: 'https://example.com/1',
-      },
-      { request: known.job.request, callbackUrl: 'https://other.example.com/cb' },
-      { request: fresh[1]!, callbackUrl: 'https://example.com/1' },
-      { request: fresh[2]!, callbackUrl: null },
-    ]);
+    const results = admitted(
+      await jobInsertMany(db.pool, [
+        { request: fresh[0]!, callbackUrl: null },
+        { request: known.job.request, callbackUrl: 'https://known.example.com/cb' },
+        { request: fresh[1]!, callbackUrl: 'https://example.com/1' },
+        {
+          request: { ...fresh[1]!, input: 'a conflict inside the batch' },
+          callbackUrl: 'https://example.com/1',
+        },
+        { request: known.job.request, callbackUrl: 'https://other.example.com/cb' },
+        { request: fresh[1]!, callbackUrl: 'https://example.com/1' },
+        { request: fresh[2]!, callbackUrl: null },
+      ]),
+    );
     expect(results.map((r) => r.created)).toEqual([true, false, true, false, false, false, true]);
     expect(results.map((r) => r.conflict?.jobId ?? null)).toEqual([
       null,

@@ -1,10 +1,22 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { createPool, LATEST_VERSION, migrateDown, migrateUp, schemaVersion } from '../../src/store/index.js';
+import {
+  createPool,
+  jobInsertMany,
+  jobPruneExpired,
+  LATEST_VERSION,
+  migrateDown,
+  migrateUp,
+  schemaVersion,
+} from '../../src/store/index.js';
+import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { useTestDatabase } from '../support/db.js';
+import { finishedJobs } from '../support/jobs.js';
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase({ migrated: false });
+/** Every version, in order: they may skip a number while a migration numbered below lands on another branch. */
+const VERSIONS = MIGRATIONS.map((m) => m.version);
 
 /** Columns, indexes and constraints of every ix_* object: what up/down must reproduce exactly. */
 async function catalog(pool: pg.Pool) {
@@ -33,7 +45,7 @@ async function ixObjects(pool: pg.Pool): Promise<string[]> {
 describe('migrations', () => {
   it('up → down → up leaves the same catalog, and down leaves no ix_* object', async () => {
     expect(await schemaVersion(db.pool)).toBe(0);
-    expect(await migrateUp(db.pool)).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+    expect(await migrateUp(db.pool)).toEqual(VERSIONS);
     expect(await schemaVersion(db.pool)).toBe(LATEST_VERSION);
     const first = await catalog(db.pool);
     expect(first.columns.length).toBeGreaterThan(10);
@@ -50,7 +62,7 @@ describe('migrations', () => {
   it('down without a target reverts one migration', async () => {
     await migrateUp(db.pool);
     expect(await migrateDown(db.pool)).toEqual([LATEST_VERSION]);
-    expect(await schemaVersion(db.pool)).toBe(LATEST_VERSION - 1);
+    expect(await schemaVersion(db.pool)).toBe(VERSIONS.at(-2));
     await migrateUp(db.pool);
   });
 
@@ -95,6 +107,43 @@ describe('migrations', () => {
     await db.pool.query('DELETE FROM ix_jobs');
   });
 
+  it('version 10 down drops the tombstones and keeps every job; up again, pruning works as before', async () => {
+    await migrateUp(db.pool);
+    const before = await catalog(db.pool);
+    const [kept, pruned] = await finishedJobs(db.pool, null, ['done', 'done']);
+    const pass = async (now: Date) => {
+      const client = await db.pool.connect();
+      try {
+        return await jobPruneExpired(client, {
+          policy: { jobs: { done: 86_400, error: null, cancelled: null }, tombstones: 86_400 },
+          batchSize: 10,
+          now,
+        });
+      } finally {
+        client.release();
+      }
+    };
+    // Finished two days after the other: still inside its day of retention at the first pass.
+    await db.pool.query(
+      `UPDATE ix_jobs SET finished_at = finished_at + interval '2 days' WHERE job_id = $1`,
+      [kept!.job_id],
+    );
+    expect((await pass(new Date(Date.now() + 2 * 86_400_000))).pruned.done).toBe(1);
+    await migrateDown(db.pool, 9);
+    expect(await ixObjects(db.pool)).not.toContain('ix_job_tombstones');
+    const { rows } = await db.pool.query<{ job_id: string }>('SELECT job_id FROM ix_jobs');
+    expect(rows).toEqual([{ job_id: kept!.job_id }]);
+    await migrateUp(db.pool);
+    expect(await catalog(db.pool)).toEqual(before);
+    // The key of the job pruned before the down is free again: its tombstone went with the table.
+    const [again] = await jobInsertMany(db.pool, [{ request: pruned!.request, callbackUrl: null }]);
+    expect(again?.created).toBe(true);
+    expect((await pass(new Date(Date.now() + 4 * 86_400_000))).pruned.done).toBe(1);
+    await db.pool.query('DELETE FROM ix_job_tombstones');
+    await db.pool.query('DELETE FROM ix_job_queue');
+    await db.pool.query('DELETE FROM ix_jobs');
+  });
+
   it('rejects an unknown target version with a message naming the range', async () => {
     await expect(migrateUp(db.pool, LATEST_VERSION + 1)).rejects.toThrow(
       `versions run from 0 to ${LATEST_VERSION}`,
@@ -107,7 +156,7 @@ describe('migrations', () => {
     const pools = [createPool(db.url, { max: 1 }), createPool(db.url, { max: 1 })];
     try {
       const results = await Promise.all(pools.map((p) => migrateUp(p)));
-      expect(results.flat().sort()).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+      expect(results.flat().sort((a, b) => a - b)).toEqual(VERSIONS);
       expect(await schemaVersion(db.pool)).toBe(LATEST_VERSION);
     } finally {
       await Promise.all(pools.map((p) => p.end()));
@@ -146,7 +195,7 @@ describe('statement timeout', () => {
       // The wait itself is the scenario: longer than the statement timeout.
       await new Promise((resolve) => setTimeout(resolve, 400));
       await other.query('COMMIT');
-      expect(await migrating).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+      expect(await migrating).toEqual(VERSIONS);
     } finally {
       other.release();
       await pool.end();

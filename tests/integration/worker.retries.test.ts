@@ -16,7 +16,7 @@ import { httpPipeline } from '../../src/worker/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
 import { startServer, type TestServer } from '../support/http.js';
-import { claimPending } from '../support/jobs.js';
+import { admitted, claimPending } from '../support/jobs.js';
 import { captureLogs } from '../support/logs.js';
 import { eventually, makeWorker } from '../support/worker.js';
 
@@ -47,7 +47,9 @@ afterEach(async () => {
 });
 
 async function submit(extra: Partial<Submission> = {}): Promise<string> {
-  const [inserted] = await jobInsertMany(db.pool, [{ request: makeRequest(), callbackUrl: null, ...extra }]);
+  const [inserted] = admitted(
+    await jobInsertMany(db.pool, [{ request: makeRequest(), callbackUrl: null, ...extra }]),
+  );
   return inserted!.job.job_id;
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Job, RequestIX, ResponseIX } from '../../src/contracts/index.js';
 import {
+  type Admitted,
   type Db,
   type InsertResult,
   jobClaimMany,
@@ -15,13 +16,21 @@ import {
 } from '../../src/store/index.js';
 import { failure, makeRequest, success } from './factories.js';
 
+/** Results of the store's insert whose key holds a job (none was pruned); throws otherwise. */
+export function admitted(results: readonly InsertResult[]): Admitted[] {
+  return results.map((result) => {
+    if (result.job === null) throw result.conflict;
+    return result;
+  });
+}
+
 /** One job, through the store's insert alone: no batching, and no worker is woken. */
 export async function insertPending(
   db: Db,
   request: RequestIX,
   callbackUrl: string | null,
-): Promise<InsertResult> {
-  return (await jobInsertMany(db, [{ request, callbackUrl }]))[0]!;
+): Promise<Admitted> {
+  return admitted(await jobInsertMany(db, [{ request, callbackUrl }]))[0]!;
 }
 
 /** Claims and starts up to `limit` jobs, oldest first, leased to `workerId` (null: to none). */

@@ -46,6 +46,33 @@ describe('loadConfig', () => {
     expect(config.callbacks.allowPrivate).toBe(false);
   });
 
+  it('keeps every outcome and every tombstone for a finite time by default; `off` or 0 means forever', () => {
+    expect(loadConfig({}).retention).toEqual({
+      done: 7 * 86_400,
+      error: 30 * 86_400,
+      cancelled: 7 * 86_400,
+      tombstones: 30 * 86_400,
+      pruneIntervalSeconds: 60,
+      pruneBatchSize: 1_000,
+      pruneDutyPercent: 20,
+    });
+    const set = loadConfig({
+      IX_RETAIN_DONE: '36h',
+      IX_RETAIN_ERROR: 'off',
+      IX_RETAIN_CANCELLED: '0',
+      IX_RETAIN_TOMBSTONES: '90m',
+    }).retention;
+    expect(set).toMatchObject({ done: 129_600, error: null, cancelled: null, tombstones: 5_400 });
+    expectConfigError({ IX_RETAIN_DONE: '7' }, 'IX_RETAIN_DONE', /a period like 30d.*"7"/);
+    expectConfigError({ IX_RETAIN_ERROR: '2w' }, 'IX_RETAIN_ERROR', /a period like 30d/);
+    expectConfigError(
+      { IX_RETAIN_TOMBSTONES: '0s' },
+      'IX_RETAIN_TOMBSTONES',
+      /between 1s and 36500d, or off/,
+    );
+    expectConfigError({ IX_PRUNE_BATCH_SIZE: '0' }, 'IX_PRUNE_BATCH_SIZE', /between 1/);
+  });
+
   it('names the variable and the problem for a bad value', () => {
     expectConfigError({ IX_PORT: 'abc' }, 'IX_PORT', /whole number.*"abc"/);
     expectConfigError({ IX_PORT: '70000' }, 'IX_PORT', /between 0 and 65535/);

@@ -6,6 +6,7 @@ import type { Job, JsonValue, RequestIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
 import { newIxId, newJobId } from '../ids.js';
 import { hydrate, JOB_COLUMNS_OF_J, type JobRow, prepared } from './hydrate.js';
+import { JobGoneError, TOMBSTONE_COLUMNS_OF_T, type TombstoneRow, tombstoneOf } from './tombstones.js';
 
 /**
  * `(client_id, request_id)` already holds a job submitted with a different request (`input` or
@@ -37,13 +38,24 @@ export interface Submission {
   maxAttempts?: number | null;
 }
 
-export interface InsertResult {
+/** A submission whose key holds a job: a new one, or the first one of the key. */
+export interface Admitted {
   job: Job;
   /** false when `(client_id, request_id)` already existed: `job` is then the first one, unchanged. */
   created: boolean;
   /** Set when the key already existed with a different request: refuse the submission. */
   conflict: IdempotencyConflictError | null;
 }
+
+/** A submission whose key's job was pruned: only its tombstone is left. */
+export interface Pruned {
+  job: null;
+  created: false;
+  /** Refuse the submission: a JobGoneError for the same request, a conflict for another. */
+  conflict: JobGoneError | IdempotencyConflictError;
+}
+
+export type InsertResult = Admitted | Pruned;
 
 /**
  * What makes two submissions of one key the same request: `input` and `callback_url` (`ix_id`
@@ -69,7 +81,12 @@ const INSERT_SQL = `
     -- jsonb_to_recordset reads a JSON null as SQL NULL; input null is valid JSON, kept as such.
     SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb), ${requestDigest('s')},
       coalesce(s.run_after, now() + make_interval(secs => s.delay_seconds)), max_attempts
-    FROM submitted s ORDER BY job_id
+    FROM submitted s
+    -- A pruned job's key stays taken while its tombstone lives: one probe of the tombstones'
+    -- primary key per submission (docs/design.md, "Retention").
+    WHERE NOT EXISTS (
+      SELECT 1 FROM ix_job_tombstones t WHERE t.client_id = s.client_id AND t.request_id = s.request_id)
+    ORDER BY job_id
     ON CONFLICT (client_id, request_id) DO NOTHING
     RETURNING job_id, created_at, run_after, pg_column_size(input) AS input_bytes
   ), queued AS (
@@ -90,6 +107,13 @@ const SELECT_REPLAYED_SQL = `
     AS r(i integer, client_id text, request_id text, callback_url text, input jsonb)
   JOIN ix_jobs j ON j.client_id = r.client_id AND j.request_id = r.request_id`;
 
+/** The tombstones of keys whose job is gone, one row per submission (`i`), as SELECT_REPLAYED_SQL. */
+const SELECT_PRUNED_SQL = `
+  SELECT r.i, ${TOMBSTONE_COLUMNS_OF_T}, t.request_digest <> ${requestDigest('r')} AS conflict
+  FROM jsonb_to_recordset($1::jsonb)
+    AS r(i integer, client_id text, request_id text, callback_url text, input jsonb)
+  JOIN ix_job_tombstones t ON t.client_id = r.client_id AND t.request_id = r.request_id`;
+
 interface PendingRow {
   job_id: string;
   ix_id: string;
@@ -102,12 +126,15 @@ interface PendingRow {
   max_attempts: number | null;
 }
 
-interface ReplayedRow extends JobRow {
+interface Replayed {
   /** The index of the submission in its batch. */
   i: number;
   /** null when the job has no digest (stored before migration 5). */
   conflict: boolean | null;
 }
+
+type ReplayedRow = JobRow & Replayed;
+type PrunedRow = TombstoneRow & Replayed;
 
 function isUniqueViolation(error: unknown, constraint: string): boolean {
   const e = error as { code?: string; constraint?: string };
@@ -119,9 +146,11 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
  * wins, and a replay (in an earlier call or earlier in the same batch) returns that job
  * unchanged: status, request, callback URL. A replay whose `input` or `callback_url` differs
  * from the first one's is a `conflict` (its result says so; nothing else in the batch is
- * affected). Results come in the order of `submissions`. One statement for the whole batch,
- * plus one read-only one when some keys already existed. The callers' `ix_id`s are ignored:
- * the server always assigns its own.
+ * affected). A key whose job was pruned while its tombstone lives is never inserted again: its
+ * result carries a JobGoneError (or a conflict, for a different request). Results come in the
+ * order of `submissions`. One statement for the whole batch, plus one read-only one when some
+ * keys already existed, and another when some of those were pruned. The callers' `ix_id`s are
+ * ignored: the server always assigns its own.
  *
  * It sends no NOTIFY itself: PostgreSQL serialises the commits of transactions that notify,
  * which turns concurrent submitters into one (measured in docs/design.md, "Waking workers").
@@ -168,10 +197,25 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
     );
     for (const row of found) replayed.set(row.i, row);
   }
+  const pruned = new Map<number, PrunedRow>();
+  const gone = missing.filter((row) => !replayed.has(row.i));
+  if (gone.length > 0) {
+    const { rows: found } = await db.query<PrunedRow>(
+      prepared('ix_job_get_pruned', SELECT_PRUNED_SQL, [JSON.stringify(gone)]),
+    );
+    for (const row of found) pruned.set(row.i, row);
+  }
   return rows.map((row, i) => {
     const inserted = created.get(row.job_id);
     if (inserted !== undefined) return { job: pendingJob(row, inserted), created: true, conflict: null };
     const found = replayed.get(i);
+    const tombstone = pruned.get(i);
+    if (!found && tombstone) {
+      const conflict = tombstone.conflict
+        ? new IdempotencyConflictError(tombstone.job_id, tombstone.client_id, tombstone.request_id)
+        : new JobGoneError(tombstoneOf(tombstone));
+      return { job: null, created: false, conflict };
+    }
     if (!found) {
       // ON CONFLICT saw a row this snapshot cannot (a REPEATABLE READ caller racing another insert).
       throw new Error(

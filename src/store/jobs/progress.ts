@@ -1,6 +1,6 @@
 /**
  * Progress: what a pipeline reports of its run while it works, stored on the job
- * (migrations/0010_progress.ts) for `GET /jobs/{id}` and the job's event stream.
+ * (migrations/0011_progress.ts) for `GET /jobs/{id}` and the job's event stream.
  */
 import type { ProgressReport } from '../../contracts/index.js';
 import type { Db } from '../db.js';

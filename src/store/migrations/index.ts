@@ -7,7 +7,8 @@ import { rescues } from './0006_rescues.js';
 import { retries } from './0007_retries.js';
 import { cancellation } from './0008_cancellation.js';
 import { attemptHistory } from './0009_attempt_history.js';
-import { progress } from './0010_progress.js';
+import { retention } from './0010_retention.js';
+import { progress } from './0011_progress.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -23,5 +24,6 @@ export const MIGRATIONS: readonly Migration[] = [
   retries,
   cancellation,
   attemptHistory,
+  retention,
   progress,
 ];

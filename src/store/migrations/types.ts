@@ -1,5 +1,5 @@
 export interface Migration {
-  /** Consecutive from 1; the schema's version is the highest applied. */
+  /** Ascending from 1 (a number may be skipped, never reused); the schema's version is the highest applied. */
   version: number;
   name: string;
   up: string;

@@ -9,7 +9,7 @@ import type { Migration } from './types.js';
  * Placed last in the row, so an update carries only the changed tail in WAL.
  */
 export const progress: Migration = {
-  version: 10,
+  version: 11,
   name: 'progress',
   up: 'ALTER TABLE ix_jobs ADD COLUMN progress jsonb;',
   down: 'ALTER TABLE ix_jobs DROP COLUMN progress;',
