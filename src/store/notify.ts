@@ -44,29 +44,39 @@ export async function jobNotifyChanged(db: Db, jobIds: readonly string[]): Promi
 }
 
 /**
+ * A busy worker's change notifications follow one another at least this far apart, so each
+ * carries the changes of a few statements: one per completion batch cost the worker ~5 µs of CPU
+ * a job (bench/RESULTS.md, "Results without polling"). An idle one's first goes out at once.
+ */
+const CHANGED_MIN_INTERVAL_MS = 2;
+
+/**
  * Sends notifications after commits, coalescing: at most one is in flight per notifier, and every
- * call made meanwhile is covered by one more afterwards, carrying all the job ids asked for since.
- * Wakes idle workers (`pending`) or tells watchers which jobs changed (`changed`).
+ * call made meanwhile is covered by one more afterwards, carrying all the job ids asked for since
+ * (at most one per `minIntervalMs`). Wakes idle workers (`pending`) or tells watchers which jobs
+ * changed (`changed`).
  */
 export class Notifier {
   private inFlight: Promise<void> | null = null;
   private again = false;
   private jobIds: string[] = [];
+  private lastSentAt = 0;
 
   private constructor(
     private readonly pool: Db,
     private readonly send: (db: Db, jobIds: readonly string[]) => Promise<void>,
     private readonly onError: (error: unknown) => void,
+    private readonly minIntervalMs: number,
   ) {}
 
   /** Wakes idle workers: jobs became pending. */
   static pending(pool: Db, onError: (error: unknown) => void = () => {}): Notifier {
-    return new Notifier(pool, (db) => jobNotifyPending(db), onError);
+    return new Notifier(pool, (db) => jobNotifyPending(db), onError, 0);
   }
 
   /** Tells watchers which jobs changed. */
   static changed(pool: Db, onError: (error: unknown) => void = () => {}): Notifier {
-    return new Notifier(pool, (db, jobIds) => jobNotifyChanged(db, jobIds), onError);
+    return new Notifier(pool, (db, jobIds) => jobNotifyChanged(db, jobIds), onError, CHANGED_MIN_INTERVAL_MS);
   }
 
   notify(jobIds: readonly string[] = []): void {
@@ -85,9 +95,13 @@ export class Notifier {
 
   private async loop(): Promise<void> {
     do {
+      const waitMs = this.lastSentAt + this.minIntervalMs - Date.now();
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+      // Calls made while waiting are covered by this send.
       this.again = false;
       const jobIds = this.jobIds;
       this.jobIds = [];
+      this.lastSentAt = Date.now();
       try {
         await this.send(this.pool, jobIds);
       } catch (error) {
