@@ -361,16 +361,20 @@ describe('ix submit --wait and ix get --follow', () => {
 
   it('get --follow prints each change as a JSON line until the job has finished', async () => {
     const { job } = await insertPending(db.pool, makeRequest({ ix_client_id: 'cli' }), null);
-    const following = runCli(['get', '--follow', job.job_id], env());
-    // Let it print the pending state first, then run the job as a worker would.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const following = spawn(process.execPath, [CLI, 'get', '--follow', job.job_id], { env: cleanEnv(env()) });
+    let stdout = '';
+    following.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk;
+    });
+    const printed = () => stdout.split('\n').filter((line) => line !== '').length;
+    // Each change once the one before it is printed, as a worker would make them.
+    await eventually(async () => printed() === 1, 'the pending state printed', 10_000);
     await claimPending(db.pool, 1);
     await jobNotifyChanged(db.pool, [job.job_id]);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await eventually(async () => printed() === 2, 'the running state printed', 10_000);
     await finishJob(db.pool, job.job_id, 0, success(job.ix_id));
     await jobNotifyChanged(db.pool, [job.job_id]);
-    const { code, stdout } = await following;
-    expect(code).toBe(0);
+    expect(await exited(following)).toBe(0);
     const lines = stdout
       .trim()
       .split('\n')

@@ -63,6 +63,7 @@ describe('ResponseIX and Job', () => {
       max_attempts: null,
       run_after: null,
       last_error: null,
+      progress: null,
       attempt_history: [],
       created_at: new Date().toISOString(),
       started_at: null,
