@@ -1,0 +1,351 @@
+/**
+ * Results without polling (issue 16): `npm run bench:wait`.
+ * Creates (and afterwards drops) its own database on IX_POSTGRES_URL's server (default
+ * bench_wait), starts the built `ix api` (the npm script builds first) in a process of its own,
+ * and measures, over HTTP from this process:
+ * 1. Notify latency: W long-polls `GET /jobs/{id}?wait=30` on W pending jobs, W ∈ {1, 100, 1000};
+ *    then this process completes the jobs as a worker would, through the store, in batches of 50
+ *    one after another: claim, complete, and after the completion's commit the notification.
+ *    A job's latency runs from its batch's completion statement returning (its commit) to its
+ *    long-poll's response having arrived here, so it includes the notification's own round trip.
+ * 2. 10,000 idle event streams `GET /jobs/{id}/events` on pending jobs, held 10 s: the API
+ *    process's RSS and CPU, and its connections to PostgreSQL by application_name.
+ * Prints one JSON line. The npm script raises `ulimit -n` to the hard limit: each side of the
+ * 10,000 streams holds one descriptor per socket.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import {
+  createPool,
+  jobClaimMany,
+  jobCompleteMany,
+  jobInsertMany,
+  jobNotifyChanged,
+  migrateUp,
+  type Outcome,
+} from '../src/store/index.js';
+import { postgresCpuMicros, processCpuMicros } from './cpu.js';
+
+const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/bench_wait';
+const CLIENT = 'bench';
+const KEY = 'bench-key-0123456789abcdef';
+const WAITERS = [1, 100, 1000] as const;
+/** Rounds per W in one run: a single waiter gives one latency a round. */
+const ROUNDS: Record<number, number> = { 1: 20, 100: 3, 1000: 2 };
+/** How many outcomes one completion statement records, as a busy worker's completer batches. */
+const COMPLETE_BATCH = 50;
+const WAIT_S = 30;
+const IDLE_STREAMS = Number(process.env.IX_BENCH_IDLE_STREAMS ?? 10_000);
+const IDLE_HOLD_S = 10;
+/** Streams being opened at once: more overflow the API's listen backlog (511) into SYN retries. */
+const OPEN_CONCURRENCY = 200;
+const WORKER_ID = '00000000-0000-4000-8000-00000000be9c';
+
+function databaseUrl(): URL {
+  return new URL(process.env.IX_POSTGRES_URL ?? DEFAULT_URL);
+}
+
+async function onServer(database: URL, sql: string): Promise<void> {
+  const admin = new URL(database);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+function databaseName(database: URL): string {
+  const name = database.pathname.slice(1);
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bench: refusing odd database name "${name}"`);
+  return name;
+}
+
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+async function startIxApi(database: URL): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, [CLI, 'api'], {
+    env: {
+      PATH: process.env.PATH,
+      IX_POSTGRES_URL: database.toString(),
+      IX_PORT: '0',
+      IX_LOG_LEVEL: 'warn',
+      IX_API_KEYS: `${CLIENT}=${KEY}`,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const stderr = child.stderr!;
+  stderr.setEncoding('utf8');
+  let text = '';
+  const address = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: string) => {
+      text += chunk;
+      const found = /ix listening on (http:\/\/\S+)/.exec(text)?.[1];
+      if (found) {
+        stderr.off('data', onData);
+        resolve(found);
+      }
+    };
+    stderr.on('data', onData);
+    child.once('exit', () => reject(new Error(`ix api exited before listening:\n${text}`)));
+  });
+  // Warnings go on being read, so a full pipe can never stall the API; they are shown.
+  stderr.on('data', (chunk: string) => process.stderr.write(`[ix api] ${chunk}`));
+  return { child, address };
+}
+
+async function rssKiB(pid: number): Promise<number | null> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => null);
+  const kib = status && /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+  return kib ? Number(kib) : null;
+}
+
+/** The database's connections by application_name, this bench's own excluded. */
+async function connections(db: pg.Pool, name: string): Promise<Record<string, number>> {
+  const { rows } = await db.query<{ application_name: string; n: number }>(
+    `SELECT application_name, count(*)::int AS n FROM pg_stat_activity
+     WHERE datname = $1 AND application_name <> 'ix bench' GROUP BY 1 ORDER BY 1`,
+    [name],
+  );
+  return Object.fromEntries(rows.map((row) => [row.application_name, row.n]));
+}
+
+/** Until the API's LISTEN connection is up, so notifications (not the shared poll) serve. */
+async function untilListening(db: pg.Pool, name: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const { rows } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = $1 AND application_name = 'ix listener' AND query ILIKE 'LISTEN%'`,
+      [name],
+    );
+    if ((rows[0]?.n ?? 0) > 0) {
+      // Its probe notification (src/watch/watcher.ts) arrives within milliseconds of it.
+      await sleep(500);
+      return;
+    }
+    await sleep(100);
+  }
+  throw new Error('bench: the API never opened its LISTEN connection');
+}
+
+async function insertJobs(db: pg.Pool, prefix: string, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i += 1000) {
+    const submissions = Array.from({ length: Math.min(1000, count - i) }, (_, j) => ({
+      request: { ix_client_id: CLIENT, request_id: `${prefix}-${i + j}`, input: { pages: [1, 2, 3] } },
+      callbackUrl: null,
+    }));
+    for (const result of await jobInsertMany(db, submissions)) ids.push(result.job.job_id);
+  }
+  return ids;
+}
+
+const HEADERS = { authorization: `Bearer ${KEY}` };
+
+/** A long-poll; resolves with the time its whole response had arrived. */
+function longPoll(
+  agent: http.Agent,
+  address: string,
+  jobId: string,
+): Promise<{ at: number; status: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(
+      `${address}/jobs/${jobId}?wait=${WAIT_S}`,
+      { agent, headers: HEADERS },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        res.on('end', () => {
+          const at = performance.now();
+          if (res.statusCode !== 200)
+            reject(new Error(`bench: long-poll answered ${res.statusCode}: ${body}`));
+          else resolve({ at, status: (JSON.parse(body) as { status: string }).status });
+        });
+      },
+    );
+    request.on('error', reject);
+  });
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return Math.round((sorted[Math.max(0, index)] ?? Number.NaN) * 100) / 100;
+}
+
+/** One round: W waiters, then their jobs completed in batches; the latency of each job, in ms. */
+async function notifyRound(db: pg.Pool, address: string, waiters: number, round: string): Promise<number[]> {
+  const ids = await insertJobs(db, round, waiters);
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+  try {
+    const answers = ids.map((id) => longPoll(agent, address, id));
+    // Nothing in ix tells when a long-poll is registered with the watcher: each was read and
+    // watched well within this, on this machine (1,000 requests take ~0.3 s to be answered).
+    await sleep(waiters === 1 ? 300 : 1500);
+    const claimed = await jobClaimMany(db, { limit: waiters, workerId: WORKER_ID, startNow: waiters });
+    if (claimed.length !== waiters) throw new Error(`bench: claimed ${claimed.length} of ${waiters}`);
+    const committedAt = new Map<string, number>();
+    for (let i = 0; i < claimed.length; i += COMPLETE_BATCH) {
+      const batch = claimed.slice(i, i + COMPLETE_BATCH);
+      const outcomes: Outcome[] = batch.map((c) => ({
+        jobId: c.job.job_id,
+        attempt: c.job.attempts,
+        claimEpoch: c.claimEpoch,
+        status: 'done',
+        response: { ix_id: c.job.ix_id, error: null, result: { pages: 3 } },
+      }));
+      await jobCompleteMany(db, outcomes, { workerId: WORKER_ID });
+      const at = performance.now();
+      for (const c of batch) committedAt.set(c.job.job_id, at);
+      await jobNotifyChanged(
+        db,
+        batch.map((c) => c.job.job_id),
+      );
+    }
+    const arrived = await Promise.all(answers);
+    return ids.map((id, i) => {
+      const answer = arrived[i]!;
+      if (answer.status !== 'done') throw new Error(`bench: job ${id} answered ${answer.status}`);
+      return answer.at - committedAt.get(id)!;
+    });
+  } finally {
+    agent.destroy();
+  }
+}
+
+async function notifyLatency(db: pg.Pool, address: string) {
+  const latencies = new Map<number, number[]>(WAITERS.map((w) => [w, []]));
+  const maxRounds = Math.max(...WAITERS.map((w) => ROUNDS[w] ?? 1));
+  // Interleaved, so a noisy moment on the shared machine does not fall on one W alone.
+  for (let round = 0; round < maxRounds; round++) {
+    for (const w of WAITERS) {
+      if (round >= (ROUNDS[w] ?? 1)) continue;
+      latencies.get(w)!.push(...(await notifyRound(db, address, w, `notify-${w}-${round}`)));
+    }
+  }
+  return Object.fromEntries(
+    [...latencies].map(([w, values]) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      return [
+        `w${w}`,
+        {
+          samples: sorted.length,
+          p50_ms: percentile(sorted, 50),
+          p99_ms: percentile(sorted, 99),
+          max_ms: percentile(sorted, 100),
+        },
+      ];
+    }),
+  );
+}
+
+/** Opens an event stream; resolves once its first event (the job as it stands) has arrived. */
+function openStream(agent: http.Agent, address: string, jobId: string): Promise<http.ClientRequest> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(`${address}/jobs/${jobId}/events`, { agent, headers: HEADERS }, (res) => {
+      if (res.statusCode !== 200) {
+        reject(new Error(`bench: event stream answered ${res.statusCode}`));
+        return;
+      }
+      res.once('data', () => resolve(request));
+      res.on('error', () => {});
+    });
+    request.on('error', reject);
+  });
+}
+
+async function idleStreams(db: pg.Pool, name: string, address: string, pid: number) {
+  const ids = await insertJobs(db, 'idle', IDLE_STREAMS);
+  const rssBefore = await rssKiB(pid);
+  const connectionsBefore = await connections(db, name);
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+  const streams: http.ClientRequest[] = [];
+  const openStarted = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: OPEN_CONCURRENCY }, async () => {
+      while (next < ids.length) {
+        const id = ids[next++]!;
+        streams.push(await openStream(agent, address, id));
+      }
+    }),
+  );
+  const openS = (performance.now() - openStarted) / 1000;
+  // Let the last watches' reads and the garbage of opening settle before the idle hold.
+  await sleep(2000);
+  const cpuBefore = await processCpuMicros(pid);
+  const postgresBefore = await postgresCpuMicros();
+  const rssSamples: number[] = [];
+  let connectionsHolding: Record<string, number> = {};
+  for (let s = 0; s < IDLE_HOLD_S; s++) {
+    await sleep(1000);
+    const rss = await rssKiB(pid);
+    if (rss !== null) rssSamples.push(rss);
+    if (s === Math.floor(IDLE_HOLD_S / 2)) connectionsHolding = await connections(db, name);
+  }
+  const cpuAfter = await processCpuMicros(pid);
+  const postgresAfter = await postgresCpuMicros();
+  const open = streams.filter((request) => !request.destroyed && request.socket?.destroyed === false).length;
+  for (const request of streams) request.destroy();
+  agent.destroy();
+  await sleep(1000);
+  return {
+    streams: IDLE_STREAMS,
+    still_open_after_hold: open,
+    open_s: Math.round(openS * 10) / 10,
+    hold_s: IDLE_HOLD_S,
+    rss_before_mib: rssBefore === null ? null : Math.round(rssBefore / 1024),
+    rss_holding_mib: rssSamples.length === 0 ? null : Math.round(Math.max(...rssSamples) / 1024),
+    rss_after_close_mib: await rssKiB(pid).then((kib) => (kib === null ? null : Math.round(kib / 1024))),
+    api_cpu_us_during_hold: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore,
+    postgres_cpu_us_during_hold:
+      postgresBefore === null || postgresAfter === null ? null : postgresAfter - postgresBefore,
+    api_connections_before: connectionsBefore,
+    api_connections_holding: connectionsHolding,
+  };
+}
+
+async function main(): Promise<void> {
+  const database = databaseUrl();
+  const name = databaseName(database);
+  await onServer(database, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await onServer(database, `CREATE DATABASE ${name}`);
+  const pool = createPool(database.toString(), { max: 2, applicationName: 'ix bench' });
+  let child: ChildProcess | undefined;
+  try {
+    await migrateUp(pool);
+    const api = await startIxApi(database);
+    child = api.child;
+    await untilListening(pool, name);
+    const notify = await notifyLatency(pool, api.address);
+    const idle = await idleStreams(pool, name, api.address, api.child.pid!);
+    console.log(
+      JSON.stringify({
+        bench: 'api.wait',
+        at: new Date().toISOString(),
+        complete_batch: COMPLETE_BATCH,
+        notify_latency: notify,
+        idle,
+      }),
+    );
+  } finally {
+    if (child && child.exitCode === null) {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+    await pool.end();
+    await onServer(database, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  }
+}
+
+await main();
