@@ -30,7 +30,7 @@ import {
   migrateUp,
   type Outcome,
 } from '../src/store/index.js';
-import { postgresCpuMicros, processCpuMicros } from './cpu.js';
+import { ownCpuMicros, processCpuMicros } from './cpu.js';
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/bench_wait';
 const CLIENT = 'bench';
@@ -45,6 +45,7 @@ const IDLE_STREAMS = Number(process.env.IX_BENCH_IDLE_STREAMS ?? 10_000);
 const IDLE_HOLD_S = 10;
 /** Streams being opened at once: more overflow the API's listen backlog (511) into SYN retries. */
 const OPEN_CONCURRENCY = 200;
+const HEARTBEAT_S = process.env.IX_EVENTS_HEARTBEAT_SECONDS;
 const WORKER_ID = '00000000-0000-4000-8000-00000000be9c';
 
 function databaseUrl(): URL {
@@ -71,14 +72,22 @@ function databaseName(database: URL): string {
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
-async function startIxApi(database: URL): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, [CLI, 'api'], {
+interface Api {
+  child: ChildProcess;
+  pid: number;
+  address: string;
+}
+
+async function startIxApi(database: URL): Promise<Api> {
+  const child = spawn(process.execPath, [...profileFlags(), CLI, 'api'], {
     env: {
       PATH: process.env.PATH,
       IX_POSTGRES_URL: database.toString(),
       IX_PORT: '0',
       IX_LOG_LEVEL: 'warn',
       IX_API_KEYS: `${CLIENT}=${KEY}`,
+      // Set, to tell the idle streams' heartbeats apart from the watcher's safety poll.
+      ...(HEARTBEAT_S === undefined ? {} : { IX_EVENTS_HEARTBEAT_SECONDS: HEARTBEAT_S }),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -99,7 +108,37 @@ async function startIxApi(database: URL): Promise<{ child: ChildProcess; address
   });
   // Warnings go on being read, so a full pipe can never stall the API; they are shown.
   stderr.on('data', (chunk: string) => process.stderr.write(`[ix api] ${chunk}`));
-  return { child, address };
+  return { child, pid: child.pid!, address };
+}
+
+/** IX_BENCH_CPU_PROFILE=dir writes a V8 CPU profile of the API process there, for reading with DevTools. */
+function profileFlags(): string[] {
+  const dir = process.env.IX_BENCH_CPU_PROFILE;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
+/**
+ * CPU time of this database's backends, by pid, in µs. The server is shared: other databases'
+ * backends come and go, so the machine-wide sum of bench/cpu.ts can even run backwards.
+ */
+async function backendsCpu(db: pg.Pool, name: string): Promise<Map<number, number>> {
+  const { rows } = await db.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name <> 'ix bench'`,
+    [name],
+  );
+  const cpu = new Map<number, number>();
+  for (const { pid } of rows) {
+    const micros = await processCpuMicros(pid);
+    if (micros !== null) cpu.set(pid, micros);
+  }
+  return cpu;
+}
+
+/** The CPU the backends alive at both ends spent in between, in µs. */
+function backendsSpent(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, micros] of after) total += micros - (before.get(pid) ?? micros);
+  return total;
 }
 
 async function rssKiB(pid: number): Promise<number | null> {
@@ -183,17 +222,39 @@ function percentile(sorted: readonly number[], p: number): number {
   return Math.round((sorted[Math.max(0, index)] ?? Number.NaN) * 100) / 100;
 }
 
-/** One round: W waiters, then their jobs completed in batches; the latency of each job, in ms. */
-async function notifyRound(db: pg.Pool, address: string, waiters: number, round: string): Promise<number[]> {
+interface Round {
+  /** Per job, from its batch's commit to its answer's arrival. */
+  latenciesMs: number[];
+  /** Per batch, to its first answer: the notification's path without the answers queued behind. */
+  firstOfBatchMs: number[];
+  /** From the first batch's commit to the last answer. */
+  spanMs: number;
+  /** CPU spent over the span (from the first completion statement on), in µs. */
+  apiCpuMicros: number | null;
+  postgresCpuMicros: number;
+  benchCpuMicros: number;
+}
+
+/** One round: W waiters, then their jobs completed in batches. */
+async function notifyRound(
+  db: pg.Pool,
+  name: string,
+  api: Api,
+  waiters: number,
+  round: string,
+): Promise<Round> {
   const ids = await insertJobs(db, round, waiters);
   const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
   try {
-    const answers = ids.map((id) => longPoll(agent, address, id));
+    const answers = ids.map((id) => longPoll(agent, api.address, id));
     // Nothing in ix tells when a long-poll is registered with the watcher: each was read and
     // watched well within this, on this machine (1,000 requests take ~0.3 s to be answered).
     await sleep(waiters === 1 ? 300 : 1500);
     const claimed = await jobClaimMany(db, { limit: waiters, workerId: WORKER_ID, startNow: waiters });
     if (claimed.length !== waiters) throw new Error(`bench: claimed ${claimed.length} of ${waiters}`);
+    const apiBefore = await processCpuMicros(api.pid);
+    const backendsBefore = await backendsCpu(db, name);
+    const benchBefore = ownCpuMicros();
     const committedAt = new Map<string, number>();
     for (let i = 0; i < claimed.length; i += COMPLETE_BATCH) {
       const batch = claimed.slice(i, i + COMPLETE_BATCH);
@@ -213,36 +274,71 @@ async function notifyRound(db: pg.Pool, address: string, waiters: number, round:
       );
     }
     const arrived = await Promise.all(answers);
-    return ids.map((id, i) => {
-      const answer = arrived[i]!;
-      if (answer.status !== 'done') throw new Error(`bench: job ${id} answered ${answer.status}`);
-      return answer.at - committedAt.get(id)!;
-    });
+    const benchCpuMicros = ownCpuMicros() - benchBefore;
+    const apiAfter = await processCpuMicros(api.pid);
+    const postgresCpuMicros = backendsSpent(backendsBefore, await backendsCpu(db, name));
+    const first = Math.min(...committedAt.values());
+    const firstOfBatchMs: number[] = [];
+    for (let i = 0; i < claimed.length; i += COMPLETE_BATCH) {
+      const batch = claimed.slice(i, i + COMPLETE_BATCH).map((c) => c.job.job_id);
+      const arrivals = batch.map((id) => arrived[ids.indexOf(id)]!.at);
+      firstOfBatchMs.push(Math.min(...arrivals) - committedAt.get(batch[0]!)!);
+    }
+    return {
+      firstOfBatchMs,
+      latenciesMs: ids.map((id, i) => {
+        const answer = arrived[i]!;
+        if (answer.status !== 'done') throw new Error(`bench: job ${id} answered ${answer.status}`);
+        return answer.at - committedAt.get(id)!;
+      }),
+      spanMs: Math.max(...arrived.map((answer) => answer.at)) - first,
+      apiCpuMicros: apiBefore === null || apiAfter === null ? null : apiAfter - apiBefore,
+      postgresCpuMicros,
+      benchCpuMicros,
+    };
   } finally {
     agent.destroy();
   }
 }
 
-async function notifyLatency(db: pg.Pool, address: string) {
-  const latencies = new Map<number, number[]>(WAITERS.map((w) => [w, []]));
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
+}
+
+async function notifyLatency(db: pg.Pool, name: string, api: Api) {
+  const rounds = new Map<number, Round[]>(WAITERS.map((w) => [w, []]));
   const maxRounds = Math.max(...WAITERS.map((w) => ROUNDS[w] ?? 1));
   // Interleaved, so a noisy moment on the shared machine does not fall on one W alone.
   for (let round = 0; round < maxRounds; round++) {
     for (const w of WAITERS) {
       if (round >= (ROUNDS[w] ?? 1)) continue;
-      latencies.get(w)!.push(...(await notifyRound(db, address, w, `notify-${w}-${round}`)));
+      rounds.get(w)!.push(await notifyRound(db, name, api, w, `notify-${w}-${round}`));
     }
   }
   return Object.fromEntries(
-    [...latencies].map(([w, values]) => {
-      const sorted = [...values].sort((a, b) => a - b);
+    [...rounds].map(([w, results]) => {
+      const sorted = results.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
+      const apiCpu = results.map((r) => r.apiCpuMicros);
       return [
         `w${w}`,
         {
+          rounds: results.length,
           samples: sorted.length,
           p50_ms: percentile(sorted, 50),
           p99_ms: percentile(sorted, 99),
           max_ms: percentile(sorted, 100),
+          first_of_batch_p50_ms: percentile(
+            results.flatMap((r) => r.firstOfBatchMs).sort((a, b) => a - b),
+            50,
+          ),
+          // Medians over the rounds: what one round of W answers costs.
+          span_ms: Math.round(median(results.map((r) => r.spanMs))),
+          api_cpu_us_per_answer: apiCpu.includes(null)
+            ? null
+            : Math.round(median(apiCpu.map((us) => us ?? 0)) / w),
+          postgres_cpu_us_per_answer: Math.round(median(results.map((r) => r.postgresCpuMicros)) / w),
+          bench_cpu_us_per_answer: Math.round(median(results.map((r) => r.benchCpuMicros)) / w),
         },
       ];
     }),
@@ -264,7 +360,7 @@ function openStream(agent: http.Agent, address: string, jobId: string): Promise<
   });
 }
 
-async function idleStreams(db: pg.Pool, name: string, address: string, pid: number) {
+async function idleStreams(db: pg.Pool, name: string, { address, pid }: Api) {
   const ids = await insertJobs(db, 'idle', IDLE_STREAMS);
   const rssBefore = await rssKiB(pid);
   const connectionsBefore = await connections(db, name);
@@ -284,7 +380,7 @@ async function idleStreams(db: pg.Pool, name: string, address: string, pid: numb
   // Let the last watches' reads and the garbage of opening settle before the idle hold.
   await sleep(2000);
   const cpuBefore = await processCpuMicros(pid);
-  const postgresBefore = await postgresCpuMicros();
+  const backendsBefore = await backendsCpu(db, name);
   const rssSamples: number[] = [];
   let connectionsHolding: Record<string, number> = {};
   for (let s = 0; s < IDLE_HOLD_S; s++) {
@@ -294,7 +390,7 @@ async function idleStreams(db: pg.Pool, name: string, address: string, pid: numb
     if (s === Math.floor(IDLE_HOLD_S / 2)) connectionsHolding = await connections(db, name);
   }
   const cpuAfter = await processCpuMicros(pid);
-  const postgresAfter = await postgresCpuMicros();
+  const backendsAfter = await backendsCpu(db, name);
   const open = streams.filter((request) => !request.destroyed && request.socket?.destroyed === false).length;
   for (const request of streams) request.destroy();
   agent.destroy();
@@ -308,8 +404,7 @@ async function idleStreams(db: pg.Pool, name: string, address: string, pid: numb
     rss_holding_mib: rssSamples.length === 0 ? null : Math.round(Math.max(...rssSamples) / 1024),
     rss_after_close_mib: await rssKiB(pid).then((kib) => (kib === null ? null : Math.round(kib / 1024))),
     api_cpu_us_during_hold: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore,
-    postgres_cpu_us_during_hold:
-      postgresBefore === null || postgresAfter === null ? null : postgresAfter - postgresBefore,
+    postgres_cpu_us_during_hold: backendsSpent(backendsBefore, backendsAfter),
     api_connections_before: connectionsBefore,
     api_connections_holding: connectionsHolding,
   };
@@ -327,13 +422,14 @@ async function main(): Promise<void> {
     const api = await startIxApi(database);
     child = api.child;
     await untilListening(pool, name);
-    const notify = await notifyLatency(pool, api.address);
-    const idle = await idleStreams(pool, name, api.address, api.child.pid!);
+    const notify = await notifyLatency(pool, name, api);
+    const idle = IDLE_STREAMS > 0 ? await idleStreams(pool, name, api) : null;
     console.log(
       JSON.stringify({
         bench: 'api.wait',
         at: new Date().toISOString(),
         complete_batch: COMPLETE_BATCH,
+        events_heartbeat_s: HEARTBEAT_S === undefined ? 'default (15)' : Number(HEARTBEAT_S),
         notify_latency: notify,
         idle,
       }),
