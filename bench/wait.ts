@@ -16,6 +16,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -35,9 +36,19 @@ import { ownCpuMicros, processCpuMicros } from './cpu.js';
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/bench_wait';
 const CLIENT = 'bench';
 const KEY = 'bench-key-0123456789abcdef';
-const WAITERS = [1, 100, 1000] as const;
-/** Rounds per W in one run: a single waiter gives one latency a round. */
-const ROUNDS: Record<number, number> = { 1: 20, 100: 3, 1000: 2 };
+/**
+ * W waiters, their jobs completed back to back (`burst`: the answers' throughput shows) or one
+ * batch every PACE_MS (`paced`: 1,000 jobs/s, about what this machine's API accepts, so the rate
+ * jobs can finish at for long); rounds per run (a single waiter gives one latency a round).
+ */
+const CASES = [
+  { waiters: 1, paceMs: 0, rounds: 20, key: 'w1' },
+  { waiters: 100, paceMs: 0, rounds: 3, key: 'w100_burst' },
+  { waiters: 100, paceMs: 50, rounds: 3, key: 'w100_paced' },
+  { waiters: 1000, paceMs: 0, rounds: 2, key: 'w1000_burst' },
+  { waiters: 1000, paceMs: 50, rounds: 2, key: 'w1000_paced' },
+] as const;
+type Case = (typeof CASES)[number];
 /** How many outcomes one completion statement records, as a busy worker's completer batches. */
 const COMPLETE_BATCH = 50;
 const WAIT_S = 30;
@@ -123,7 +134,7 @@ function profileFlags(): string[] {
  */
 async function backendsCpu(db: pg.Pool, name: string): Promise<Map<number, number>> {
   const { rows } = await db.query<{ pid: number }>(
-    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name <> 'ix bench'`,
+    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name IN ('ix api', 'ix listener')`,
     [name],
   );
   const cpu = new Map<number, number>();
@@ -147,11 +158,13 @@ async function rssKiB(pid: number): Promise<number | null> {
   return kib ? Number(kib) : null;
 }
 
-/** The database's connections by application_name, this bench's own excluded. */
+/** The database's client connections by application_name and state, this bench's own excluded. */
 async function connections(db: pg.Pool, name: string): Promise<Record<string, number>> {
   const { rows } = await db.query<{ application_name: string; n: number }>(
-    `SELECT application_name, count(*)::int AS n FROM pg_stat_activity
-     WHERE datname = $1 AND application_name <> 'ix bench' GROUP BY 1 ORDER BY 1`,
+    `SELECT application_name || ' (' || coalesce(state, '?') || ')' AS application_name, count(*)::int AS n
+     FROM pg_stat_activity
+     WHERE datname = $1 AND backend_type = 'client backend' AND application_name <> 'ix bench'
+     GROUP BY 1 ORDER BY 1`,
     [name],
   );
   return Object.fromEntries(rows.map((row) => [row.application_name, row.n]));
@@ -189,32 +202,35 @@ async function insertJobs(db: pg.Pool, prefix: string, count: number): Promise<s
 
 const HEADERS = { authorization: `Bearer ${KEY}` };
 
-/** A long-poll; resolves with the time its whole response had arrived. */
-function longPoll(
-  agent: http.Agent,
-  address: string,
-  jobId: string,
-): Promise<{ at: number; status: string }> {
-  return new Promise((resolve, reject) => {
-    const request = http.get(
-      `${address}/jobs/${jobId}?wait=${WAIT_S}`,
-      { agent, headers: HEADERS },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          body += chunk;
-        });
-        res.on('end', () => {
-          const at = performance.now();
-          if (res.statusCode !== 200)
-            reject(new Error(`bench: long-poll answered ${res.statusCode}: ${body}`));
-          else resolve({ at, status: (JSON.parse(body) as { status: string }).status });
-        });
-      },
-    );
+interface LongPoll {
+  /** Once the request is written out: its connection was accepted. */
+  sent: Promise<void>;
+  /** The time its whole response had arrived, and the job's status in it. */
+  answer: Promise<{ at: number; status: string }>;
+}
+
+function longPoll(agent: http.Agent, address: string, jobId: string): LongPoll {
+  let request: http.ClientRequest | undefined;
+  const answer = new Promise<{ at: number; status: string }>((resolve, reject) => {
+    request = http.get(`${address}/jobs/${jobId}?wait=${WAIT_S}`, { agent, headers: HEADERS }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => {
+        const at = performance.now();
+        if (res.statusCode !== 200) reject(new Error(`bench: long-poll answered ${res.statusCode}: ${body}`));
+        else resolve({ at, status: (JSON.parse(body) as { status: string }).status });
+      });
+    });
     request.on('error', reject);
   });
+  const sent = new Promise<void>((resolve, reject) => {
+    request!.once('finish', () => resolve());
+    request!.once('error', reject);
+  });
+  return { sent, answer };
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -240,23 +256,29 @@ async function notifyRound(
   db: pg.Pool,
   name: string,
   api: Api,
-  waiters: number,
+  { waiters, paceMs }: Case,
   round: string,
 ): Promise<Round> {
   const ids = await insertJobs(db, round, waiters);
   const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
   try {
-    const answers = ids.map((id) => longPoll(agent, api.address, id));
+    const polls = ids.map((id) => longPoll(agent, api.address, id));
+    const answers = polls.map((poll) => poll.answer);
+    // All written out first: a burst of connections beyond the API's listen backlog (511) has
+    // some retried a second later, and those would arrive after their job had finished.
+    await Promise.all(polls.map((poll) => poll.sent));
     // Nothing in ix tells when a long-poll is registered with the watcher: each was read and
     // watched well within this, on this machine (1,000 requests take ~0.3 s to be answered).
-    await sleep(waiters === 1 ? 300 : 1500);
+    await sleep(waiters === 1 ? 200 : 1000);
     const claimed = await jobClaimMany(db, { limit: waiters, workerId: WORKER_ID, startNow: waiters });
     if (claimed.length !== waiters) throw new Error(`bench: claimed ${claimed.length} of ${waiters}`);
     const apiBefore = await processCpuMicros(api.pid);
     const backendsBefore = await backendsCpu(db, name);
     const benchBefore = ownCpuMicros();
     const committedAt = new Map<string, number>();
+    const started = performance.now();
     for (let i = 0; i < claimed.length; i += COMPLETE_BATCH) {
+      if (paceMs > 0) await sleep(started + (i / COMPLETE_BATCH) * paceMs - performance.now());
       const batch = claimed.slice(i, i + COMPLETE_BATCH);
       const outcomes: Outcome[] = batch.map((c) => ({
         jobId: c.job.job_id,
@@ -307,21 +329,21 @@ function median(values: readonly number[]): number {
 }
 
 async function notifyLatency(db: pg.Pool, name: string, api: Api) {
-  const rounds = new Map<number, Round[]>(WAITERS.map((w) => [w, []]));
-  const maxRounds = Math.max(...WAITERS.map((w) => ROUNDS[w] ?? 1));
-  // Interleaved, so a noisy moment on the shared machine does not fall on one W alone.
+  const rounds = new Map<Case, Round[]>(CASES.map((c) => [c, []]));
+  const maxRounds = Math.max(...CASES.map((c) => c.rounds));
+  // Interleaved, so a noisy moment on the shared machine does not fall on one case alone.
   for (let round = 0; round < maxRounds; round++) {
-    for (const w of WAITERS) {
-      if (round >= (ROUNDS[w] ?? 1)) continue;
-      rounds.get(w)!.push(await notifyRound(db, name, api, w, `notify-${w}-${round}`));
+    for (const c of CASES) {
+      if (round >= c.rounds) continue;
+      rounds.get(c)!.push(await notifyRound(db, name, api, c, `notify-${c.key}-${round}`));
     }
   }
   return Object.fromEntries(
-    [...rounds].map(([w, results]) => {
+    [...rounds].map(([{ waiters: w, key }, results]) => {
       const sorted = results.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
       const apiCpu = results.map((r) => r.apiCpuMicros);
       return [
-        `w${w}`,
+        key,
         {
           rounds: results.length,
           samples: sorted.length,
@@ -411,6 +433,7 @@ async function idleStreams(db: pg.Pool, name: string, { address, pid }: Api) {
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0];
   const database = databaseUrl();
   const name = databaseName(database);
   await onServer(database, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
@@ -428,6 +451,8 @@ async function main(): Promise<void> {
       JSON.stringify({
         bench: 'api.wait',
         at: new Date().toISOString(),
+        // The machine is shared: its 1-minute load average at the start and the end of the run.
+        load_average: [loadAtStart, loadavg()[0]],
         complete_batch: COMPLETE_BATCH,
         events_heartbeat_s: HEARTBEAT_S === undefined ? 'default (15)' : Number(HEARTBEAT_S),
         notify_latency: notify,
