@@ -6,7 +6,12 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { type Job, toJsonPath } from '../contracts/index.js';
-import { IdempotencyConflictError, isDatabaseUnavailable, JobFinishedError } from '../store/index.js';
+import {
+  IdempotencyConflictError,
+  isDatabaseUnavailable,
+  JobFinishedError,
+  JobNotFailedError,
+} from '../store/index.js';
 import { InvalidSubmissionError, SubmitQueueFullError } from '../submit/index.js';
 
 export type ErrorCode =
@@ -17,6 +22,7 @@ export type ErrorCode =
   | 'not_found'
   | 'idempotency_conflict'
   | 'job_finished'
+  | 'job_not_failed'
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -35,7 +41,7 @@ export interface ErrorDetail {
 export interface ErrorBody {
   /**
    * `job_id`: the job the error is about, when there is one (idempotency_conflict); `job`: the
-   * job as it stands, when its state is why (job_finished).
+   * job as it stands, when its state is why (job_finished, job_not_failed).
    */
   error: { code: ErrorCode; message: string; details?: ErrorDetail[]; job_id?: string; job?: Job };
 }
@@ -147,6 +153,10 @@ export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError 
   if (error instanceof JobFinishedError) {
     const { job } = error;
     return new ApiError(409, 'job_finished', error.message, undefined, {}, job.job_id, job);
+  }
+  if (error instanceof JobNotFailedError) {
+    const { job } = error;
+    return new ApiError(409, 'job_not_failed', error.message, undefined, {}, job.job_id, job);
   }
   if (error instanceof InvalidSubmissionError) return invalidField('body', error.path, error.problem);
   if (error instanceof SubmitQueueFullError) {

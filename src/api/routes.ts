@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type pg from 'pg';
+import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
 import {
@@ -9,6 +10,7 @@ import {
   jobCancel,
   jobGet,
   jobGetByCorrelation,
+  jobSearch,
   LATEST_VERSION,
   schemaVersion,
   unlessFinished,
@@ -16,16 +18,18 @@ import {
 } from '../store/index.js';
 import type { SubmitService } from '../submit/index.js';
 import { sleep } from '../time.js';
-import { type Authenticator, type Caller, mayActFor } from './auth.js';
-import { ApiError } from './errors.js';
+import { type Authenticator, type Caller, keyed, mayActFor } from './auth.js';
+import { ApiError, invalidField } from './errors.js';
 import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
   ErrorSchema,
   errorResponses,
   HealthSchema,
+  JobPageSchema,
   JobParamsSchema,
   JobSchema,
+  JobsQuerySchema,
   jsonResponse,
   ReadySchema,
   SubmitBodySchema,
@@ -44,6 +48,16 @@ export interface RouteDeps {
   submissions: SubmitService;
 }
 
+/** A client key used for another client: refused, naming both. */
+function notYourClient(caller: Caller, doing: string, clientId: string): ApiError {
+  const owner = caller.kind === 'client' ? caller.clientId : '';
+  return new ApiError(
+    403,
+    'forbidden',
+    `this API key belongs to client "${owner}" and cannot ${doing} "${clientId}"`,
+  );
+}
+
 /** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
 const READY_TIMEOUT_MS = 2_000;
 
@@ -54,8 +68,51 @@ function logJob(request: FastifyRequest, job: Job): void {
   addLogContext(request, { job_id: job.job_id, ix_id: job.ix_id });
 }
 
-function jobNotFound(what: string): ApiError {
+export function jobNotFound(what: string): ApiError {
   return new ApiError(404, 'not_found', `no job ${what}`);
+}
+
+/**
+ * Cancels a job. A running one's worker is told, aborts it within a second, and records the
+ * outcome; the answer waits for it for half the deadline (the rest is for its statements), so it
+ * reports what was committed: `cancelled` (200), or `done`/`error` when that outcome won (409),
+ * or, still running, the request taken (202).
+ */
+export async function cancelWithin(
+  pool: pg.Pool,
+  deadlineMs: number,
+  jobId: string,
+): Promise<{ status: 200 | 202; job: Job }> {
+  const started = Date.now();
+  const left = () => Math.max(1, started + deadlineMs - Date.now());
+  let job = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
+  while (job?.status === 'running' && Date.now() - started < deadlineMs / 2) {
+    await sleep(CANCEL_POLL_MS);
+    job = await withClientWithin(pool, left(), (db) => jobGet(db, jobId));
+  }
+  if (!job) throw jobNotFound(jobId);
+  unlessFinished(job);
+  return { status: job.status === 'running' ? 202 : 200, job };
+}
+
+/**
+ * Resolves every request's caller in `scope` before its handler (401 for a missing or unknown
+ * key). Callback-style: an async hook costs a promise per request.
+ */
+export function authenticateRequests(scope: FastifyInstance, authenticator: Authenticator): void {
+  // Declared up front so every request object keeps one shape; the hook sets it before handlers.
+  scope.decorateRequest('caller', null as never);
+  scope.addHook('onRequest', (request, _reply, done) => {
+    try {
+      request.caller = authenticator.authenticate(request.headers.authorization);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
+    if (request.caller.kind === 'operator') addLogContext(request, { operator: request.caller.name });
+    done();
+  });
 }
 
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
@@ -63,24 +120,8 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
   const deadlineMs = config.api.deadlineSeconds * 1000;
 
-  /**
-   * Cancels a job the caller may see. A running one's worker is told, aborts it within a second,
-   * and records the outcome; the answer waits for it for half the deadline (the rest is for its
-   * statements), so it reports what was committed: `cancelled` (200), or `done`/`error` when that
-   * outcome won (409), or, still running, the request taken (202).
-   */
-  async function cancel(jobId: string): Promise<{ status: 200 | 202; job: Job }> {
-    const started = Date.now();
-    const left = () => Math.max(1, started + deadlineMs - Date.now());
-    let job = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
-    while (job?.status === 'running' && Date.now() - started < deadlineMs / 2) {
-      await sleep(CANCEL_POLL_MS);
-      job = await withClientWithin(pool, left(), (db) => jobGet(db, jobId));
-    }
-    if (!job) throw jobNotFound(jobId);
-    unlessFinished(job);
-    return { status: job.status === 'running' ? 202 : 200, job };
-  }
+  /** Cancels a job the caller may see (see cancelWithin). */
+  const cancel = (jobId: string) => cancelWithin(pool, deadlineMs, jobId);
 
   /** The job by its id, if the caller may see it; another client's answers like a missing one. */
   async function ownJob(request: FastifyRequest, jobId: string): Promise<Job> {
@@ -107,24 +148,12 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
 
   await parent.register(async (scope) => {
     const app = scope.withTypeProvider<ZodTypeProvider>();
-    // Declared up front so every request object keeps one shape; the hook sets it before handlers.
-    app.decorateRequest('caller', null as never);
-    // Callback-style hooks here and in server.ts: an async hook costs a promise per request.
-    app.addHook('onRequest', (request, _reply, done) => {
-      try {
-        request.caller = authenticator.authenticate(request.headers.authorization);
-      } catch (error) {
-        done(error as Error);
-        return;
-      }
-      if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
-      done();
-    });
-    const keyed = config.api.apiKeys.size > 0;
-    const security = keyed ? [{ bearer: [] }] : [];
+    authenticateRequests(scope, authenticator);
+    const withKeys = keyed(config);
+    const security = withKeys ? [{ bearer: [] }] : [];
     // Only keys can be missing, unknown, or another client's.
-    const unauthorized = keyed ? ([401] as const) : [];
-    const forbidden = keyed ? ([403] as const) : [];
+    const unauthorized = withKeys ? ([401] as const) : [];
+    const forbidden = withKeys ? ([403] as const) : [];
 
     app.post(
       '/jobs',
@@ -147,14 +176,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       async (request, reply) => {
         const ix = request.body.request;
         const { caller } = request;
-        if (!mayActFor(caller, ix.ix_client_id)) {
-          const owner = caller.kind === 'client' ? caller.clientId : '';
-          throw new ApiError(
-            403,
-            'forbidden',
-            `this API key belongs to client "${owner}" and cannot submit as "${ix.ix_client_id}"`,
-          );
-        }
+        if (!mayActFor(caller, ix.ix_client_id)) throw notYourClient(caller, 'submit as', ix.ix_client_id);
         const { job, created } = await submissions.submit(request.body).catch((error: unknown) => {
           if (error instanceof IdempotencyConflictError) addLogContext(request, { job_id: error.jobId });
           throw error;
@@ -234,17 +256,36 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       '/jobs',
       {
         schema: {
-          operationId: 'getJobByCorrelation',
-          summary: 'A job by its correlation: the client id and the client’s own request id',
+          operationId: 'findJobs',
+          summary:
+            'Your jobs, newest first, a page at a time; or with client_id and request_id, the one job submitted under them',
           security,
-          querystring: CorrelationQuerySchema,
+          querystring: JobsQuerySchema,
           response: {
-            200: jsonResponse('The job submitted under this client_id and request_id', JobSchema),
-            ...errorResponses(400, ...unauthorized, 404, 405, 503),
+            200: jsonResponse(
+              'With request_id: the job submitted under this client_id and request_id. Without: a page of the jobs of client_id (a client key: its own client), newest first',
+              z.union([JobSchema, JobPageSchema]),
+            ),
+            ...errorResponses(400, ...unauthorized, ...forbidden, 404, 405, 503),
           },
         },
       },
-      async (request) => ownJobByCorrelation(request, request.query.client_id, request.query.request_id),
+      async (request) => {
+        const { client_id: clientId, request_id: requestId, status, cursor, limit } = request.query;
+        const { caller } = request;
+        if (requestId !== undefined) {
+          if (clientId === undefined)
+            throw invalidField('querystring', '$.client_id', 'is required with request_id');
+          return ownJobByCorrelation(request, clientId, requestId);
+        }
+        if (clientId !== undefined && !mayActFor(caller, clientId))
+          throw notYourClient(caller, 'list', clientId);
+        const client = caller.kind === 'client' ? caller.clientId : (clientId ?? null);
+        const page = await withClientWithin(pool, deadlineMs, (db) =>
+          jobSearch(db, { clientId: client, status: status ?? null, cursor: cursor ?? null, limit }),
+        );
+        return { jobs: page.jobs, next_cursor: page.next };
+      },
     );
   });
 }

@@ -6,9 +6,12 @@ import { validatorCompiler } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { jsonTextProblems } from '../contracts/index.js';
+import { registerDashboard } from '../dashboard/index.js';
 import type { Logger } from '../log.js';
+import { Metrics } from '../metrics/index.js';
 import { SubmitService } from '../submit/index.js';
 import { version } from '../version.js';
+import { registerAdminRoutes } from './admin.js';
 import { assertSafeExposure, createAuthenticator } from './auth.js';
 import { installErrorHandling, invalidFields } from './errors.js';
 import { IxLogController } from './logging.js';
@@ -19,6 +22,17 @@ export interface ApiDeps {
   pool: pg.Pool;
   config: Config;
   logger: Logger;
+  /** The process's metrics, shared with its worker (`ix start`); default: the API's own. */
+  metrics?: Metrics;
+}
+
+/** A process's metrics as the settings describe them, its gauges read from `pool`. */
+export function metricsFor(pool: pg.Pool, config: Config): Metrics {
+  return new Metrics({
+    db: pool,
+    heartbeatTimeoutSeconds: config.worker.heartbeatTimeoutSeconds,
+    clientLabels: config.metrics.clientLabels,
+  });
 }
 
 // Explicit HTTP timeouts, so a slow or stuck client cannot hold a socket forever. A whole request
@@ -94,19 +108,21 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await registerOpenApi(app, version());
   registerHealthRoutes(app, pool);
   // Concurrent submits share statements (one commit for many), and wake workers after commit.
-  const submissions = SubmitService.fromConfig(pool, config, (error) =>
-    logger.warn({ err: error }, 'could not notify workers; they will poll'),
+  const metrics = deps.metrics ?? metricsFor(pool, config);
+  const submissions = SubmitService.fromConfig(
+    pool,
+    config,
+    (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
+    metrics,
   );
   // Submissions and their wake-ups finish before the pool they use can be ended.
   app.addHook('onClose', async () => {
     await submissions.settled();
   });
-  await registerJobRoutes(app, {
-    pool,
-    config,
-    authenticator: createAuthenticator(config.api.apiKeys),
-    submissions,
-  });
+  const authenticator = createAuthenticator(config.api.apiKeys, config.api.adminKeys);
+  await registerJobRoutes(app, { pool, config, authenticator, submissions });
+  await registerAdminRoutes(app, { pool, config, authenticator, metrics });
+  registerDashboard(app);
   await app.ready();
   return app;
 }

@@ -6,6 +6,7 @@
 import {
   apiKeys,
   booleanSetting,
+  ConfigError,
   callbackSecrets,
   choiceSetting,
   DEFAULT_RETRY_SCHEDULE_SECONDS,
@@ -80,6 +81,13 @@ export const SETTINGS = {
       parse: apiKeys,
       doc: '`client=key,…` or `@file` (one `client=key` a line). Unset: open access, loopback only.',
     }),
+    adminKeys: setting({
+      name: 'IX_ADMIN_KEYS',
+      default: new Map<string, string>(),
+      defaultText: null,
+      parse: apiKeys,
+      doc: 'Operator keys, `name=key,…` or `@file`: `/admin/*`, `/metrics` and the dashboard, over every client. Unset with `IX_API_KEYS` set: those are closed.',
+    }),
     // At most 64 MiB: a body is held whole, as text, parsed, and again as the insert's JSON, so
     // this bounds what one client can make ix hold.
     maxBodyBytes: integerSetting({
@@ -109,6 +117,25 @@ export const SETTINGS = {
       min: 1,
       max: 1_000,
       doc: 'The largest `max_attempts` a submission may ask for (400 above).',
+    }),
+  },
+  metrics: {
+    metricsPort: optionalSetting(
+      {
+        name: 'IX_METRICS_PORT',
+        doc: '`ix worker` serves `/metrics` on this port of `IX_HOST` (`ix start` and `ix api` serve it on `IX_PORT`). Unset: not served.',
+      },
+      (name, text) => {
+        const port = Number(text);
+        if (!/^\d+$/.test(text) || port < 1 || port > 65_535)
+          throw new ConfigError(name, `expected a port from 1 to 65535, got "${text}"`);
+        return port;
+      },
+    ),
+    clientLabels: booleanSetting({
+      name: 'IX_METRICS_CLIENT_LABELS',
+      default: false,
+      doc: 'Label submitted and finished jobs by client id in `/metrics` (one series per client: only with few clients).',
     }),
   },
   worker: {
@@ -288,6 +315,7 @@ export const SETTING_GROUP_TITLES: Record<keyof typeof SETTINGS, string> = {
   database: 'Database',
   logging: 'Logs',
   api: 'API (ix start, ix api)',
+  metrics: 'Metrics',
   worker: 'Worker (ix start, ix worker)',
   pipeline: 'Pipeline (ix start, ix worker)',
   callbacks: 'Callbacks (ix start, ix worker)',

@@ -40,3 +40,12 @@ export function newJobId(now = Date.now()): string {
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+/**
+ * The least UUIDv7 of the millisecond `ms`: every job id drawn at `ms` or later sorts at or after
+ * it, so a range of submission times is a range of the primary key.
+ */
+export function jobIdAt(ms: number): string {
+  const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
+}

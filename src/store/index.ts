@@ -8,6 +8,7 @@
  * - jobs/sweep.ts     handing jobs back: the sweep of dead or stuck workers, a worker's release
  * - jobs/read.ts      looking jobs up
  * - jobs/hydrate.ts   job rows: the columns read, their check against the Job contract
+ * - admin.ts          what operators read and do: job search, the overview, a retry
  * - notify.ts         waking workers when jobs become pending
  * - workers.ts        the worker registry and its heartbeats
  * - callbacks.ts      the callback delivery queue and each job's attempt log
@@ -16,6 +17,18 @@
  * - migrate.ts, migrations/  the schema and its versions
  */
 
+export {
+  IX_ID_PREFIX_PATTERN,
+  JobNotFailedError,
+  type JobSearch,
+  type JobSearchPage,
+  jobGetWithActions,
+  jobRetry,
+  jobSearch,
+  type LiveCounts,
+  liveCounts,
+  overviewRead,
+} from './admin.js';
 export {
   DatabaseUnavailableError,
   isDatabaseUnavailable,

@@ -7,6 +7,7 @@ import { rescues } from './0006_rescues.js';
 import { retries } from './0007_retries.js';
 import { cancellation } from './0008_cancellation.js';
 import { attemptHistory } from './0009_attempt_history.js';
+import { operators } from './0011_operators.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -22,4 +23,5 @@ export const MIGRATIONS: readonly Migration[] = [
   retries,
   cancellation,
   attemptHistory,
+  operators,
 ];
