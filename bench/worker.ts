@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { pino } from 'pino';
+import { metricsFor } from '../src/api/index.js';
 import { loadConfig } from '../src/config.js';
 import { createPool, jobInsertMany, migrateUp, PendingNotifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
@@ -110,7 +111,9 @@ async function main() {
   /** Wall time, and the CPU this process (the worker) and PostgreSQL spent, per job. */
   async function processPhase(label: string) {
     const wPool = workerPool();
-    const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger });
+    // Counted as `ix worker` counts them (its metrics are always on): the cost is the worker's.
+    const metrics = metricsFor(wPool, loadConfig({}));
+    const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger, metrics });
     handled = 0;
     const handlersDone = new Promise<void>((resolve) => {
       allHandled = resolve;

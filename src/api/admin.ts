@@ -64,7 +64,7 @@ export async function registerAdminRoutes(parent: FastifyInstance, deps: AdminDe
         schema: {
           operationId: 'searchJobs',
           summary:
-            'Every client’s jobs, by status, client, request_id or ix_id prefix and submission time, newest first',
+            'Every client’s jobs, by status, client, request_id, ix_id prefix and submission time, newest first',
           security,
           querystring: AdminJobsQuerySchema,
           response: {
@@ -79,7 +79,7 @@ export async function registerAdminRoutes(parent: FastifyInstance, deps: AdminDe
           jobSearch(db, {
             status: q.status ?? null,
             clientId: q.client_id ?? null,
-            requestIdPrefix: q.request_id ?? null,
+            requestId: q.request_id ?? null,
             ixIdPrefix: q.ix_id ?? null,
             fromMs: q.from === undefined ? null : Date.parse(q.from),
             toMs: q.to === undefined ? null : Date.parse(q.to),

@@ -88,7 +88,9 @@ export const JobsQuerySchema = z.object({
 export const AdminJobsQuerySchema = z.object({
   status: JobStatusSchema.optional(),
   client_id: ClientIdSchema.optional(),
-  request_id: RequestIdSchema.optional().meta({ description: 'Jobs whose request_id starts with this' }),
+  request_id: RequestIdSchema.optional().meta({
+    description: 'The job submitted under this request_id (of client_id, or of any client)',
+  }),
   ix_id: z
     .string()
     .regex(/^[0-9a-f]{1,16}$/, 'expected 1 to 16 lowercase hex characters')

@@ -44,7 +44,7 @@ export class Metrics {
   constructor(private readonly options: MetricsOptions) {
     const registers = [this.registry];
     const byClient = options.clientLabels ? (['client'] as const) : [];
-    collectDefaultMetrics({ register: this.registry, prefix: 'ix_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'ix_' });
     this.submitted = new Counter({
       name: 'ix_jobs_submitted_total',
       help: 'Jobs submitted through this process (new jobs, not idempotent replays)',

@@ -317,7 +317,7 @@ async function jobs(mine, params) {
       ),
     ),
     field('client_id', 'Client'),
-    field('request_id', 'request_id starts with'),
+    field('request_id', 'request_id'),
     field('ix_id', 'ix_id starts with', { pattern: '[0-9a-f]{1,16}' }),
     h(
       'label',

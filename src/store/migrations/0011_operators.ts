@@ -1,28 +1,20 @@
 import type { Migration } from './types.js';
 
 /**
- * What operators need: job search and a record of what they did.
- * - `ix_jobs_client_idx` on (client_id, job_id) and `ix_jobs_request_id_idx` on
- *   (request_id COLLATE "C"): a search by client, newest first, reads one client's range of the
- *   first; a search by `request_id` prefix is a range of the second (the "C" collation makes a
- *   LIKE prefix a range, under any database collation). Both columns are written once, at insert,
- *   so claim and completion stay HOT updates (0003_hot_updates.ts): each costs an index entry per
- *   submitted job, never one per status change (bench/RESULTS.md, "Operators"). No index is
- *   needed for time: `job_id` is a UUIDv7 (../ids.ts), so the primary key is already in
- *   submission order, and an `ix_id` prefix is a range of the unique index on `ix_id`.
- * - `ix_jobs.operator_actions`: who retried a job and when, an append-only JSON array of
- *   `{action, by, at}`; null while there is none. Nullable without a default and not indexed:
- *   adding it rewrites no row.
+ * `ix_jobs.operator_actions`: who retried a job and when, an append-only JSON array of
+ * `{action, by, at}`; null while there is none. Nullable without a default and not indexed:
+ * adding it rewrites no row, and claim and completion stay HOT updates (0003_hot_updates.ts).
+ *
+ * Job search adds no index. Every index on ix_jobs costs each submitted job an entry and its WAL:
+ * an index on (client_id, job_id) and one on request_id took the worker benchmark from ~1,596 to
+ * ~1,758 WAL bytes per job (bench/RESULTS.md, "Operators"). The indexes ix_jobs has serve every
+ * filter (store/admin.ts): the primary key is a UUIDv7, in submission order, for time and order;
+ * the unique (client_id, request_id) for a client and a request id; the unique ix_id for an
+ * ix_id prefix.
  */
 export const operators: Migration = {
   version: 11,
   name: 'operators',
-  up: `
-    ALTER TABLE ix_jobs ADD COLUMN operator_actions jsonb;
-    CREATE INDEX ix_jobs_client_idx ON ix_jobs (client_id, job_id);
-    CREATE INDEX ix_jobs_request_id_idx ON ix_jobs (request_id COLLATE "C");`,
-  down: `
-    DROP INDEX ix_jobs_request_id_idx;
-    DROP INDEX ix_jobs_client_idx;
-    ALTER TABLE ix_jobs DROP COLUMN operator_actions;`,
+  up: 'ALTER TABLE ix_jobs ADD COLUMN operator_actions jsonb;',
+  down: 'ALTER TABLE ix_jobs DROP COLUMN operator_actions;',
 };
