@@ -12,7 +12,7 @@ import { Metrics } from '../metrics/index.js';
 import { SubmitService } from '../submit/index.js';
 import { version } from '../version.js';
 import { registerAdminRoutes } from './admin.js';
-import { assertSafeExposure, createAuthenticator } from './auth.js';
+import { assertSafeExposure, createAuthenticator, keyed } from './auth.js';
 import { installErrorHandling, invalidFields } from './errors.js';
 import { IxLogController } from './logging.js';
 import { registerOpenApi } from './openapi.js';
@@ -122,7 +122,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const authenticator = createAuthenticator(config.api.apiKeys, config.api.adminKeys);
   await registerJobRoutes(app, { pool, config, authenticator, submissions });
   await registerAdminRoutes(app, { pool, config, authenticator, metrics });
-  registerDashboard(app);
+  registerDashboard(app, keyed(config));
   await app.ready();
   return app;
 }

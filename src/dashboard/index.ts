@@ -20,11 +20,15 @@ type Asset = keyof typeof ASSETS;
 const CONTENT_SECURITY_POLICY =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/** Reads the assets (once, here) and serves them. */
-export function registerDashboard(app: FastifyInstance): void {
+/**
+ * Reads the assets (once, here) and serves them. `keyed`: whether keys are configured, so the
+ * page asks for one before its first request instead of being refused it.
+ */
+export function registerDashboard(app: FastifyInstance, keyed: boolean): void {
   const files = new Map<string, { body: string; type: string }>();
   for (const [name, type] of Object.entries(ASSETS)) {
-    files.set(name, { body: readFileSync(new URL(`./public/${name}`, import.meta.url), 'utf8'), type });
+    const text = readFileSync(new URL(`./public/${name}`, import.meta.url), 'utf8');
+    files.set(name, { body: text.replace('{{KEYED}}', String(keyed)), type });
   }
   const send = (name: Asset) => {
     const file = files.get(name)!;

@@ -421,10 +421,14 @@ async function jobDetail(mine, jobId) {
       ),
     );
   }
-  const timeline = [h('li', {}, h('strong', {}, 'Submitted'), ` ${when(job.created_at)}`)];
+  // In the order things happened: submission, each run, what operators did, the end.
+  const events = [
+    { at: job.created_at, item: h('li', {}, h('strong', {}, 'Submitted'), ` ${when(job.created_at)}`) },
+  ];
   for (const run of job.attempt_history) {
-    timeline.push(
-      h(
+    events.push({
+      at: run.started_at,
+      item: h(
         'li',
         {},
         h('strong', {}, `Attempt ${run.attempt}`),
@@ -434,16 +438,28 @@ async function jobDetail(mine, jobId) {
         run.duration_ms === null ? '' : `, ${ms(run.duration_ms)}`,
         run.error ? h('div', { class: 'error wrap' }, run.error) : null,
       ),
-    );
-  }
-  if (job.finished_at) {
-    timeline.push(
-      h('li', {}, h('strong', {}, 'Finished'), ' ', statusBadge(job.status), ` ${when(job.finished_at)}`),
-    );
+    });
   }
   for (const action of actions) {
-    timeline.push(h('li', {}, h('strong', {}, `${action.action} by ${action.by}`), ` ${when(action.at)}`));
+    events.push({
+      at: action.at,
+      item: h('li', {}, h('strong', {}, `${action.action} by ${action.by}`), ` ${when(action.at)}`),
+    });
   }
+  if (job.finished_at) {
+    events.push({
+      at: job.finished_at,
+      item: h(
+        'li',
+        {},
+        h('strong', {}, 'Finished'),
+        ' ',
+        statusBadge(job.status),
+        ` ${when(job.finished_at)}`,
+      ),
+    });
+  }
+  const timeline = events.sort((a, b) => Date.parse(a.at) - Date.parse(b.at)).map((event) => event.item);
   const callbacks = (job.callback_attempts ?? []).map((attempt) =>
     h(
       'tr',
@@ -493,6 +509,9 @@ async function jobDetail(mine, jobId) {
     h('h2', {}, 'Callback attempts'),
     table(['Attempt', 'At', 'Status code', 'Error'], callbacks, 'Callback attempts'),
   );
+  // A job still to end is followed until it does.
+  if (job.status === 'pending' || job.status === 'running')
+    refreshTimer = setTimeout(() => refresh(mine, (m) => jobDetail(m, jobId)), REFRESH_MS / 2);
 }
 
 // ---- clients ----
@@ -531,7 +550,7 @@ function notice(message) {
 function failed(error) {
   if (error instanceof Refused) {
     sessionStorage.removeItem(KEY_ITEM);
-    showLogin(key() === null && !error.message ? null : `Refused: ${error.message}`);
+    showLogin(`Refused: ${error.message}`);
     return;
   }
   show(h('p', { class: 'error', role: 'alert' }, `Could not load: ${error.message}`));
@@ -553,6 +572,10 @@ async function route() {
     else link.removeAttribute('aria-current');
   }
   logout.hidden = key() === null;
+  if (document.body.dataset.keyed === 'true' && key() === null) {
+    showLogin(null);
+    return;
+  }
   try {
     const detail = /^\/jobs\/([0-9a-f-]{36})$/.exec(path ?? '');
     if (detail) await jobDetail(mine, detail[1]);
