@@ -15,7 +15,7 @@ import { startApi } from '../src/api/index.js';
 import { loadConfig } from '../src/config.js';
 import { Metrics } from '../src/metrics/index.js';
 import { jobSearchQuery } from '../src/store/admin.js';
-import { createPool, liveCounts, migrateUp, overviewRead } from '../src/store/index.js';
+import { createPool, liveCounts, migrateUp, recentFigures } from '../src/store/index.js';
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
 const ROWS = Number(env('ROWS', '1000000'));
@@ -45,7 +45,7 @@ const SEED_SQL = `
   FROM (
     SELECT i, md5(i::text) AS h,
       CASE WHEN i > $1::int - $3::int THEN now() - random() * interval '1 hour'
-        ELSE now() - interval '1 hour' - random() * make_interval(days => $2::int) END AS t,
+        ELSE now() - random() * make_interval(days => $2::int) END AS t,
       CASE WHEN i % 50 = 7 THEN 'cancelled' WHEN i % 25 IN (3, 11) THEN 'error' ELSE 'done' END AS s
     FROM generate_series(1, $1::int) i
   ) g`;
@@ -149,7 +149,7 @@ async function main() {
     return stats(times);
   };
   ms.statements_live_counts = await direct(() => liveCounts(pool, 30));
-  ms.statements_overview = await direct(() => overviewRead(pool, 30));
+  ms.statements_last_hour = await direct(() => recentFigures(pool));
 
   // The plans, for docs/design.md.
   const plan = async (name: string, text: string, values: unknown[]) => {

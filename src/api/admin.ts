@@ -8,7 +8,15 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics/index.js';
-import { jobGetWithActions, jobRetry, jobSearch, overviewRead, withClientWithin } from '../store/index.js';
+import {
+  jobGetWithActions,
+  jobRetry,
+  jobSearch,
+  overviewRead,
+  type RecentFigures,
+  recentFigures,
+  withClientWithin,
+} from '../store/index.js';
 import { type Authenticator, keyed, requireOperator } from './auth.js';
 import { addLogContext } from './logging.js';
 import { authenticateRequests, cancelWithin, jobNotFound } from './routes.js';
@@ -30,9 +38,53 @@ export interface AdminDeps {
   metrics: Metrics;
 }
 
+/** How long the overview reuses the last hour's figures; past it, they are read again. */
+const RECENT_MAX_AGE_MS = 10_000;
+
+/**
+ * The overview's last-hour figures, whose read grows with the last hour's jobs (docs/design.md,
+ * "Operators"): read at most once per RECENT_MAX_AGE_MS, however many dashboards poll. Past
+ * that age the figures in hand are answered while a fresh read runs, unless they are older than
+ * three times it: then the answer waits for the read.
+ */
+export class RecentCache {
+  private value: { at: number; figures: RecentFigures } | null = null;
+  private reading: Promise<RecentFigures> | null = null;
+
+  constructor(
+    private readonly read: () => Promise<RecentFigures>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(): Promise<RecentFigures> {
+    const age = this.value === null ? Number.POSITIVE_INFINITY : this.now() - this.value.at;
+    if (this.value !== null && age < RECENT_MAX_AGE_MS) return Promise.resolve(this.value.figures);
+    const reading = this.refresh();
+    if (this.value !== null && age < 3 * RECENT_MAX_AGE_MS) {
+      // A failed background read is retried by the next request; the figures in hand still stand.
+      reading.catch(() => {});
+      return Promise.resolve(this.value.figures);
+    }
+    return reading;
+  }
+
+  private refresh(): Promise<RecentFigures> {
+    this.reading ??= this.read()
+      .then((figures) => {
+        this.value = { at: this.now(), figures };
+        return figures;
+      })
+      .finally(() => {
+        this.reading = null;
+      });
+    return this.reading;
+  }
+}
+
 export async function registerAdminRoutes(parent: FastifyInstance, deps: AdminDeps): Promise<void> {
   const { pool, config, authenticator, metrics } = deps;
   const deadlineMs = config.api.deadlineSeconds * 1000;
+  const recent = new RecentCache(() => withClientWithin(pool, deadlineMs, (db) => recentFigures(db)));
 
   await parent.register(async (scope) => {
     const app = scope.withTypeProvider<ZodTypeProvider>();
@@ -184,8 +236,12 @@ export async function registerAdminRoutes(parent: FastifyInstance, deps: AdminDe
           },
         },
       },
-      async () =>
-        withClientWithin(pool, deadlineMs, (db) => overviewRead(db, config.worker.heartbeatTimeoutSeconds)),
+      async () => {
+        const figures = await recent.get();
+        return withClientWithin(pool, deadlineMs, (db) =>
+          overviewRead(db, config.worker.heartbeatTimeoutSeconds, figures),
+        );
+      },
     );
   });
 }

@@ -256,6 +256,9 @@ export const OverviewSchema = z
         .nullable()
         .meta({ description: 'How long the job that became ready first has waited; null: none waits' }),
     }),
+    last_hour_as_of: timestamp.meta({
+      description: 'When last_hour and clients were read: they are reused for up to 10 seconds',
+    }),
     last_hour: z
       .strictObject({
         submitted: count,

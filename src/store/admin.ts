@@ -216,26 +216,24 @@ const LAST_HOUR_SQL = `
       FROM live l FULL JOIN submitters s ON s.client_id = l.client_id
       ORDER BY 2 DESC, 4 DESC, 1 LIMIT 50
     ) c
-  ), workers AS (
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-        'worker_id', w.worker_id, 'hostname', w.hostname, 'pid', w.pid,
-        'started_at', to_char(w.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        'heartbeat_age_seconds', round(extract(epoch FROM now() - w.heartbeat_at)::numeric, 1),
-        'held', (SELECT count(*) FROM ix_job_leases l WHERE l.worker_id = w.worker_id)) ORDER BY w.started_at),
-      '[]'::jsonb) AS workers
-    FROM ix_workers w
   )
-  SELECT totals.*, minutes.by_minute, clients.clients, workers.workers,
-    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS generated_at
-  FROM totals, minutes, clients, workers`;
+  SELECT totals.*, minutes.by_minute, clients.clients,
+    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS as_of
+  FROM totals, minutes, clients`;
 
-/** Everything the dashboard's overview shows, in two statements. */
-export async function overviewRead(
-  db: Db,
-  heartbeatTimeoutSeconds: number,
-  nowMs: number = Date.now(),
-): Promise<Overview> {
-  const live = await liveCounts(db, heartbeatTimeoutSeconds);
+const WORKERS_SQL = `
+  SELECT w.worker_id, w.hostname, w.pid,
+    to_char(w.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS started_at,
+    round(extract(epoch FROM now() - w.heartbeat_at)::numeric, 1)::float8 AS heartbeat_age_seconds,
+    (SELECT count(*)::int FROM ix_job_leases l WHERE l.worker_id = w.worker_id) AS held,
+    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS now
+  FROM ix_workers w ORDER BY w.started_at`;
+
+/** The overview's part that reads the last hour's jobs: its cost grows with them. */
+export type RecentFigures = Pick<Overview, 'last_hour' | 'clients'> & { as_of: string };
+
+/** The jobs submitted in the hour before `nowMs`, and the clients with the most pending or submitted. */
+export async function recentFigures(db: Db, nowMs: number = Date.now()): Promise<RecentFigures> {
   const { rows } = await db.query<{
     submitted: number;
     done: number;
@@ -245,15 +243,13 @@ export async function overviewRead(
     wait_p95_ms: number | null;
     by_minute: Overview['last_hour']['by_minute'];
     clients: Overview['clients'];
-    workers: Overview['workers'];
-    generated_at: string;
+    as_of: string;
   }>(LAST_HOUR_SQL, [jobIdAt(nowMs - 3_600_000)]);
   const row = rows[0]!;
   const ended = row.done + row.error;
   const rounded = (ms: number | null) => (ms === null ? null : Math.round(ms * 10) / 10);
   return {
-    generated_at: row.generated_at,
-    jobs: { pending: live.pending, running: live.running, oldest_pending_seconds: live.oldestPendingSeconds },
+    as_of: row.as_of,
     last_hour: {
       submitted: row.submitted,
       done: row.done,
@@ -264,9 +260,29 @@ export async function overviewRead(
       queue_wait_p95_ms: rounded(row.wait_p95_ms),
       by_minute: row.by_minute,
     },
-    workers: row.workers.map((w) => ({ ...w, heartbeat_age_seconds: Number(w.heartbeat_age_seconds) })),
-    callbacks: { due: live.callbacksDue, failing: live.callbacksFailing },
     clients: row.clients,
+  };
+}
+
+/**
+ * The overview: the live figures and the workers read now (small tables), the last hour's as
+ * `recent` has them (read by `recentFigures`, which the caller may have cached).
+ */
+export async function overviewRead(
+  db: Db,
+  heartbeatTimeoutSeconds: number,
+  recent: RecentFigures,
+): Promise<Overview> {
+  const live = await liveCounts(db, heartbeatTimeoutSeconds);
+  const { rows: workers } = await db.query<Overview['workers'][number] & { now: string }>(WORKERS_SQL);
+  return {
+    generated_at: workers[0]?.now ?? new Date().toISOString(),
+    jobs: { pending: live.pending, running: live.running, oldest_pending_seconds: live.oldestPendingSeconds },
+    last_hour: recent.last_hour,
+    last_hour_as_of: recent.as_of,
+    workers: workers.map(({ now: _now, ...worker }) => worker),
+    callbacks: { due: live.callbacksDue, failing: live.callbacksFailing },
+    clients: recent.clients,
   };
 }
 

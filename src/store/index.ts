@@ -28,6 +28,8 @@ export {
   type LiveCounts,
   liveCounts,
   overviewRead,
+  type RecentFigures,
+  recentFigures,
 } from './admin.js';
 export {
   DatabaseUnavailableError,
