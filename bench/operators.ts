@@ -16,14 +16,14 @@ import { loadConfig } from '../src/config.js';
 import { Metrics } from '../src/metrics/index.js';
 import { jobSearchQuery } from '../src/store/admin.js';
 import { createPool, liveCounts, migrateUp, recentFigures } from '../src/store/index.js';
+import { env, serverUrl } from './env.js';
 
-const env = (name: string, fallback: string) => process.env[name] || fallback;
 const ROWS = Number(env('ROWS', '1000000'));
 const DAYS = Number(env('DAYS', '7'));
 const LAST_HOUR = Number(env('LAST_HOUR', '0'));
 const REQUESTS = Number(env('REQUESTS', '200'));
 const DB = env('IX_BENCH_DB', 'bench_operators');
-const server = `postgres://${env('PGUSER', 'postgres')}@${env('PGHOST', '127.0.0.1')}:${env('PGPORT', '5432')}`;
+const server = serverUrl();
 const url = `${server}/${DB}`;
 const log = (...args: unknown[]) => console.error('[bench]', ...args);
 

@@ -12,8 +12,8 @@ import { loadConfig } from '../src/config.js';
 import { createPool, jobInsertMany, migrateUp, PendingNotifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
 import { ownCpuMicros, postgresCpuMicros } from './cpu.js';
+import { env, serverUrl } from './env.js';
 
-const env = (name: string, fallback: string) => process.env[name] || fallback;
 const N = Number(env('N', '20000'));
 const C = Number(env('C', '10'));
 const PREFETCH = Number(env('PREFETCH', '1000'));
@@ -22,7 +22,7 @@ const BULK_SIZE = Number(env('BULK_SIZE', '1000'));
 const LAT_SAMPLES = Number(env('LAT_SAMPLES', '200'));
 const LAT_WARMUP = Number(env('LAT_WARMUP', '10'));
 const DB = env('IX_BENCH_DB', 'bench_ix');
-const server = `postgres://${env('PGUSER', 'postgres')}@${env('PGHOST', '127.0.0.1')}:${env('PGPORT', '5432')}`;
+const server = serverUrl();
 const url = `${server}/${DB}`;
 
 // The same ~200-byte payload as the peers' common.js makePayload.

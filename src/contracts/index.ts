@@ -192,22 +192,23 @@ export type SubmitBody = z.infer<typeof SubmitBodySchema>;
 // What operators and a client's own listing read: job summaries, pages of them, the overview.
 
 /** A job as a list shows it: no input, no result. */
-export const JobSummarySchema = z
-  .strictObject({
-    job_id: z.uuid(),
-    ix_id: z.string().regex(IX_ID_PATTERN),
-    client_id: ClientIdSchema,
-    request_id: RequestIdSchema,
-    status: JobStatusSchema,
-    attempts: z.number().int().min(0),
+export const JobSummarySchema = JobSchema.pick({
+  job_id: true,
+  ix_id: true,
+  client_id: true,
+  request_id: true,
+  status: true,
+  attempts: true,
+  callback_status: true,
+  created_at: true,
+  started_at: true,
+  finished_at: true,
+})
+  .extend({
     error: z
       .string()
       .nullable()
       .meta({ description: 'The error that ended the job, or of its last retried run; null if none' }),
-    callback_status: CallbackStatusSchema.nullable(),
-    created_at: timestamp,
-    started_at: timestamp.nullable(),
-    finished_at: timestamp.nullable(),
   })
   .meta({ id: 'JobSummary' });
 export type JobSummary = z.infer<typeof JobSummarySchema>;

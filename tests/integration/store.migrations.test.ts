@@ -110,7 +110,7 @@ describe('migrations', () => {
     const pools = [createPool(db.url, { max: 1 }), createPool(db.url, { max: 1 })];
     try {
       const results = await Promise.all(pools.map((p) => migrateUp(p)));
-      expect(results.flat().sort()).toEqual(ALL_VERSIONS);
+      expect(results.flat().sort((a, b) => a - b)).toEqual(ALL_VERSIONS);
       expect(await schemaVersion(db.pool)).toBe(LATEST_VERSION);
     } finally {
       await Promise.all(pools.map((p) => p.end()));
