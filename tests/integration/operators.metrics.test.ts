@@ -6,13 +6,16 @@ import { loadConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics/index.js';
 import { Sweeper, Worker } from '../../src/worker/index.js';
 import { JSON_HEADERS } from '../support/api.js';
+import { makeDeliverer } from '../support/callbacks.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
-import { claimPending, insertPending } from '../support/jobs.js';
+import { claimPending, finishedJobs, insertPending } from '../support/jobs.js';
 import { sample } from '../support/metrics.js';
+import { useReceiver } from '../support/receiver.js';
 import { silentLogger, workerConfig } from '../support/worker.js';
 
 const db = useTestDatabase();
+const receiver = useReceiver();
 const ADMIN_KEY = 'operator-key-0123456789abcdef';
 const ENV = { IX_API_KEYS: 'acme=client-key-0123456789abcdef', IX_ADMIN_KEYS: `ops=${ADMIN_KEY}` };
 
@@ -106,6 +109,21 @@ describe('/metrics', () => {
     const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_job_queue');
     return rows[0]!.n;
   }
+
+  it('counts callback attempts by result, and times each delivery from the job’s end', async () => {
+    await finishedJobs(db.pool, receiver.current.url(), ['done', 'error', 'done']);
+    // The first request fails (retried later), the others are delivered; a 400 would fail for good.
+    receiver.current.respond = (_request, n) => ({ status: n === 1 ? 503 : n === 2 ? 400 : 204 });
+    const counted = metricsFor(db.pool, loadConfig({}));
+    const deliverer = makeDeliverer({ pool: db.pool, options: { metrics: counted, batchSize: 1 } });
+    for (let i = 0; i < 3; i++) await deliverer.runOnce();
+    const text = await counted.text();
+    const results = ['delivered', 'retry', 'failed'].map((r) =>
+      sample(text, `ix_callback_attempts_total{result="${r}"}`),
+    );
+    expect(results).toEqual([1, 1, 1]);
+    expect(sample(text, 'ix_callback_delivery_seconds_count')).toBe(1);
+  });
 
   it('takes an operator key: a client key is refused, no key is unauthorized', async () => {
     expect((await scrape('Bearer client-key-0123456789abcdef')).statusCode).toBe(403);
