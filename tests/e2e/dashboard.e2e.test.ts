@@ -5,11 +5,14 @@
 import { mkdirSync } from 'node:fs';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi } from '../../src/api/index.js';
 import { IxClient } from '../../src/client/index.js';
+import { loadConfig } from '../../src/config.js';
 import { type RunningIx, startIx } from '../support/cli.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
 import { finishedJobs } from '../support/jobs.js';
+import { silentLogger } from '../support/worker.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -173,6 +176,21 @@ describe('the dashboard', () => {
       else expect(background).toBe('rgb(255, 255, 255)');
       await page.screenshot({ path: `${SHOTS}/dashboard-overview-${name}.png`, fullPage: true });
       await context.close();
+    }
+  });
+
+  it('is open without keys (loopback only), as the API is', async () => {
+    const config = loadConfig({ IX_HOST: '127.0.0.1', IX_PORT: '0' });
+    const openIx = await startApi({ pool: db.pool, config, logger: silentLogger });
+    try {
+      const { context, page } = await open();
+      await page.goto(`${openIx.address}/dashboard`);
+      await page.getByTestId('pending-count').waitFor();
+      expect(await page.getByLabel('Admin key').count()).toBe(0);
+      expect(await page.getByRole('button', { name: 'Log out' }).isVisible()).toBe(false);
+      await context.close();
+    } finally {
+      await openIx.close();
     }
   });
 
