@@ -10,6 +10,7 @@ import {
   RequestIdSchema,
   SubmitBodySchema,
 } from '../contracts/index.js';
+import { IX_ID_PREFIX_PATTERN } from '../store/index.js';
 
 export const JobParamsSchema = z.object({ job_id: z.uuid() });
 
@@ -93,7 +94,7 @@ export const AdminJobsQuerySchema = z.object({
   }),
   ix_id: z
     .string()
-    .regex(/^[0-9a-f]{1,16}$/, 'expected 1 to 16 lowercase hex characters')
+    .regex(IX_ID_PREFIX_PATTERN, 'expected 1 to 16 lowercase hex characters')
     .optional()
     .meta({ description: 'Jobs whose ix_id starts with this' }),
   from: z.iso.datetime({ offset: true }).optional().meta({ description: 'Submitted at or after this' }),
