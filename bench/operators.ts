@@ -48,7 +48,9 @@ const SEED_SQL = `
         ELSE now() - random() * make_interval(days => $2::int) END AS t,
       CASE WHEN i % 50 = 7 THEN 'cancelled' WHEN i % 25 IN (3, 11) THEN 'error' ELSE 'done' END AS s
     FROM generate_series(1, $1::int) i
-  ) g`;
+  ) g
+  -- In submission order, as ix inserts them: the last hour's jobs are the table's last pages.
+  ORDER BY t`;
 
 // The live part: 1,000 queued, 50 running on 10 workers, 500 callbacks to deliver.
 const LIVE_SQL = `

@@ -198,11 +198,14 @@ const LAST_HOUR_SQL = `
         count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled
       FROM recent WHERE finished_at IS NOT NULL GROUP BY 1
     ) m
+  ), live_ids AS MATERIALIZED (
+    -- Materialized, so the join below is not planned in parallel: starting the workers took
+    -- 30 ms of a 110 ms read with a million jobs, for a join of 1,050 live rows.
+    SELECT job_id FROM ix_job_queue UNION ALL SELECT job_id FROM ix_job_leases
   ), live AS (
     SELECT j.client_id, count(*) FILTER (WHERE j.status = 'pending')::int AS pending,
       count(*) FILTER (WHERE j.status = 'running')::int AS running
-    FROM (SELECT job_id FROM ix_job_queue UNION ALL SELECT job_id FROM ix_job_leases) x
-    JOIN ix_jobs j ON j.job_id = x.job_id GROUP BY j.client_id
+    FROM live_ids x JOIN ix_jobs j ON j.job_id = x.job_id GROUP BY j.client_id
   ), submitters AS (
     SELECT client_id, count(*)::int AS submitted, count(*) FILTER (WHERE status = 'error')::int AS error
     FROM recent GROUP BY client_id
