@@ -7,13 +7,14 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { pino } from 'pino';
+import { metricsFor } from '../src/api/index.js';
 import { loadConfig } from '../src/config.js';
 import { createPool, jobInsertMany, migrateUp, Notifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
 import { ownCpuMicros, postgresCpuMicros } from './cpu.js';
+import { env, serverUrl } from './env.js';
 import { makePayload, pcts } from './workload.js';
 
-const env = (name: string, fallback: string) => process.env[name] || fallback;
 const N = Number(env('N', '20000'));
 const C = Number(env('C', '10'));
 const PREFETCH = Number(env('PREFETCH', '1000'));
@@ -22,7 +23,7 @@ const BULK_SIZE = Number(env('BULK_SIZE', '1000'));
 const LAT_SAMPLES = Number(env('LAT_SAMPLES', '200'));
 const LAT_WARMUP = Number(env('LAT_WARMUP', '10'));
 const DB = env('IX_BENCH_DB', 'bench_ix');
-const server = `postgres://${env('PGUSER', 'postgres')}@${env('PGHOST', '127.0.0.1')}:${env('PGPORT', '5432')}`;
+const server = serverUrl();
 const url = `${server}/${DB}`;
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -87,7 +88,9 @@ async function main() {
   /** Wall time, and the CPU this process (the worker) and PostgreSQL spent, per job. */
   async function processPhase(label: string) {
     const wPool = workerPool();
-    const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger });
+    // Counted as `ix worker` counts them (its metrics are always on): the cost is the worker's.
+    const metrics = metricsFor(wPool, loadConfig({}));
+    const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger, metrics });
     handled = 0;
     const handlersDone = new Promise<void>((resolve) => {
       allHandled = resolve;

@@ -31,6 +31,8 @@ export interface Config {
     port: number;
     /** client id → key; empty means open access (loopback only). */
     apiKeys: Map<string, string>;
+    /** operator name → key; empty: only open access (no keys at all) reaches operator endpoints. */
+    adminKeys: Map<string, string>;
     maxBodyBytes: number;
     deadlineSeconds: number;
     maxPendingSubmits: number;
@@ -38,6 +40,11 @@ export interface Config {
     maxWaitSeconds: number;
     eventsHeartbeatSeconds: number;
     watchPollIntervalMs: number;
+  };
+  metrics: {
+    /** `ix worker`'s own metrics port; null: none. */
+    port: number | null;
+    clientLabels: boolean;
   };
   worker: {
     concurrency: number;
@@ -95,7 +102,7 @@ export interface LoadConfigOptions {
 /** Every setting of SETTINGS but the test suite's, read from `env` and checked against one another. */
 export function loadConfig(env: Env = process.env, options: LoadConfigOptions = {}): Config {
   const read = <T>(setting: Setting<T>): T => readSetting(setting, env, options.readFile);
-  const { database, logging, api, worker, pipeline, callbacks, client, retention } = SETTINGS;
+  const { database, logging, api, metrics, worker, pipeline, callbacks, client, retention } = SETTINGS;
 
   const heartbeatIntervalSeconds = read(worker.heartbeatIntervalSeconds);
   const heartbeatTimeoutSeconds = read(worker.heartbeatTimeoutSeconds);
@@ -104,6 +111,14 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       worker.heartbeatTimeoutSeconds.name,
       `must be at least twice ${worker.heartbeatIntervalSeconds.name} (${heartbeatIntervalSeconds}), so one late beat does not rescue live jobs`,
     );
+  }
+
+  const apiKeys = read(api.apiKeys);
+  const adminKeys = read(api.adminKeys);
+  const clientKeys = new Set(apiKeys.values());
+  for (const [name, key] of adminKeys) {
+    if (clientKeys.has(key))
+      throw new ConfigError(api.adminKeys.name, `the key of "${name}" is also a key of ${api.apiKeys.name}`);
   }
 
   return {
@@ -115,7 +130,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     api: {
       host: read(api.host),
       port: read(api.port),
-      apiKeys: read(api.apiKeys),
+      apiKeys,
+      adminKeys,
       maxBodyBytes: read(api.maxBodyBytes),
       deadlineSeconds: read(api.deadlineSeconds),
       maxPendingSubmits: read(api.maxPendingSubmits),
@@ -123,6 +139,10 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       maxWaitSeconds: read(api.maxWaitSeconds),
       eventsHeartbeatSeconds: read(api.eventsHeartbeatSeconds),
       watchPollIntervalMs: read(api.watchPollIntervalMs),
+    },
+    metrics: {
+      port: read(metrics.metricsPort),
+      clientLabels: read(metrics.clientLabels),
     },
     worker: {
       concurrency: read(worker.concurrency),

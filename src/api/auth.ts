@@ -1,6 +1,6 @@
 /**
  * Who is calling: `Authorization: Bearer <key>` resolved to the client the key belongs to
- * (`IX_API_KEYS`). Keys are compared as SHA-256 digests with `timingSafeEqual` against every
+ * (`IX_API_KEYS`), or to an operator (`IX_ADMIN_KEYS`), who may act for every client. Keys are compared as SHA-256 digests with `timingSafeEqual` against every
  * configured key, so neither a key's length nor which key nearly matched shows in the timing.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -9,8 +9,11 @@ import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
 import { ApiError } from './errors.js';
 
-/** The caller: a client id bound to its key, or `open` when no keys are configured. */
-export type Caller = { kind: 'client'; clientId: string } | { kind: 'open' };
+/** The caller: a client id bound to its key, an operator, or `open` when no keys are configured. */
+export type Caller =
+  | { kind: 'client'; clientId: string }
+  | { kind: 'operator'; name: string }
+  | { kind: 'open' };
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
@@ -23,8 +26,20 @@ export interface Authenticator {
   authenticate(authorization: string | undefined): Caller;
 }
 
-export function createAuthenticator(apiKeys: ReadonlyMap<string, string>): Authenticator {
-  const entries = [...apiKeys].map(([clientId, key]) => ({ clientId, digest: digest(key) }));
+export function createAuthenticator(
+  apiKeys: ReadonlyMap<string, string>,
+  adminKeys: ReadonlyMap<string, string> = new Map(),
+): Authenticator {
+  const entries: { caller: Caller; digest: Buffer }[] = [
+    ...[...apiKeys].map(([clientId, key]) => ({
+      caller: { kind: 'client', clientId } as const,
+      digest: digest(key),
+    })),
+    ...[...adminKeys].map(([name, key]) => ({
+      caller: { kind: 'operator', name } as const,
+      digest: digest(key),
+    })),
+  ];
   if (entries.length === 0) return { authenticate: () => ({ kind: 'open' }) };
   return {
     authenticate(authorization) {
@@ -39,22 +54,41 @@ export function createAuthenticator(apiKeys: ReadonlyMap<string, string>): Authe
         );
       }
       const presented = digest(match[1]);
-      let found: string | null = null;
+      let found: Caller | null = null;
       // No early exit: every key is compared, whichever matches.
       for (const entry of entries) {
-        if (timingSafeEqual(presented, entry.digest) && found === null) found = entry.clientId;
+        if (timingSafeEqual(presented, entry.digest) && found === null) found = entry.caller;
       }
       if (found === null) {
         throw new ApiError(401, 'unauthorized', 'unknown API key', undefined, UNAUTHORIZED_HEADERS);
       }
-      return { kind: 'client', clientId: found };
+      return found;
     },
   };
 }
 
-/** Whether the caller may act for `clientId` (open access may act for anyone). */
+/** Whether the caller may act for `clientId` (open access and operators may act for anyone). */
 export function mayActFor(caller: Caller, clientId: string): boolean {
-  return caller.kind === 'open' || caller.clientId === clientId;
+  return caller.kind !== 'client' || caller.clientId === clientId;
+}
+
+/**
+ * The operator's name, for what it does: only an operator key, or open access (no keys at all),
+ * opens an operator endpoint. A client key is refused (403), whatever it may do elsewhere.
+ */
+export function requireOperator(caller: Caller): string {
+  if (caller.kind === 'operator') return caller.name;
+  if (caller.kind === 'open') return 'open';
+  throw new ApiError(
+    403,
+    'forbidden',
+    'this is a client key; operator endpoints take a key of IX_ADMIN_KEYS',
+  );
+}
+
+/** Whether any key is configured: without one, everything is open (on loopback only). */
+export function keyed(config: Config): boolean {
+  return config.api.apiKeys.size + config.api.adminKeys.size > 0;
 }
 
 export function isLoopbackHost(host: string): boolean {
@@ -67,7 +101,7 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Open access is for a developer's own machine; anywhere else it would serve everyone's jobs. */
 export function assertSafeExposure(config: Config): void {
-  if (config.api.apiKeys.size === 0 && !isLoopbackHost(config.api.host)) {
+  if (!keyed(config) && !isLoopbackHost(config.api.host)) {
     throw new ConfigError(
       'IX_API_KEYS',
       `is required when the API listens on a non-loopback address (IX_HOST=${config.api.host}); set IX_API_KEYS=client=key,… or listen on 127.0.0.1`,

@@ -11,6 +11,7 @@ import {
   isDatabaseUnavailable,
   JobFinishedError,
   JobGoneError,
+  JobNotFailedError,
 } from '../store/index.js';
 import { InvalidSubmissionError, SubmitQueueFullError } from '../submit/index.js';
 
@@ -23,6 +24,7 @@ export type ErrorCode =
   | 'idempotency_conflict'
   | 'job_finished'
   | 'gone'
+  | 'job_not_failed'
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -41,8 +43,8 @@ export interface ErrorDetail {
 export interface ErrorBody {
   /**
    * `job_id`: the job the error is about, when there is one (idempotency_conflict, gone); `job`:
-   * the job as it stands, when its state is why (job_finished); `tombstone`: what is left of a
-   * pruned job (gone).
+   * the job as it stands, when its state is why (job_finished, job_not_failed); `tombstone`: what
+   * is left of a pruned job (gone).
    */
   error: {
     code: ErrorCode;
@@ -168,6 +170,10 @@ export function toApiError(error: FastifyError, maxBodyBytes: number): ApiError 
   if (error instanceof JobGoneError) {
     const { tombstone } = error;
     return new ApiError(410, 'gone', error.message, undefined, {}, tombstone.job_id, undefined, tombstone);
+  }
+  if (error instanceof JobNotFailedError) {
+    const { job } = error;
+    return new ApiError(409, 'job_not_failed', error.message, undefined, {}, job.job_id, job);
   }
   if (error instanceof InvalidSubmissionError) return invalidField('body', error.path, error.problem);
   if (error instanceof SubmitQueueFullError) {

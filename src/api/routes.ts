@@ -11,6 +11,7 @@ import {
   jobCancel,
   jobGet,
   jobGetByCorrelation,
+  jobSearch,
   LATEST_VERSION,
   schemaVersion,
   tombstoneGet,
@@ -20,17 +21,18 @@ import {
 } from '../store/index.js';
 import type { SubmitService } from '../submit/index.js';
 import { type JobWatcher, waitForEnd } from '../watch/index.js';
-import { type Authenticator, type Caller, mayActFor } from './auth.js';
-import { ApiError } from './errors.js';
+import { type Authenticator, type Caller, keyed, mayActFor } from './auth.js';
+import { ApiError, invalidField } from './errors.js';
 import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
-  CorrelationWaitQuerySchema,
   ErrorSchema,
   errorResponses,
   HealthSchema,
+  JobPageSchema,
   JobParamsSchema,
   JobSchema,
+  JobsQuerySchema,
   jsonResponse,
   ReadySchema,
   SubmitBodySchema,
@@ -53,6 +55,16 @@ export interface RouteDeps {
   watcher: JobWatcher;
 }
 
+/** A client key used for another client: refused, naming both. */
+function notYourClient(caller: Caller, doing: string, clientId: string): ApiError {
+  const owner = caller.kind === 'client' ? caller.clientId : '';
+  return new ApiError(
+    403,
+    'forbidden',
+    `this API key belongs to client "${owner}" and cannot ${doing} "${clientId}"`,
+  );
+}
+
 /** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
 const READY_TIMEOUT_MS = 2_000;
 
@@ -65,8 +77,49 @@ function gone(request: FastifyRequest, tombstone: Tombstone): JobGoneError {
   return new JobGoneError(tombstone);
 }
 
-function jobNotFound(what: string): ApiError {
+export function jobNotFound(what: string): ApiError {
   return new ApiError(404, 'not_found', `no job ${what}`);
+}
+
+/**
+ * Cancels a job. A running one's worker is told, aborts it within a second, and records the
+ * outcome; the answer waits for it for half the deadline (the rest is for its statements), so it
+ * reports what was committed: `cancelled` (200), or `done`/`error` when that outcome won (409),
+ * or, still running, the request taken (202).
+ */
+export async function cancelWithin(
+  pool: pg.Pool,
+  watcher: JobWatcher,
+  deadlineMs: number,
+  jobId: string,
+): Promise<{ status: 200 | 202; job: Job }> {
+  const started = Date.now();
+  const left = () => Math.max(1, started + deadlineMs - Date.now());
+  const asked = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
+  if (!asked) throw jobNotFound(jobId);
+  const job = asked.status === 'running' ? await waitForEnd(watcher, asked, deadlineMs / 2) : asked;
+  unlessFinished(job);
+  return { status: job.status === 'running' ? 202 : 200, job };
+}
+
+/**
+ * Resolves every request's caller in `scope` before its handler (401 for a missing or unknown
+ * key). Callback-style: an async hook costs a promise per request.
+ */
+export function authenticateRequests(scope: FastifyInstance, authenticator: Authenticator): void {
+  // Declared up front so every request object keeps one shape; the hook sets it before handlers.
+  scope.decorateRequest('caller', null as never);
+  scope.addHook('onRequest', (request, _reply, done) => {
+    try {
+      request.caller = authenticator.authenticate(request.headers.authorization);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
+    if (request.caller.kind === 'operator') addLogContext(request, { operator: request.caller.name });
+    done();
+  });
 }
 
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
@@ -75,21 +128,8 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
   const deadlineMs = config.api.deadlineSeconds * 1000;
 
-  /**
-   * Cancels a job the caller may see. A running one's worker is told, aborts it within a second,
-   * and records the outcome; the answer waits for it for half the deadline (the rest is for its
-   * statements), so it reports what was committed: `cancelled` (200), or `done`/`error` when that
-   * outcome won (409), or, still running, the request taken (202).
-   */
-  async function cancel(jobId: string): Promise<{ status: 200 | 202; job: Job }> {
-    const started = Date.now();
-    const left = () => Math.max(1, started + deadlineMs - Date.now());
-    const asked = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
-    if (!asked) throw jobNotFound(jobId);
-    const job = asked.status === 'running' ? await waitForEnd(watcher, asked, deadlineMs / 2) : asked;
-    unlessFinished(job);
-    return { status: job.status === 'running' ? 202 : 200, job };
-  }
+  /** Cancels a job the caller may see (see cancelWithin). */
+  const cancel = (jobId: string) => cancelWithin(pool, watcher, deadlineMs, jobId);
 
   /**
    * The job by its id, if the caller may see it; another client's answers like a missing one. A
@@ -127,24 +167,12 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
 
   await parent.register(async (scope) => {
     const app = scope.withTypeProvider<ZodTypeProvider>();
-    // Declared up front so every request object keeps one shape; the hook sets it before handlers.
-    app.decorateRequest('caller', null as never);
-    // Callback-style hooks here and in server.ts: an async hook costs a promise per request.
-    app.addHook('onRequest', (request, _reply, done) => {
-      try {
-        request.caller = authenticator.authenticate(request.headers.authorization);
-      } catch (error) {
-        done(error as Error);
-        return;
-      }
-      if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
-      done();
-    });
-    const keyed = config.api.apiKeys.size > 0;
-    const security = keyed ? [{ bearer: [] }] : [];
+    authenticateRequests(scope, authenticator);
+    const withKeys = keyed(config);
+    const security = withKeys ? [{ bearer: [] }] : [];
     // Only keys can be missing, unknown, or another client's.
-    const unauthorized = keyed ? ([401] as const) : [];
-    const forbidden = keyed ? ([403] as const) : [];
+    const unauthorized = withKeys ? ([401] as const) : [];
+    const forbidden = withKeys ? ([403] as const) : [];
 
     app.post(
       '/jobs',
@@ -171,14 +199,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       async (request, reply) => {
         const ix = request.body.request;
         const { caller } = request;
-        if (!mayActFor(caller, ix.ix_client_id)) {
-          const owner = caller.kind === 'client' ? caller.clientId : '';
-          throw new ApiError(
-            403,
-            'forbidden',
-            `this API key belongs to client "${owner}" and cannot submit as "${ix.ix_client_id}"`,
-          );
-        }
+        if (!mayActFor(caller, ix.ix_client_id)) throw notYourClient(caller, 'submit as', ix.ix_client_id);
         const { job, created } = await submissions.submit(request.body).catch((error: unknown) => {
           if (error instanceof IdempotencyConflictError || error instanceof JobGoneError)
             addLogContext(request, { job_id: error.jobId });
@@ -296,26 +317,38 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       '/jobs',
       {
         schema: {
-          operationId: 'getJobByCorrelation',
+          operationId: 'findJobs',
           summary:
-            'A job by its correlation: the client id and the client’s own request id; with ?wait, once it has finished',
+            'Your jobs, newest first, a page at a time; or with client_id and request_id, the one job submitted under them',
           security,
-          querystring: CorrelationWaitQuerySchema,
+          querystring: JobsQuerySchema,
           response: {
             200: jsonResponse(
-              'The job submitted under this client_id and request_id (with ?wait: finished, or as it stands when the wait ran out)',
-              JobSchema,
+              'With request_id: the job submitted under this client_id and request_id (with ?wait: once finished, or as it stands when the wait ran out). Without: a page of the jobs of client_id (a client key: its own client), newest first',
+              z.union([JobSchema, JobPageSchema]),
             ),
-            ...errorResponses(400, ...unauthorized, 404, 405, 410, 503),
+            ...errorResponses(400, ...unauthorized, ...forbidden, 404, 405, 410, 503),
           },
         },
       },
       async (request, reply) => {
-        const { client_id: clientId, request_id: requestId, wait } = request.query;
-        const job = await ownJobByCorrelation(request, clientId, requestId);
-        return waitedJob(watcher, reply, job, wait, maxWaitSeconds, () =>
-          withClientWithin(pool, deadlineMs, (db) => jobGet(db, job.job_id)),
+        const { client_id: clientId, request_id: requestId, status, cursor, limit, wait } = request.query;
+        const { caller } = request;
+        if (requestId !== undefined) {
+          if (clientId === undefined)
+            throw invalidField('querystring', '$.client_id', 'is required with request_id');
+          const job = await ownJobByCorrelation(request, clientId, requestId);
+          return waitedJob(watcher, reply, job, wait, maxWaitSeconds, () =>
+            withClientWithin(pool, deadlineMs, (db) => jobGet(db, job.job_id)),
+          );
+        }
+        if (clientId !== undefined && !mayActFor(caller, clientId))
+          throw notYourClient(caller, 'list', clientId);
+        const client = caller.kind === 'client' ? caller.clientId : (clientId ?? null);
+        const page = await withClientWithin(pool, deadlineMs, (db) =>
+          jobSearch(db, { clientId: client, status: status ?? null, cursor: cursor ?? null, limit }),
         );
+        return { jobs: page.jobs, next_cursor: page.next };
       },
     );
   });

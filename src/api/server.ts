@@ -6,11 +6,14 @@ import { validatorCompiler } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { jsonTextProblems } from '../contracts/index.js';
+import { registerDashboard } from '../dashboard/index.js';
 import type { Logger } from '../log.js';
+import { Metrics } from '../metrics/index.js';
 import { SubmitService } from '../submit/index.js';
 import { version } from '../version.js';
 import { JobWatcher } from '../watch/index.js';
-import { assertSafeExposure, createAuthenticator } from './auth.js';
+import { registerAdminRoutes } from './admin.js';
+import { assertSafeExposure, createAuthenticator, keyed } from './auth.js';
 import { installErrorHandling, invalidFields } from './errors.js';
 import { IxLogController } from './logging.js';
 import { registerOpenApi } from './openapi.js';
@@ -27,6 +30,17 @@ export interface ApiDeps {
   watcher?: JobWatcher;
   config: Config;
   logger: Logger;
+  /** The process's metrics, shared with its worker (`ix start`); default: the API's own. */
+  metrics?: Metrics;
+}
+
+/** A process's metrics as the settings describe them, its gauges read from `pool`. */
+export function metricsFor(pool: pg.Pool, config: Config): Metrics {
+  return new Metrics({
+    db: pool,
+    heartbeatTimeoutSeconds: config.worker.heartbeatTimeoutSeconds,
+    clientLabels: config.metrics.clientLabels,
+  });
 }
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -90,8 +104,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await registerOpenApi(app, version());
   registerHealthRoutes(app, pool);
   // Concurrent submits share statements (one commit for many), and wake workers after commit.
-  const submissions = SubmitService.fromConfig(pool, config, (error) =>
-    logger.warn({ err: error }, 'could not notify workers; they will poll'),
+  const metrics = deps.metrics ?? metricsFor(pool, config);
+  const submissions = SubmitService.fromConfig(
+    pool,
+    config,
+    (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
+    metrics,
   );
   const ownsWatcher = deps.watcher === undefined;
   const watcher =
@@ -108,13 +126,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     await Promise.all([submissions.settled(), ownsWatcher ? watcher.close() : undefined]);
   });
-  await registerJobRoutes(app, {
-    pool,
-    config,
-    authenticator: createAuthenticator(config.api.apiKeys),
-    submissions,
-    watcher,
-  });
+  const authenticator = createAuthenticator(config.api.apiKeys, config.api.adminKeys);
+  await registerJobRoutes(app, { pool, config, authenticator, submissions, watcher });
+  await registerAdminRoutes(app, { pool, config, authenticator, metrics, watcher });
+  registerDashboard(app, keyed(config));
   await app.ready();
   return app;
 }

@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
 import type { Logger } from '../log.js';
 import { Loop } from '../loop.js';
+import type { Metrics } from '../metrics/index.js';
 import { type CallbackClaim, callbackClaimDue, callbackRecordAttempt } from '../store/index.js';
 import { withTimeout } from '../time.js';
 import { checkCallbackUrl, type GuardResult, type Resolver } from './guard.js';
@@ -31,6 +32,8 @@ export interface CallbackDelivererOptions {
   resolve?: Resolver;
   /** Jitter source; default Math.random. */
   random?: () => number;
+  /** Where each attempt is counted. */
+  metrics?: Metrics | null;
 }
 
 // The lease must outlast an attempt (lookup + request, each bounded by the timeout) plus the
@@ -45,6 +48,7 @@ export class CallbackDeliverer {
   private readonly now: () => Date | null;
   private readonly resolve: Resolver | undefined;
   private readonly random: () => number;
+  private readonly metrics: Metrics | null;
   private warnedUnsigned = false;
   private readonly loop: Loop;
 
@@ -57,6 +61,7 @@ export class CallbackDeliverer {
     this.now = options.now ?? (() => null);
     this.resolve = options.resolve;
     this.random = options.random ?? Math.random;
+    this.metrics = options.metrics ?? null;
     this.loop = new Loop({
       name: 'callback delivery pass',
       logger: this.logger,
@@ -141,6 +146,7 @@ export class CallbackDeliverer {
       now: this.now(),
     });
     const fields = { status_code: result.statusCode, error };
+    if (applied) this.metrics?.callbackAttempted(typeof next === 'string' ? next : 'retry', job.finished_at);
     if (!applied)
       log.warn(fields, 'callback attempt outcome not recorded: another deliverer took the attempt over');
     else if (next === 'delivered') log.info(fields, 'callback delivered');

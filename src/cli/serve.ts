@@ -1,9 +1,10 @@
 /** `ix start` (API + worker, embedded PostgreSQL by default) and `ix api` (API only). */
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
-import { assertSafeExposure, startApi } from '../api/index.js';
+import { assertSafeExposure, metricsFor, startApi } from '../api/index.js';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
+import type { Metrics } from '../metrics/index.js';
 import { closePool, databaseCreateIfMissing, migrateUp, openPool, withoutPassword } from '../store/index.js';
 import { loadPipeline } from '../worker/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
@@ -69,9 +70,9 @@ async function configuredDatabase(
   return { pool, url, description: withoutPassword(url) };
 }
 
-async function listen(config: Config, database: Database, logger: Logger) {
+async function listen(config: Config, database: Database, logger: Logger, metrics: Metrics) {
   try {
-    return await startApi({ pool: database.pool, connectionString: database.url, config, logger });
+    return await startApi({ pool: database.pool, connectionString: database.url, config, logger, metrics });
   } catch (error) {
     if ((error as { code?: string }).code === 'EADDRINUSE') {
       throw new ConfigError('IX_PORT', `${config.api.host}:${config.api.port} is already in use`);
@@ -103,18 +104,21 @@ async function serve(command: 'start' | 'api', args: string[]): Promise<void> {
       if (applied.length > 0) logger.info({ applied }, 'migrated');
     }
 
+    // One registry for the process: its worker's counters and its API's, served by the API.
+    const metrics = metricsFor(database.pool, config);
     if (pipeline) {
-      const parts = await startWorkerParts(database.pool, database.url, config, logger, pipeline);
+      const parts = await startWorkerParts(database.pool, database.url, config, logger, pipeline, metrics);
       teardown.add('stopping the worker', () => parts.stop());
     }
     // Listening last, so it is closed first: no job is accepted once the worker is stopping.
-    const api = await listen(config, database, logger);
+    const api = await listen(config, database, logger, metrics);
     teardown.add('closing the API', () => api.close());
 
     logger.info({ address: api.address, database: withoutPassword(database.url) }, 'ix listening');
     process.stderr.write(
       `ix listening on ${api.address}\n` +
         `  API docs: ${api.address}/docs\n` +
+        `  dashboard: ${api.address}/dashboard\n` +
         `  database: ${database.description}\n` +
         `  stop with Ctrl-C (SIGINT) or SIGTERM\n`,
     );

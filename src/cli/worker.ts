@@ -1,11 +1,14 @@
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
+import { metricsFor } from '../api/index.js';
 import { CallbackDeliverer } from '../callbacks/index.js';
 import { type Config, loadConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
+import type { Metrics } from '../metrics/index.js';
 import { closePool } from '../store/index.js';
 import { loadPipeline, type Pipeline, Pruner, Worker } from '../worker/index.js';
 import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
+import { serveMetrics } from './metrics-server.js';
 import { untilSignal } from './signals.js';
 
 export interface WorkerParts {
@@ -23,8 +26,9 @@ export async function startWorkerParts(
   config: Config,
   logger: Logger,
   pipeline: Pipeline,
+  metrics: Metrics,
 ): Promise<WorkerParts> {
-  const deliverer = new CallbackDeliverer({ pool, config, logger });
+  const deliverer = new CallbackDeliverer({ pool, config, logger, metrics });
   const worker = new Worker({
     pool,
     connectionString,
@@ -32,6 +36,7 @@ export async function startWorkerParts(
     pipeline,
     logger,
     onCallbacksDue: () => deliverer.wake(),
+    metrics,
   });
   const pruner = new Pruner(pool, config.retention, logger);
   await worker.start();
@@ -58,9 +63,13 @@ export async function worker(args: string[]): Promise<void> {
   const pipeline = await loadPipeline(config.worker);
   const pool = await openConfiguredPool(url, poolOptions(config, 'ix worker', { logger }));
   try {
-    const parts = await startWorkerParts(pool, url, config, logger, pipeline);
+    const metrics = metricsFor(pool, config);
+    const parts = await startWorkerParts(pool, url, config, logger, pipeline, metrics);
+    const served = config.metrics.port === null ? null : await serveMetrics(config, metrics);
+    if (served) logger.info({ address: served.address }, 'metrics served');
     const signal = await stopRequested;
     logger.info({ signal }, 'shutting down');
+    await served?.close();
     await parts.stop();
   } finally {
     await closePool(pool);

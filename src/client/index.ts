@@ -2,9 +2,21 @@
  * A typed client of the ix API (`import { IxClient } from 'ix/client'`), on the global `fetch`.
  * It imports only types, so using it loads nothing of the server.
  */
-import type { Job, RequestIX } from '../contracts/index.js';
+import type { AdminJob, Job, JobPage, JobStatus, Overview, RequestIX } from '../contracts/index.js';
 
-export type { Job, JobStatus, RequestIX, ResponseIX, Run, RunOutcome } from '../contracts/index.js';
+export type {
+  AdminJob,
+  Job,
+  JobPage,
+  JobStatus,
+  JobSummary,
+  OperatorAction,
+  Overview,
+  RequestIX,
+  ResponseIX,
+  Run,
+  RunOutcome,
+} from '../contracts/index.js';
 
 export interface IxClientOptions {
   /** e.g. `http://127.0.0.1:8080` */
@@ -97,6 +109,35 @@ const TERMINAL: ReadonlySet<Job['status']> = new Set(['done', 'error', 'cancelle
 const LONG_POLL_SECONDS = 60;
 /** A dropped event stream is resumed this many times in a row at most, a second apart. */
 const STREAM_RESUMES = 5;
+
+export interface ListOptions {
+  /** Open access or an operator key: whose jobs (default: every client's). */
+  clientId?: string;
+  status?: JobStatus;
+  cursor?: string;
+  /** 1 to 100; default 50. */
+  limit?: number;
+}
+
+export interface SearchOptions extends ListOptions {
+  /** The job submitted under this request id. */
+  requestId?: string;
+  /** Jobs whose ix_id starts with this (1 to 16 lowercase hex characters). */
+  ixIdPrefix?: string;
+  /** Submitted at or after this. */
+  from?: Date | string;
+  /** Submitted before this. */
+  to?: Date | string;
+}
+
+/** `?a=1&b=2` of the parameters given; empty when none is. */
+function queryOf(parameters: Record<string, string | number | undefined>): string {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(parameters))
+    if (value !== undefined) query.set(name, String(value));
+  const text = query.toString();
+  return text === '' ? '' : `?${text}`;
+}
 
 export class IxClient {
   readonly baseUrl: string;
@@ -192,6 +233,59 @@ export class IxClient {
   async cancelByCorrelation(clientId: string, requestId: string): Promise<Job> {
     const query = new URLSearchParams({ client_id: clientId, request_id: requestId });
     return (await this.call('POST', `/jobs/cancel?${query}`)).body as Job;
+  }
+
+  /**
+   * A page of the caller's jobs, newest first: a client key's own; with open access or an
+   * operator key, `clientId`'s, or everyone's. Pass the page's `next_cursor` as `cursor` for the next.
+   */
+  async list(options: ListOptions = {}): Promise<JobPage> {
+    const query = queryOf({
+      client_id: options.clientId,
+      status: options.status,
+      cursor: options.cursor,
+      limit: options.limit,
+    });
+    return (await this.call('GET', `/jobs${query}`)).body as JobPage;
+  }
+
+  /** Operator (a key of IX_ADMIN_KEYS): every client's jobs, by the filters given, newest first. */
+  async searchJobs(options: SearchOptions = {}): Promise<JobPage> {
+    const at = (time: Date | string | undefined) => (time instanceof Date ? time.toISOString() : time);
+    const query = queryOf({
+      status: options.status,
+      client_id: options.clientId,
+      request_id: options.requestId,
+      ix_id: options.ixIdPrefix,
+      from: at(options.from),
+      to: at(options.to),
+      cursor: options.cursor,
+      limit: options.limit,
+    });
+    return (await this.call('GET', `/admin/jobs${query}`)).body as JobPage;
+  }
+
+  /** Operator: any client's job, with what operators did to it. */
+  async adminGet(jobId: string): Promise<AdminJob> {
+    return (await this.call('GET', `/admin/jobs/${encodeURIComponent(jobId)}`)).body as AdminJob;
+  }
+
+  /**
+   * Operator: puts a job that ended `error` back to `pending` with a fresh budget of attempts; a
+   * job in any other state throws IxApiError 409 `job_not_failed`.
+   */
+  async retry(jobId: string): Promise<Job> {
+    return (await this.call('POST', `/admin/jobs/${encodeURIComponent(jobId)}/retry`)).body as Job;
+  }
+
+  /** Operator: `cancel`, of any client's job. */
+  async adminCancel(jobId: string): Promise<Job> {
+    return (await this.call('POST', `/admin/jobs/${encodeURIComponent(jobId)}/cancel`)).body as Job;
+  }
+
+  /** Operator: the dashboard's figures. */
+  async overview(): Promise<Overview> {
+    return (await this.call('GET', '/admin/overview')).body as Overview;
   }
 
   /**

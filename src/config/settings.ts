@@ -6,6 +6,7 @@
 import {
   apiKeys,
   booleanSetting,
+  ConfigError,
   callbackSecrets,
   choiceSetting,
   DEFAULT_RETRY_SCHEDULE_SECONDS,
@@ -81,6 +82,13 @@ export const SETTINGS = {
       parse: apiKeys,
       doc: '`client=key,…` or `@file` (one `client=key` a line). Unset: open access, loopback only.',
     }),
+    adminKeys: setting({
+      name: 'IX_ADMIN_KEYS',
+      default: new Map<string, string>(),
+      defaultText: null,
+      parse: apiKeys,
+      doc: 'Operator keys, `name=key,…` or `@file`: `/admin/*`, `/metrics` and the dashboard, over every client. Unset with `IX_API_KEYS` set: those are closed.',
+    }),
     // At most 64 MiB: a body is held whole, as text, parsed, and again as the insert's JSON, so
     // this bounds what one client can make ix hold.
     maxBodyBytes: integerSetting({
@@ -131,6 +139,25 @@ export const SETTINGS = {
       min: 10,
       max: 60_000,
       doc: 'When job change notifications do not arrive (a transaction pooler), one shared poll serves every waiter this often.',
+    }),
+  },
+  metrics: {
+    metricsPort: optionalSetting(
+      {
+        name: 'IX_METRICS_PORT',
+        doc: '`ix worker` serves `/metrics` on this port of `IX_HOST` (`ix start` and `ix api` serve it on `IX_PORT`). Unset: not served.',
+      },
+      (name, text) => {
+        const port = Number(text);
+        if (!/^\d+$/.test(text) || port < 1 || port > 65_535)
+          throw new ConfigError(name, `expected a port from 1 to 65535, got "${text}"`);
+        return port;
+      },
+    ),
+    clientLabels: booleanSetting({
+      name: 'IX_METRICS_CLIENT_LABELS',
+      default: false,
+      doc: 'Label submitted and finished jobs by client id in `/metrics` (one series per client: only with few clients).',
     }),
   },
   worker: {
@@ -357,6 +384,7 @@ export const SETTING_GROUP_TITLES: Record<keyof typeof SETTINGS, string> = {
   database: 'Database',
   logging: 'Logs',
   api: 'API (ix start, ix api)',
+  metrics: 'Metrics',
   worker: 'Worker (ix start, ix worker)',
   pipeline: 'Pipeline (ix start, ix worker)',
   callbacks: 'Callbacks (ix start, ix worker)',

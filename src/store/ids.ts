@@ -42,10 +42,10 @@ export function newJobId(now = Date.now()): string {
 }
 
 /**
- * The smallest job id (UUIDv7) drawn at or after `ms`: every job id below it was drawn before
- * `ms`, so a range of the primary key up to it holds the jobs created before then.
+ * The least UUIDv7 of the millisecond `ms`: every job id drawn at `ms` or later sorts at or after
+ * it, so a range of submission times is a range of the primary key.
  */
-export function jobIdFloor(ms: number): string {
+export function jobIdAt(ms: number): string {
   const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
 }

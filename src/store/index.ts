@@ -10,6 +10,7 @@
  * - jobs/prune.ts     retention: expired jobs pruned to tombstones, expired tombstones removed
  * - jobs/tombstones.ts  what is left of a pruned job, holding its key
  * - jobs/hydrate.ts   job rows: the columns read, their check against the Job contract
+ * - admin.ts          what operators read and do: job search, the overview, a retry
  * - notify.ts         waking workers when jobs become pending
  * - workers.ts        the worker registry and its heartbeats
  * - callbacks.ts      the callback delivery queue and each job's attempt log
@@ -18,6 +19,20 @@
  * - migrate.ts, migrations/  the schema and its versions
  */
 
+export {
+  IX_ID_PREFIX_PATTERN,
+  JobNotFailedError,
+  type JobSearch,
+  type JobSearchPage,
+  jobGetWithActions,
+  jobRetry,
+  jobSearch,
+  type LiveCounts,
+  liveCounts,
+  overviewRead,
+  type RecentFigures,
+  recentFigures,
+} from './admin.js';
 export {
   DatabaseUnavailableError,
   isDatabaseUnavailable,

@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Job, SubmitBody } from '../contracts/index.js';
+import type { Metrics } from '../metrics/index.js';
 import { SubmitBatcher } from './batcher.js';
 import { callbackUrlProblem } from './callback-url.js';
 
@@ -34,6 +35,8 @@ export interface SubmitServiceOptions {
   /** The largest budget of runs a submission may ask for (IX_MAX_ATTEMPTS_CAP). */
   maxAttemptsCap: number;
   onNotifyError?: (error: unknown) => void;
+  /** Where each new job is counted. */
+  metrics?: Metrics | null;
 }
 
 export interface Submitted {
@@ -85,6 +88,7 @@ export class SubmitService {
       maxAttempts: body.max_attempts,
     });
     if (result.job === null || result.conflict) throw result.conflict;
+    if (result.created) this.options.metrics?.jobSubmitted(result.job.client_id);
     return { job: result.job, created: result.created };
   }
 
@@ -94,13 +98,19 @@ export class SubmitService {
   }
 
   /** The service as the settings describe it, for the API and for `ix submit`. */
-  static fromConfig(pool: pg.Pool, config: Config, onNotifyError?: (error: unknown) => void): SubmitService {
+  static fromConfig(
+    pool: pg.Pool,
+    config: Config,
+    onNotifyError?: (error: unknown) => void,
+    metrics: Metrics | null = null,
+  ): SubmitService {
     return new SubmitService(pool, {
       allowPrivateCallbacks: config.callbacks.allowPrivate,
       deadlineMs: config.api.deadlineSeconds * 1000,
       maxPending: config.api.maxPendingSubmits,
       maxAttemptsCap: config.api.maxAttemptsCap,
       ...(onNotifyError ? { onNotifyError } : {}),
+      metrics,
     });
   }
 }

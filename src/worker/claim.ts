@@ -24,10 +24,15 @@ export interface Claim {
   abort: JobAbort | null;
   /** A client cancelled it while it ran: its outcome is `cancelled`, whatever the pipeline returns. */
   cancelled: boolean;
+  /** How long it had waited in the queue when claimed, and when that was (epoch ms). */
+  readonly waitedSeconds: number;
+  readonly claimedAtMs: number;
+  /** How long its pipeline ran, once it returned. */
+  runSeconds: number;
 }
 
 /** A claim as the store made it, before anything has happened to it in this worker. */
-export function newClaim({ job, started, claimEpoch, inputBytes, rescues }: Claimed): Claim {
+export function newClaim({ job, started, claimEpoch, inputBytes, rescues, waitedSeconds }: Claimed): Claim {
   return {
     job,
     claimEpoch,
@@ -37,6 +42,9 @@ export function newClaim({ job, started, claimEpoch, inputBytes, rescues }: Clai
     invokedAt: null,
     abort: null,
     cancelled: false,
+    waitedSeconds,
+    claimedAtMs: Date.now(),
+    runSeconds: 0,
   };
 }
 

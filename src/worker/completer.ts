@@ -9,6 +9,7 @@
  */
 import type { Logger } from 'pino';
 import type { JobStatus } from '../contracts/index.js';
+import type { Metrics } from '../metrics/index.js';
 import {
   type Db,
   isTransientDatabaseError,
@@ -41,6 +42,8 @@ export interface CompleterOptions {
   /** IX_MAX_ATTEMPTS: the budget of runs of a job without its own. */
   maxAttempts: number;
   logger: Logger;
+  /** Where each recorded run and ended job is counted. */
+  metrics?: Metrics | null;
   /**
    * After each statement: the outcomes that applied, and those that no longer could (their job
    * was rescued and belongs to a newer attempt, or could not be recorded at all).
@@ -129,6 +132,7 @@ export class Completer {
       else {
         done.push(finished);
         this.logFailure(finished, status);
+        this.count(finished, status);
       }
     }
     for (const { claim } of stale) {
@@ -139,6 +143,19 @@ export class Completer {
     }
     this.options.onSettled(done, stale);
     return true;
+  }
+
+  /** A recorded run, and the job it ended: only the statement knows whether a failure is retried. */
+  private count({ claim }: Finished, status: JobStatus): void {
+    const { metrics } = this.options;
+    if (!metrics) return;
+    if (status === 'pending') {
+      metrics.pipelineRun('retry', claim.runSeconds);
+      return;
+    }
+    if (status === 'running') return;
+    metrics.pipelineRun(status, claim.runSeconds);
+    metrics.jobFinished(claim.job.client_id, claim.job.created_at, status);
   }
 
   /** A failed run's line, once its outcome is recorded: only then is it known whether it retries. */

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Loop } from '../loop.js';
+import type { Metrics } from '../metrics/index.js';
 import { jobSweepOrphans, type SweepResult, workerPruneStale } from '../store/index.js';
 
 /**
@@ -17,6 +18,7 @@ export class Sweeper {
     private readonly logger: Logger,
     /** Whether the heartbeat rule may be applied now; without one, always. */
     private readonly judgesHeartbeats: () => boolean = () => true,
+    private readonly metrics: Metrics | null = null,
   ) {
     this.loop = new Loop({
       name: 'sweep',
@@ -40,6 +42,9 @@ export class Sweeper {
     });
     // Workers gone for ten heartbeat timeouts hold nothing any more; forget them.
     await workerPruneStale(this.pool, 10 * this.config.heartbeatTimeoutSeconds, now);
+    this.metrics?.rescued(result.requeued.length + result.abandoned.length);
+    this.metrics?.jobsEnded('error', result.abandoned.length);
+    this.metrics?.jobsEnded('cancelled', result.cancelled.length);
     if (Object.values(result).some((ids) => ids.length > 0))
       this.logger.warn({ ...result }, 'rescued jobs of dead or stalled workers');
     return result;

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Loop } from '../loop.js';
+import type { Metrics } from '../metrics/index.js';
 import {
   CANCEL_CHANNEL,
   CANCELLED_ERROR,
@@ -34,6 +36,8 @@ export interface WorkerOptions {
   workerId?: string;
   /** Called after outcomes of jobs with a callback URL were recorded (to wake delivery at once). */
   onCallbacksDue?: () => void;
+  /** The process's metrics: runs, outcomes, queue waits and rescues are counted there. */
+  metrics?: Metrics | null;
 }
 
 /** After the grace period, how long aborted pipelines get to return before stop goes on without them. */
@@ -77,8 +81,12 @@ export class Worker {
     this.heartbeat = new Heartbeat(options.pool, this.workerId, options.config, this.logger, (jobId) =>
       this.cancel(jobId),
     );
-    this.sweeper = new Sweeper(options.pool, options.config, this.logger, () =>
-      this.heartbeat.judgesOthers(),
+    this.sweeper = new Sweeper(
+      options.pool,
+      options.config,
+      this.logger,
+      () => this.heartbeat.judgesOthers(),
+      options.metrics,
     );
     this.listener = new Listener(
       options.connectionString,
@@ -91,6 +99,7 @@ export class Worker {
       workerId: this.workerId,
       maxAttempts: options.config.maxAttempts,
       logger: this.logger,
+      metrics: options.metrics ?? null,
       onSettled: (applied, dropped) => this.settled(applied, dropped),
     });
     this.changes = Notifier.changed(options.pool, (error) =>
@@ -273,7 +282,9 @@ export class Worker {
   }
 
   private run(claim: Claim): void {
-    claim.invokedAt = new Date().toISOString();
+    const now = Date.now();
+    claim.invokedAt = new Date(now).toISOString();
+    this.options.metrics?.queueWaited(claim.waitedSeconds + (now - claim.claimedAtMs) / 1000);
     const running = this.execute(claim).finally(() => {
       this.running.delete(claim);
       if (this.alone === claim) this.alone = null;
@@ -288,12 +299,14 @@ export class Worker {
     const jobLogger = () =>
       this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
     claim.abort = new JobAbort();
+    const started = performance.now();
     const run = await runPipeline(this.options.pipeline, job, {
       timeoutSeconds: this.config.requestTimeoutSeconds,
       abort: claim.abort,
       logger: jobLogger,
       progress: (report) => this.progress.report(claim, report),
     });
+    claim.runSeconds = (performance.now() - started) / 1000;
     // Handed back at shutdown: its outcome no longer belongs to this worker.
     if (!this.held.has(claim)) return;
     this.completer.add(finishedRun(claim, run, this.config));

@@ -400,13 +400,13 @@ describe('GET /jobs/:job_id and GET /jobs?client_id&request_id', () => {
     expect(error.details).toEqual([{ in: 'params', path: '$.job_id', message: expect.any(String) }]);
   });
 
-  it('400 for a correlation query without request_id', async () => {
+  it('400 for a request_id without its client_id (client_id alone lists that client’s jobs)', async () => {
     const error = expectError(
-      await app.inject({ method: 'GET', url: '/jobs', query: { client_id: 'acme' } }),
+      await app.inject({ method: 'GET', url: '/jobs', query: { request_id: 'r' } }),
       400,
       'invalid_request',
     );
-    expect(error.details?.map((d) => d.path)).toEqual(['$.request_id']);
+    expect(error.details?.map((d) => d.path)).toEqual(['$.client_id']);
   });
 });
 

@@ -136,7 +136,12 @@ describe('the OpenAPI document', () => {
     ]);
     expect(Object.fromEntries(ids)).toEqual({
       'POST /jobs': 'submitJob',
-      'GET /jobs': 'getJobByCorrelation',
+      'GET /jobs': 'findJobs',
+      'GET /admin/jobs': 'searchJobs',
+      'GET /admin/jobs/{job_id}': 'getAdminJob',
+      'POST /admin/jobs/{job_id}/retry': 'retryJob',
+      'POST /admin/jobs/{job_id}/cancel': 'cancelAnyJob',
+      'GET /admin/overview': 'getOverview',
       'GET /jobs/{job_id}': 'getJob',
       'GET /jobs/{job_id}/events': 'streamJobEvents',
       'POST /jobs/{job_id}/cancel': 'cancelJob',
@@ -151,9 +156,14 @@ describe('the OpenAPI document', () => {
     const keyed = await documentOf('keyed');
     for (const document of [open, keyed]) {
       expect(Object.keys(document.components.schemas).sort()).toEqual([
+        'AdminJob',
         'CallbackAttempt',
         'Error',
         'Job',
+        'JobPage',
+        'JobSummary',
+        'OperatorAction',
+        'Overview',
         'Progress',
         'RequestIX',
         'ResponseIX',
@@ -200,10 +210,15 @@ describe('the OpenAPI document', () => {
     for (const jobs of [
       'submitJob',
       'getJob',
-      'getJobByCorrelation',
+      'findJobs',
       'streamJobEvents',
       'cancelJob',
       'cancelJobByCorrelation',
+      'searchJobs',
+      'getAdminJob',
+      'retryJob',
+      'cancelAnyJob',
+      'getOverview',
     ]) {
       expect(operationById(open, jobs).operation.security).toEqual([]);
       expect(operationById(keyed, jobs).operation.security).toEqual([{ bearer: [] }]);
@@ -240,14 +255,15 @@ async function resubmit(target: FastifyInstance, replay: (request: RequestIX) =>
   return submit(target, { request: replay(request) });
 }
 
-/** A submitted job, moved on by hand as a worker would: `running`, or ended `done`. */
-async function submittedAs(target: FastifyInstance, status: 'running' | 'done') {
+/** A submitted job, moved on by hand as a worker would: `running`, or ended `done` or `error`. */
+async function submittedAs(target: FastifyInstance, status: 'running' | 'done' | 'error') {
   const job = await submitted(target);
   await db.pool.query('DELETE FROM ix_job_queue WHERE job_id = $1', [job.job_id]);
   await db.pool.query(
     `UPDATE ix_jobs SET status = $2, started_at = now(),
-       finished_at = CASE WHEN $2 = 'done' THEN now() END,
-       response = CASE WHEN $2 = 'done' THEN jsonb_build_object('ix_id', ix_id, 'error', NULL, 'result', 1) END
+       finished_at = CASE WHEN $2 <> 'running' THEN now() END,
+       response = CASE WHEN $2 = 'done' THEN jsonb_build_object('ix_id', ix_id, 'error', NULL, 'result', 1)
+         WHEN $2 = 'error' THEN jsonb_build_object('ix_id', ix_id, 'error', 'failed', 'result', NULL) END
      WHERE job_id = $1`,
     [job.job_id, status],
   );
@@ -399,7 +415,7 @@ const ANSWERS: Answer[] = [
   },
 
   {
-    operationId: 'getJobByCorrelation',
+    operationId: 'findJobs',
     status: 200,
     app: 'open',
     send: async (a) => {
@@ -407,22 +423,33 @@ const ANSWERS: Answer[] = [
       return get({ url: '/jobs', query: { client_id: job.client_id, request_id: job.request_id } })(a);
     },
   },
-  { operationId: 'getJobByCorrelation', status: 400, app: 'open', send: get({ url: '/jobs' }) },
   {
-    operationId: 'getJobByCorrelation',
+    operationId: 'findJobs',
+    status: 400,
+    app: 'open',
+    send: get({ url: '/jobs', query: { request_id: 'r' } }),
+  },
+  {
+    operationId: 'findJobs',
     status: 401,
     app: 'keyed',
     send: get({ url: '/jobs', query: { client_id: 'client-a', request_id: 'r' } }),
   },
   {
-    operationId: 'getJobByCorrelation',
+    operationId: 'findJobs',
+    status: 403,
+    app: 'keyed',
+    send: get({ url: '/jobs', query: { client_id: 'client-b' }, headers: bearerA }),
+  },
+  {
+    operationId: 'findJobs',
     status: 404,
     app: 'open',
     send: get({ url: '/jobs', query: { client_id: 'acme', request_id: randomUUID() } }),
   },
-  { operationId: 'getJobByCorrelation', status: 405, app: 'open', send: otherMethod('DELETE', '/jobs') },
+  { operationId: 'findJobs', status: 405, app: 'open', send: otherMethod('DELETE', '/jobs') },
   {
-    operationId: 'getJobByCorrelation',
+    operationId: 'findJobs',
     status: 410,
     app: 'open',
     send: async (a) => {
@@ -431,11 +458,92 @@ const ANSWERS: Answer[] = [
     },
   },
   {
-    operationId: 'getJobByCorrelation',
+    operationId: 'findJobs',
     status: 503,
     app: 'down',
     send: get({ url: '/jobs', query: { client_id: 'acme', request_id: 'r' } }),
   },
+
+  { operationId: 'searchJobs', status: 200, app: 'open', send: get({ url: '/admin/jobs' }) },
+  {
+    operationId: 'searchJobs',
+    status: 400,
+    app: 'open',
+    send: get({ url: '/admin/jobs', query: { ix_id: 'XYZ' } }),
+  },
+  { operationId: 'searchJobs', status: 401, app: 'keyed', send: get({ url: '/admin/jobs' }) },
+  {
+    operationId: 'searchJobs',
+    status: 403,
+    app: 'keyed',
+    send: get({ url: '/admin/jobs', headers: bearerA }),
+  },
+  { operationId: 'searchJobs', status: 405, app: 'open', send: otherMethod('DELETE', '/admin/jobs') },
+  { operationId: 'searchJobs', status: 503, app: 'down', send: get({ url: '/admin/jobs' }) },
+
+  {
+    operationId: 'getAdminJob',
+    status: 200,
+    app: 'open',
+    send: async (a) => get({ url: `/admin/jobs/${(await submitted(a)).job_id}` })(a),
+  },
+  { operationId: 'getAdminJob', status: 400, app: 'open', send: get({ url: '/admin/jobs/not-a-uuid' }) },
+  {
+    operationId: 'getAdminJob',
+    status: 401,
+    app: 'keyed',
+    send: get({ url: `/admin/jobs/${randomUUID()}` }),
+  },
+  {
+    operationId: 'getAdminJob',
+    status: 403,
+    app: 'keyed',
+    send: get({ url: `/admin/jobs/${randomUUID()}`, headers: bearerA }),
+  },
+  { operationId: 'getAdminJob', status: 404, app: 'open', send: get({ url: `/admin/jobs/${randomUUID()}` }) },
+  {
+    operationId: 'getAdminJob',
+    status: 405,
+    app: 'open',
+    send: otherMethod('DELETE', `/admin/jobs/${randomUUID()}`),
+  },
+  { operationId: 'getAdminJob', status: 503, app: 'down', send: get({ url: `/admin/jobs/${randomUUID()}` }) },
+
+  ...(['retryJob', 'cancelAnyJob'] as const).flatMap((operationId): Answer[] => {
+    const action = operationId === 'retryJob' ? 'retry' : 'cancel';
+    const on = (made: (a: FastifyInstance) => Promise<{ job_id: string }>) => async (a: FastifyInstance) =>
+      post({ url: `/admin/jobs/${(await made(a)).job_id}/${action}` })(a);
+    const missing = `/admin/jobs/${randomUUID()}/${action}`;
+    return [
+      {
+        operationId,
+        status: 200,
+        app: 'open',
+        send: on(action === 'retry' ? (a) => submittedAs(a, 'error') : submitted),
+      },
+      ...(action === 'cancel'
+        ? [{ operationId, status: 202, app: 'open' as const, send: on((a) => submittedAs(a, 'running')) }]
+        : []),
+      { operationId, status: 400, app: 'open', send: post({ url: `/admin/jobs/not-a-uuid/${action}` }) },
+      { operationId, status: 401, app: 'keyed', send: post({ url: missing }) },
+      { operationId, status: 403, app: 'keyed', send: post({ url: missing, headers: bearerA }) },
+      { operationId, status: 404, app: 'open', send: post({ url: missing }) },
+      { operationId, status: 405, app: 'open', send: otherMethod('DELETE', missing) },
+      { operationId, status: 409, app: 'open', send: on((a) => submittedAs(a, 'done')) },
+      { operationId, status: 503, app: 'down', send: post({ url: missing }) },
+    ];
+  }),
+
+  { operationId: 'getOverview', status: 200, app: 'open', send: get({ url: '/admin/overview' }) },
+  { operationId: 'getOverview', status: 401, app: 'keyed', send: get({ url: '/admin/overview' }) },
+  {
+    operationId: 'getOverview',
+    status: 403,
+    app: 'keyed',
+    send: get({ url: '/admin/overview', headers: bearerA }),
+  },
+  { operationId: 'getOverview', status: 405, app: 'open', send: otherMethod('POST', '/admin/overview') },
+  { operationId: 'getOverview', status: 503, app: 'down', send: get({ url: '/admin/overview' }) },
 
   ...(['id', 'correlation'] as const).flatMap((by): Answer[] => {
     const operationId = by === 'id' ? 'cancelJob' : 'cancelJobByCorrelation';

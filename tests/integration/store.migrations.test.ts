@@ -15,7 +15,7 @@ import { finishedJobs } from '../support/jobs.js';
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase({ migrated: false });
-/** Every version, in order: they may skip a number while a migration numbered below lands on another branch. */
+/** Every version, in order. */
 const VERSIONS = MIGRATIONS.map((m) => m.version);
 
 /** Columns, indexes and constraints of every ix_* object: what up/down must reproduce exactly. */

@@ -35,8 +35,12 @@ export async function truncateAll(pool: pg.Pool): Promise<void> {
   if (rows.length > 0) await pool.query(`TRUNCATE ${rows.map((r) => r.tablename).join(', ')}`);
 }
 
-/** Options: `migrated: false` gives an empty database (for migration tests). */
-export function useTestDatabase(options: { migrated?: boolean } = {}): TestDatabase {
+/**
+ * Options: `migrated: false` gives an empty database (for migration tests); `truncate: false`
+ * keeps the rows from test to test (for a file whose tests follow one another, against one
+ * running ix).
+ */
+export function useTestDatabase(options: { migrated?: boolean; truncate?: boolean } = {}): TestDatabase {
   const name = `ix_test_${randomBytes(6).toString('hex')}`;
   const state: { pool?: pg.Pool; url?: string } = {};
   beforeAll(async () => {
@@ -46,7 +50,7 @@ export function useTestDatabase(options: { migrated?: boolean } = {}): TestDatab
     state.pool = createPool(state.url, { max: 10 });
   });
   beforeEach(async () => {
-    if (options.migrated !== false && state.pool) await truncateAll(state.pool);
+    if (options.migrated !== false && options.truncate !== false && state.pool) await truncateAll(state.pool);
   });
   afterAll(async () => {
     await state.pool?.end();

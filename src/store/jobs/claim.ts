@@ -34,7 +34,7 @@ export const CLAIM_SQL = `
     RETURNING j.job_id, j.started_at
   )
   SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at').replace('j.worker_id', 'CASE WHEN s.job_id IS NULL THEN j.worker_id ELSE $2::uuid END AS worker_id')},
-    j.claim_epoch, j.rescues, c.input_bytes
+    j.claim_epoch, j.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds
   FROM chosen c
   JOIN ix_jobs j ON j.job_id = c.job_id
   LEFT JOIN started s ON s.job_id = c.job_id
@@ -52,6 +52,8 @@ export interface Claimed {
   rescues: number;
   /** The stored size of its input, counted against the claimer's byte budget. */
   inputBytes: number;
+  /** How long it had been ready (its `ready_at` passed) when claimed: its wait in the queue. */
+  waitedSeconds: number;
 }
 
 export interface ClaimOptions {
@@ -75,15 +77,16 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
   const { limit, workerId, startNow } = options;
   if (!Number.isInteger(limit) || limit < 1)
     throw new RangeError(`jobClaimMany: limit must be ≥ 1, got ${limit}`);
-  const { rows } = await db.query<JobRow & { claim_epoch: number; rescues: number; input_bytes: number }>(
-    prepared('ix_job_claim', CLAIM_SQL, [limit, workerId, startNow, options.maxInputBytes ?? null]),
-  );
+  const { rows } = await db.query<
+    JobRow & { claim_epoch: number; rescues: number; input_bytes: number; waited_seconds: number }
+  >(prepared('ix_job_claim', CLAIM_SQL, [limit, workerId, startNow, options.maxInputBytes ?? null]));
   return rows.map((row) => ({
     job: hydrate(row),
     started: row.status === 'running',
     claimEpoch: row.claim_epoch,
     rescues: row.rescues,
     inputBytes: row.input_bytes,
+    waitedSeconds: row.waited_seconds,
   }));
 }
 

@@ -187,7 +187,7 @@ const TIMESTAMPTZ_OID = 1184;
  * Job queries take timestamptz columns as PostgreSQL's text instead of parsing each into a Date
  * only to print it again (docs/design.md, "Costs measured on the hot path").
  */
-const RAW_TIMESTAMPS = {
+export const RAW_TIMESTAMPS = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
     oid === TIMESTAMPTZ_OID
       ? (text: string) => text

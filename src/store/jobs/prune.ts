@@ -14,7 +14,7 @@
 import type pg from 'pg';
 import type { FinalStatus } from '../../contracts/index.js';
 import { sleep } from '../../time.js';
-import { jobIdFloor } from '../ids.js';
+import { jobIdAt } from '../ids.js';
 
 /** How long each kind of record is kept, in seconds; null: forever. */
 export interface RetentionPolicy {
@@ -180,7 +180,7 @@ async function pruneJobs(run: Run, pause: Pause, options: PruneOptions, result: 
   const kept = Object.values(policy.jobs).filter((seconds): seconds is number => seconds !== null);
   if (kept.length === 0) return;
   const now = options.now ?? null;
-  const bound = jobIdFloor((now ?? new Date()).getTime() - Math.min(...kept) * 1000 + 1);
+  const bound = jobIdAt((now ?? new Date()).getTime() - Math.min(...kept) * 1000 + 1);
   const params = (after: string) => [
     now,
     policy.jobs.done,

@@ -27,12 +27,14 @@ export interface EndedRunSql {
   error: string;
   /** When the job's next run is due, for a retry; else `NULL`. */
   retryAt: string;
+  /** When the run ended; default now(). */
+  finishedAt?: string;
 }
 
-/** SQL: the jsonb array `runs` (null when empty) with `run`, ended now(), appended. */
+/** SQL: the jsonb array `runs` (null when empty) with `run`, ended at `finishedAt` (now()), appended. */
 export function appendRun(runs: string, run: EndedRunSql): string {
   return `coalesce(${runs}, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
     'attempt', ${run.attempt}, 'worker_id', ${run.workerId}, 'started_at', ${isoText(run.startedAt)},
-    'finished_at', ${isoText('now()')}, 'outcome', ${run.outcome}::text, 'error', ${run.error}::text,
+    'finished_at', ${isoText(run.finishedAt ?? 'now()')}, 'outcome', ${run.outcome}::text, 'error', ${run.error}::text,
     'retry_at', ${isoText(run.retryAt)}))`;
 }

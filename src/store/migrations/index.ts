@@ -9,6 +9,7 @@ import { cancellation } from './0008_cancellation.js';
 import { attemptHistory } from './0009_attempt_history.js';
 import { retention } from './0010_retention.js';
 import { progress } from './0011_progress.js';
+import { operators } from './0012_operators.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -26,4 +27,5 @@ export const MIGRATIONS: readonly Migration[] = [
   attemptHistory,
   retention,
   progress,
+  operators,
 ];

@@ -1,0 +1,198 @@
+/**
+ * Each process's Prometheus metrics (prom-client), served as text at `/metrics`: counters and
+ * histograms moved where each event happens, in memory (the hot path gains no statement), and
+ * gauges read from the database when scraped, through one statement over the small live tables
+ * (`liveCounts`), cached for a second so a scrape every second costs at most that.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Db } from '../store/index.js';
+import { type LiveCounts, liveCounts } from '../store/index.js';
+
+export interface MetricsOptions {
+  /** Where the gauges are read; none: the process serves no gauges (a test's counters alone). */
+  db?: Db | null;
+  /** A worker is live while its heartbeat is younger than this (IX_HEARTBEAT_TIMEOUT_SECONDS). */
+  heartbeatTimeoutSeconds: number;
+  /** IX_METRICS_CLIENT_LABELS: label submitted and finished jobs by client (unbounded cardinality). */
+  clientLabels: boolean;
+  /** How long a read of the gauges is reused. */
+  gaugeCacheMs?: number;
+  /** The clock, injected so tests need no sleeping. */
+  now?: () => number;
+}
+
+export type FinishedOutcome = 'done' | 'error' | 'cancelled';
+export type RunResult = 'done' | 'error' | 'retry' | 'cancelled';
+export type CallbackResult = 'delivered' | 'retry' | 'failed';
+
+/** Seconds, from 1 ms to ~17 min: jobs range from no-op pipelines to long HTTP calls. */
+const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1000];
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly submitted: Counter<'client'>;
+  private readonly finished: Counter<'outcome' | 'client'>;
+  private readonly runs: Counter<'outcome'>;
+  private readonly rescues: Counter;
+  private readonly callbackAttempts: Counter<'result'>;
+  private readonly queueWait: Histogram;
+  private readonly runTime: Histogram<'outcome'>;
+  private readonly endToEnd: Histogram<'outcome'>;
+  private readonly callbackLatency: Histogram;
+  private live: { at: number; read: Promise<LiveCounts> } | null = null;
+
+  constructor(private readonly options: MetricsOptions) {
+    const registers = [this.registry];
+    const byClient = options.clientLabels ? (['client'] as const) : [];
+    collectDefaultMetrics({ register: this.registry, prefix: 'ix_' });
+    this.submitted = new Counter({
+      name: 'ix_jobs_submitted_total',
+      help: 'Jobs submitted through this process (new jobs, not idempotent replays)',
+      labelNames: byClient,
+      registers,
+    });
+    this.finished = new Counter({
+      name: 'ix_jobs_finished_total',
+      help: 'Jobs this process ended, by outcome: a worker recording it, or its sweeper abandoning or cancelling a rescued job',
+      labelNames: ['outcome', ...byClient],
+      registers,
+    });
+    this.runs = new Counter({
+      name: 'ix_pipeline_runs_total',
+      help: 'Pipeline runs this process recorded, by outcome (retry: failed retryably, runs again)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.rescues = new Counter({
+      name: 'ix_rescues_total',
+      help: 'Started jobs this process’s sweeper took from a dead or stalled worker',
+      registers,
+    });
+    this.callbackAttempts = new Counter({
+      name: 'ix_callback_attempts_total',
+      help: 'Callback delivery attempts this process made, by result',
+      labelNames: ['result'],
+      registers,
+    });
+    this.queueWait = new Histogram({
+      name: 'ix_queue_wait_seconds',
+      help: 'From when a job was ready (submitted, scheduled time, or end of a retry backoff) to its pipeline’s start',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.runTime = new Histogram({
+      name: 'ix_pipeline_run_seconds',
+      help: 'How long pipeline runs took, by outcome',
+      labelNames: ['outcome'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.endToEnd = new Histogram({
+      name: 'ix_job_end_to_end_seconds',
+      help: 'From submission to the recorded outcome, by outcome',
+      labelNames: ['outcome'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.callbackLatency = new Histogram({
+      name: 'ix_callback_delivery_seconds',
+      help: 'From a job’s end to its callback’s delivery',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    if (options.db) this.addGauges();
+  }
+
+  private get now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  private addGauges(): void {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, value: (live: LiveCounts) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect: async function (this: Gauge) {
+          const read = value(await metrics.liveCounts());
+          if (read === null) this.reset();
+          else this.set(read);
+        },
+      });
+    const metrics = this;
+    gauge('ix_jobs_pending', 'Jobs pending: queued, or claimed and not started', (l) => l.pending);
+    gauge('ix_jobs_running', 'Jobs running', (l) => l.running);
+    gauge(
+      'ix_oldest_pending_age_seconds',
+      'How long the job that became ready first has waited (absent when none waits)',
+      (l) => l.oldestPendingSeconds,
+    );
+    gauge('ix_workers_live', 'Workers whose heartbeat is fresh', (l) => l.liveWorkers);
+    gauge('ix_callbacks_due', 'Callback deliveries due now', (l) => l.callbacksDue);
+  }
+
+  /** The live figures, read at most once per `gaugeCacheMs` (one read shared by every gauge of a scrape). */
+  liveCounts(): Promise<LiveCounts> {
+    const db = this.options.db;
+    if (!db) throw new Error('Metrics: no database to read the gauges from');
+    const now = this.now;
+    if (this.live === null || now - this.live.at >= (this.options.gaugeCacheMs ?? 1_000)) {
+      const read = liveCounts(db, this.options.heartbeatTimeoutSeconds);
+      // A failed read is not kept: the next scrape tries again.
+      read.catch(() => {
+        if (this.live?.read === read) this.live = null;
+      });
+      this.live = { at: now, read };
+    }
+    return this.live.read;
+  }
+
+  private clientLabel(clientId: string): { client?: string } {
+    return this.options.clientLabels ? { client: clientId } : {};
+  }
+
+  jobSubmitted(clientId: string): void {
+    this.submitted.inc(this.clientLabel(clientId));
+  }
+
+  /** A job ended; `createdAt` is its submission time (ISO 8601). */
+  jobFinished(clientId: string, createdAt: string, outcome: FinishedOutcome): void {
+    this.finished.inc({ outcome, ...this.clientLabel(clientId) });
+    this.endToEnd.observe({ outcome }, Math.max(0, this.now - Date.parse(createdAt)) / 1000);
+  }
+
+  /** Jobs ended by a sweep, whose clients and times the sweep does not read. */
+  jobsEnded(outcome: FinishedOutcome, count: number): void {
+    if (count > 0) this.finished.inc({ outcome }, count);
+  }
+
+  pipelineRun(outcome: RunResult, seconds: number): void {
+    this.runs.inc({ outcome });
+    this.runTime.observe({ outcome }, seconds);
+  }
+
+  queueWaited(seconds: number): void {
+    this.queueWait.observe(Math.max(0, seconds));
+  }
+
+  rescued(count: number): void {
+    if (count > 0) this.rescues.inc(count);
+  }
+
+  /** A delivery attempt; `finishedAt` (the job's end, ISO 8601) times a delivery. */
+  callbackAttempted(result: CallbackResult, finishedAt: string | null): void {
+    this.callbackAttempts.inc({ result });
+    if (result === 'delivered' && finishedAt !== null)
+      this.callbackLatency.observe(Math.max(0, this.now - Date.parse(finishedAt)) / 1000);
+  }
+
+  /** The exposition, in Prometheus text format. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
