@@ -283,7 +283,11 @@ export async function cancelJob(args: string[]): Promise<void> {
       : await onDatabase(config, requirePostgresUrl(config, 'cancel'), 'cancel', async (pool) => {
           const connection = await pool.connect();
           try {
-            return await jobCancel(connection, jobId);
+            const cancelled = await jobCancel(connection, jobId);
+            // A pruned job answers gone, as through the API.
+            const tombstone = cancelled ? null : await tombstoneGet(connection, jobId);
+            if (tombstone) throw new JobGoneError(tombstone);
+            return cancelled;
           } finally {
             connection.release();
           }

@@ -263,6 +263,9 @@ describe('ix prune', () => {
     const gone = await runCli(['get', done!.job_id], env());
     expect(gone.code).toBe(1);
     expect(gone.stderr).toMatch(/^ix: job .* ended done and was pruned at .*: its result is gone/);
+    const cancelGone = await runCli(['cancel', done!.job_id], env());
+    expect(cancelGone.code).toBe(1);
+    expect(cancelGone.stderr).toMatch(/^ix: job .* ended done and was pruned at .*: its result is gone/);
     const resubmit = await runCli(['submit'], env(), JSON.stringify(done!.request));
     expect(resubmit.code).toBe(1);
     expect(resubmit.stderr).toContain('its result is gone');
