@@ -219,7 +219,7 @@ export async function registerAdminRoutes(parent: FastifyInstance, deps: AdminDe
       },
       async (request, reply) => {
         const by = operator(request);
-        const { status, job } = await cancelWithin(pool, watcher, deadlineMs, request.params.job_id);
+        const { status, job } = await cancelWithin(pool, watcher, metrics, deadlineMs, request.params.job_id);
         addLogContext(request, { job_id: job.job_id, ix_id: job.ix_id });
         request.log.info({ ...request.logContext, operator: by }, 'job cancelled by an operator');
         return reply.code(status).send(job);

@@ -5,10 +5,11 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Job, Tombstone } from '../contracts/index.js';
+import type { Metrics } from '../metrics/index.js';
 import {
   IdempotencyConflictError,
   JobGoneError,
-  jobCancel,
+  jobCancelEnding,
   jobGet,
   jobGetByCorrelation,
   jobSearch,
@@ -53,6 +54,8 @@ export interface RouteDeps {
   submissions: SubmitService;
   /** Feeds every answer that waits for a job to change. */
   watcher: JobWatcher;
+  /** Counts the jobs a cancel ends; null: none kept. */
+  metrics: Metrics | null;
 }
 
 /** A client key used for another client: refused, naming both. */
@@ -90,14 +93,18 @@ export function jobNotFound(what: string): ApiError {
 export async function cancelWithin(
   pool: pg.Pool,
   watcher: JobWatcher,
+  metrics: Metrics | null,
   deadlineMs: number,
   jobId: string,
 ): Promise<{ status: 200 | 202; job: Job }> {
   const started = Date.now();
   const left = () => Math.max(1, started + deadlineMs - Date.now());
-  const asked = await withClientWithin(pool, left(), (db) => jobCancel(db, jobId));
+  const asked = await withClientWithin(pool, left(), (db) => jobCancelEnding(db, jobId));
   if (!asked) throw jobNotFound(jobId);
-  const job = asked.status === 'running' ? await waitForEnd(watcher, asked, deadlineMs / 2) : asked;
+  // A pending job ends here; a running one is counted by its worker when it records the outcome.
+  if (asked.ended) metrics?.jobFinished(asked.job.client_id, asked.job.created_at, 'cancelled');
+  const job =
+    asked.job.status === 'running' ? await waitForEnd(watcher, asked.job, deadlineMs / 2) : asked.job;
   unlessFinished(job);
   return { status: job.status === 'running' ? 202 : 200, job };
 }
@@ -123,13 +130,13 @@ export function authenticateRequests(scope: FastifyInstance, authenticator: Auth
 }
 
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
-  const { pool, config, authenticator, submissions, watcher } = deps;
+  const { pool, config, authenticator, submissions, watcher, metrics } = deps;
   const { maxWaitSeconds, eventsHeartbeatSeconds } = config.api;
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
   const deadlineMs = config.api.deadlineSeconds * 1000;
 
   /** Cancels a job the caller may see (see cancelWithin). */
-  const cancel = (jobId: string) => cancelWithin(pool, watcher, deadlineMs, jobId);
+  const cancel = (jobId: string) => cancelWithin(pool, watcher, metrics, deadlineMs, jobId);
 
   /**
    * The job by its id, if the caller may see it; another client's answers like a missing one. A

@@ -127,7 +127,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     await Promise.all([submissions.settled(), ownsWatcher ? watcher.close() : undefined]);
   });
   const authenticator = createAuthenticator(config.api.apiKeys, config.api.adminKeys);
-  await registerJobRoutes(app, { pool, config, authenticator, submissions, watcher });
+  await registerJobRoutes(app, { pool, config, authenticator, submissions, watcher, metrics });
   await registerAdminRoutes(app, { pool, config, authenticator, metrics, watcher });
   registerDashboard(app, keyed(config));
   await app.ready();

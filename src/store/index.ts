@@ -61,6 +61,7 @@ export {
   CANCELLED_ERROR,
   JobFinishedError,
   jobCancel,
+  jobCancelEnding,
   unlessFinished,
 } from './jobs/cancel.js';
 export {

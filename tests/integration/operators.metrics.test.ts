@@ -105,6 +105,23 @@ describe('/metrics', () => {
     expect(text).not.toContain('client="acme"');
   });
 
+  it('counts a job a client cancels while it is pending as finished cancelled, once', async () => {
+    const finishedCancelled = async () =>
+      sample((await scrape()).body, 'ix_jobs_finished_total{outcome="cancelled"}');
+    const before = await finishedCancelled();
+    const { job } = await insertPending(db.pool, makeRequest({ ix_client_id: 'acme' }), null);
+    const authorization = 'Bearer client-key-0123456789abcdef';
+    for (let i = 0; i < 2; i++) {
+      const cancelled = await app.inject({
+        method: 'POST',
+        url: `/jobs/${job.job_id}/cancel`,
+        headers: { authorization },
+      });
+      expect(cancelled.statusCode).toBe(200);
+    }
+    expect(await finishedCancelled()).toBe(before + 1);
+  });
+
   async function pendingLeft(): Promise<number> {
     const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_job_queue');
     return rows[0]!.n;

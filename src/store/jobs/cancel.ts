@@ -59,10 +59,21 @@ const READ_SQL = `SELECT ${JOB_COLUMNS} FROM ix_jobs WHERE job_id = $1`;
  * a job already cancelled, or already asked to stop, is left as it is.
  */
 export async function jobCancel(db: pg.ClientBase, jobId: string): Promise<Job | null> {
+  return (await jobCancelEnding(db, jobId))?.job ?? null;
+}
+
+/** `jobCancel`, saying too whether this call ended the job (a pending one), for the metrics. */
+export async function jobCancelEnding(
+  db: pg.ClientBase,
+  jobId: string,
+): Promise<{ job: Job; ended: boolean } | null> {
   return inTransaction(db, () => cancelInTransaction(db, jobId));
 }
 
-async function cancelInTransaction(db: pg.ClientBase, jobId: string): Promise<Job | null> {
+async function cancelInTransaction(
+  db: pg.ClientBase,
+  jobId: string,
+): Promise<{ job: Job; ended: boolean } | null> {
   await db.query(DEQUEUE_SQL, [jobId]);
   const { rows: locked } = await db.query<{ status: string }>(LOCK_SQL, [jobId]);
   const status = locked[0]?.status;
@@ -73,5 +84,5 @@ async function cancelInTransaction(db: pg.ClientBase, jobId: string): Promise<Jo
   if (status === 'pending' || status === 'running')
     await db.query('SELECT pg_notify($1, $3), pg_notify($2, $3)', [CANCEL_CHANNEL, CHANGED_CHANNEL, jobId]);
   const { rows } = await db.query<JobRow>(READ_SQL, [jobId]);
-  return unlessFinished(hydrate(rows[0]!));
+  return { job: unlessFinished(hydrate(rows[0]!)), ended: status === 'pending' };
 }
