@@ -13,9 +13,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { createPool, jobInsertMany, migrateUp } from '../src/store/index.js';
 import { exitedChildrenCpuMicros, ownCpuMicros, postgresCpuMicros, processCpuMicros } from './cpu.js';
+import { databaseName, databaseUrl, onServer, startIxApi } from './ix-process.js';
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/ix_bench_api';
 const CONNECTIONS = 10;
@@ -26,61 +26,7 @@ const TOMBSTONES = Number(process.env.IX_BENCH_TOMBSTONES ?? 0);
 const CLIENT = 'bench';
 const KEY = 'bench-key-0123456789abcdef';
 
-function databaseUrl(): URL {
-  return new URL(process.env.IX_POSTGRES_URL ?? DEFAULT_URL);
-}
-
-async function onServer(database: URL, sql: string): Promise<void> {
-  const admin = new URL(database);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString() });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-function databaseName(database: URL): string {
-  const name = database.pathname.slice(1);
-  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bench: refusing odd database name "${name}"`);
-  return name;
-}
-
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-/**
- * The API as users run it: the built `ix api` in a process of its own (so the load generator
- * does not share its event loop), with keys so authentication is measured too. Resolves with
- * the address it prints once listening.
- */
-async function startIxApi(database: URL): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, [...profileFlags(), CLI, 'api'], {
-    env: {
-      PATH: process.env.PATH,
-      IX_POSTGRES_URL: database.toString(),
-      IX_PORT: '0',
-      IX_LOG_LEVEL: 'warn',
-      IX_API_KEYS: `${CLIENT}=${KEY}`,
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  for await (const chunk of child.stderr!) {
-    stderr += chunk;
-    const address = /ix listening on (http:\/\/\S+)/.exec(stderr)?.[1];
-    if (address) return { child, address };
-  }
-  throw new Error(`ix api exited before listening:\n${stderr}`);
-}
-
 /** IX_BENCH_CPU_PROFILE=dir writes a V8 CPU profile of the API process there, for reading with DevTools. */
-function profileFlags(): string[] {
-  const dir = process.env.IX_BENCH_CPU_PROFILE;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
-}
-
 interface LoadResult {
   created: number;
   durationS: number;
@@ -218,7 +164,7 @@ async function storeOnly(database: URL, seconds: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const database = databaseUrl();
+  const database = databaseUrl(DEFAULT_URL);
   const name = databaseName(database);
   await onServer(database, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await onServer(database, `CREATE DATABASE ${name}`);
@@ -235,7 +181,7 @@ async function main(): Promise<void> {
       );
       await pool.query('VACUUM ANALYZE ix_job_tombstones');
     }
-    const api = await startIxApi(database);
+    const api = await startIxApi(database, { IX_API_KEYS: `${CLIENT}=${KEY}` });
     child = api.child;
     const apiCpu = () => processCpuMicros(api.child.pid!);
     await load(api.address, WARMUP_S, 'warmup');

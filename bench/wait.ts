@@ -13,15 +13,14 @@
  * Prints one JSON line. The npm script raises `ulimit -n` to the hard limit: each side of the
  * 10,000 streams holds one descriptor per socket.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import type pg from 'pg';
 import {
   createPool,
   jobClaimMany,
@@ -32,6 +31,7 @@ import {
   type Outcome,
 } from '../src/store/index.js';
 import { ownCpuMicros, processCpuMicros } from './cpu.js';
+import { databaseName, databaseUrl, type IxApi, onServer, startIxApi } from './ix-process.js';
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/bench_wait';
 const CLIENT = 'bench';
@@ -59,75 +59,7 @@ const OPEN_CONCURRENCY = 200;
 const HEARTBEAT_S = process.env.IX_EVENTS_HEARTBEAT_SECONDS;
 const WORKER_ID = '00000000-0000-4000-8000-00000000be9c';
 
-function databaseUrl(): URL {
-  return new URL(process.env.IX_POSTGRES_URL ?? DEFAULT_URL);
-}
-
-async function onServer(database: URL, sql: string): Promise<void> {
-  const admin = new URL(database);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString() });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-function databaseName(database: URL): string {
-  const name = database.pathname.slice(1);
-  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bench: refusing odd database name "${name}"`);
-  return name;
-}
-
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-interface Api {
-  child: ChildProcess;
-  pid: number;
-  address: string;
-}
-
-async function startIxApi(database: URL): Promise<Api> {
-  const child = spawn(process.execPath, [...profileFlags(), CLI, 'api'], {
-    env: {
-      PATH: process.env.PATH,
-      IX_POSTGRES_URL: database.toString(),
-      IX_PORT: '0',
-      IX_LOG_LEVEL: 'warn',
-      IX_API_KEYS: `${CLIENT}=${KEY}`,
-      // Set, to tell the idle streams' heartbeats apart from the watcher's safety poll.
-      ...(HEARTBEAT_S === undefined ? {} : { IX_EVENTS_HEARTBEAT_SECONDS: HEARTBEAT_S }),
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const stderr = child.stderr!;
-  stderr.setEncoding('utf8');
-  let text = '';
-  const address = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: string) => {
-      text += chunk;
-      const found = /ix listening on (http:\/\/\S+)/.exec(text)?.[1];
-      if (found) {
-        stderr.off('data', onData);
-        resolve(found);
-      }
-    };
-    stderr.on('data', onData);
-    child.once('exit', () => reject(new Error(`ix api exited before listening:\n${text}`)));
-  });
-  // Warnings go on being read, so a full pipe can never stall the API; they are shown.
-  stderr.on('data', (chunk: string) => process.stderr.write(`[ix api] ${chunk}`));
-  return { child, pid: child.pid!, address };
-}
-
 /** IX_BENCH_CPU_PROFILE=dir writes a V8 CPU profile of the API process there, for reading with DevTools. */
-function profileFlags(): string[] {
-  const dir = process.env.IX_BENCH_CPU_PROFILE;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
-}
-
 /**
  * CPU time of this database's backends, by pid, in µs. The server is shared: other databases'
  * backends come and go, so the machine-wide sum of bench/cpu.ts can even run backwards.
@@ -259,7 +191,7 @@ interface Round {
 async function notifyRound(
   db: pg.Pool,
   name: string,
-  api: Api,
+  api: IxApi,
   { waiters, paceMs }: Case,
   round: string,
 ): Promise<Round> {
@@ -332,7 +264,7 @@ function median(values: readonly number[]): number {
   return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
 }
 
-async function notifyLatency(db: pg.Pool, name: string, api: Api) {
+async function notifyLatency(db: pg.Pool, name: string, api: IxApi) {
   const rounds = new Map<Case, Round[]>(CASES.map((c) => [c, []]));
   const maxRounds = Math.max(...CASES.map((c) => c.rounds));
   // Interleaved, so a noisy moment on the shared machine does not fall on one case alone.
@@ -386,7 +318,7 @@ function openStream(agent: http.Agent, address: string, jobId: string): Promise<
   });
 }
 
-async function idleStreams(db: pg.Pool, name: string, { address, pid }: Api) {
+async function idleStreams(db: pg.Pool, name: string, { address, pid }: IxApi) {
   const ids = await insertJobs(db, 'idle', IDLE_STREAMS);
   const rssBefore = await rssKiB(pid);
   const connectionsBefore = await connections(db, name);
@@ -438,7 +370,7 @@ async function idleStreams(db: pg.Pool, name: string, { address, pid }: Api) {
 
 async function main(): Promise<void> {
   const loadAtStart = loadavg()[0];
-  const database = databaseUrl();
+  const database = databaseUrl(DEFAULT_URL);
   const name = databaseName(database);
   await onServer(database, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await onServer(database, `CREATE DATABASE ${name}`);
@@ -446,7 +378,11 @@ async function main(): Promise<void> {
   let child: ChildProcess | undefined;
   try {
     await migrateUp(pool);
-    const api = await startIxApi(database);
+    const api = await startIxApi(database, {
+      IX_API_KEYS: `${CLIENT}=${KEY}`,
+      // Set, to tell the idle streams' heartbeats apart from the watcher's safety poll.
+      ...(HEARTBEAT_S === undefined ? {} : { IX_EVENTS_HEARTBEAT_SECONDS: HEARTBEAT_S }),
+    });
     child = api.child;
     await untilListening(pool, name);
     const notify = await notifyLatency(pool, name, api);
