@@ -89,7 +89,8 @@ async function main() {
   async function processPhase(label: string) {
     const wPool = workerPool();
     // Counted as `ix worker` counts them (its metrics are always on): the cost is the worker's.
-    const metrics = metricsFor(wPool, loadConfig({}));
+    // IX_BENCH_METRICS=off leaves them out, to tell their cost apart.
+    const metrics = env('IX_BENCH_METRICS', 'on') === 'off' ? null : metricsFor(wPool, loadConfig({}));
     const worker = new Worker({ pool: wPool, connectionString: url, config, pipeline, logger, metrics });
     handled = 0;
     const handlersDone = new Promise<void>((resolve) => {
