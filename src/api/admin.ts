@@ -18,9 +18,9 @@ import {
   withClientWithin,
 } from '../store/index.js';
 import type { JobWatcher } from '../watch/index.js';
-import { type Authenticator, keyed, requireOperator } from './auth.js';
+import { type Authenticator, authenticateRequests, keyed, requireOperator } from './auth.js';
 import { addLogContext } from './logging.js';
-import { authenticateRequests, cancelWithin, jobNotFound } from './routes.js';
+import { cancelWithin, jobNotFound } from './routes.js';
 import {
   AdminJobSchema,
   AdminJobsQuerySchema,

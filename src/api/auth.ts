@@ -5,9 +5,11 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
 import { ApiError } from './errors.js';
+import { addLogContext } from './logging.js';
 
 /** The caller: a client id bound to its key, an operator, or `open` when no keys are configured. */
 export type Caller =
@@ -107,4 +109,30 @@ export function assertSafeExposure(config: Config): void {
       `is required when the API listens on a non-loopback address (IX_HOST=${config.api.host}); set IX_API_KEYS=client=key,… or listen on 127.0.0.1`,
     );
   }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller: Caller;
+  }
+}
+
+/**
+ * Resolves every request's caller in `scope` before its handler (401 for a missing or unknown
+ * key). Callback-style: an async hook costs a promise per request.
+ */
+export function authenticateRequests(scope: FastifyInstance, authenticator: Authenticator): void {
+  // Declared up front so every request object keeps one shape; the hook sets it before handlers.
+  scope.decorateRequest('caller', null as never);
+  scope.addHook('onRequest', (request, _reply, done) => {
+    try {
+      request.caller = authenticator.authenticate(request.headers.authorization);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
+    if (request.caller.kind === 'operator') addLogContext(request, { operator: request.caller.name });
+    done();
+  });
 }

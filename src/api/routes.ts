@@ -1,5 +1,5 @@
 /** The endpoints. Handlers hold no state: any number of API processes can serve one database. */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import { z } from 'zod';
@@ -13,8 +13,6 @@ import {
   jobGet,
   jobGetByCorrelation,
   jobSearch,
-  LATEST_VERSION,
-  schemaVersion,
   tombstoneGet,
   tombstoneGetByCorrelation,
   unlessFinished,
@@ -22,30 +20,21 @@ import {
 } from '../store/index.js';
 import type { SubmitService } from '../submit/index.js';
 import { type JobWatcher, waitForEnd } from '../watch/index.js';
-import { type Authenticator, type Caller, keyed, mayActFor } from './auth.js';
+import { type Authenticator, authenticateRequests, type Caller, keyed, mayActFor } from './auth.js';
 import { ApiError, invalidField } from './errors.js';
 import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
-  ErrorSchema,
   errorResponses,
-  HealthSchema,
   JobPageSchema,
   JobParamsSchema,
   JobSchema,
   JobsQuerySchema,
   jsonResponse,
-  ReadySchema,
   SubmitBodySchema,
   WaitQuerySchema,
 } from './schemas.js';
 import { streamJobEvents, waitedJob } from './watching.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    caller: Caller;
-  }
-}
 
 export interface RouteDeps {
   pool: pg.Pool;
@@ -67,9 +56,6 @@ function notYourClient(caller: Caller, doing: string, clientId: string): ApiErro
     `this API key belongs to client "${owner}" and cannot ${doing} "${clientId}"`,
   );
 }
-
-/** A probe that cannot answer within this long counts as not ready (load balancers poll often). */
-const READY_TIMEOUT_MS = 2_000;
 
 function logJob(request: FastifyRequest, job: Job): void {
   addLogContext(request, { job_id: job.job_id, ix_id: job.ix_id });
@@ -109,31 +95,18 @@ export async function cancelWithin(
   return { status: job.status === 'running' ? 202 : 200, job };
 }
 
-/**
- * Resolves every request's caller in `scope` before its handler (401 for a missing or unknown
- * key). Callback-style: an async hook costs a promise per request.
- */
-export function authenticateRequests(scope: FastifyInstance, authenticator: Authenticator): void {
-  // Declared up front so every request object keeps one shape; the hook sets it before handlers.
-  scope.decorateRequest('caller', null as never);
-  scope.addHook('onRequest', (request, _reply, done) => {
-    try {
-      request.caller = authenticator.authenticate(request.headers.authorization);
-    } catch (error) {
-      done(error as Error);
-      return;
-    }
-    if (request.caller.kind === 'client') addLogContext(request, { client_id: request.caller.clientId });
-    if (request.caller.kind === 'operator') addLogContext(request, { operator: request.caller.name });
-    done();
-  });
-}
-
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
   const { pool, config, authenticator, submissions, watcher, metrics } = deps;
   const { maxWaitSeconds, eventsHeartbeatSeconds } = config.api;
+
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
   const deadlineMs = config.api.deadlineSeconds * 1000;
+
+  /** The job once finished, or, when `?wait` runs out, read again as it stands (see waitedJob). */
+  const waited = (reply: FastifyReply, job: Job, wait: number | undefined) =>
+    waitedJob(watcher, reply, job, wait, maxWaitSeconds, () =>
+      withClientWithin(pool, deadlineMs, (db) => jobGet(db, job.job_id)),
+    );
 
   /** Cancels a job the caller may see (see cancelWithin). */
   const cancel = (jobId: string) => cancelWithin(pool, watcher, metrics, deadlineMs, jobId);
@@ -213,9 +186,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           throw error;
         });
         logJob(request, job);
-        const answer = await waitedJob(watcher, reply, job, request.query.wait, maxWaitSeconds, () =>
-          withClientWithin(pool, deadlineMs, (db) => jobGet(db, job.job_id)),
-        );
+        const answer = await waited(reply, job, request.query.wait);
         return reply
           .code(created ? 201 : 200)
           .header('location', `/jobs/${job.job_id}`)
@@ -243,9 +214,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       },
       async (request, reply) => {
         const job = await ownJob(request, request.params.job_id);
-        return waitedJob(watcher, reply, job, request.query.wait, maxWaitSeconds, () =>
-          withClientWithin(pool, deadlineMs, (db) => jobGet(db, job.job_id)),
-        );
+        return waited(reply, job, request.query.wait);
       },
     );
 
@@ -345,9 +314,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
           if (clientId === undefined)
             throw invalidField('querystring', '$.client_id', 'is required with request_id');
           const job = await ownJobByCorrelation(request, clientId, requestId);
-          return waitedJob(watcher, reply, job, wait, maxWaitSeconds, () =>
-            withClientWithin(pool, deadlineMs, (db) => jobGet(db, job.job_id)),
-          );
+          return waited(reply, job, wait);
         }
         if (clientId !== undefined && !mayActFor(caller, clientId))
           throw notYourClient(caller, 'list', clientId);
@@ -359,57 +326,4 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
       },
     );
   });
-}
-
-export function registerHealthRoutes(parent: FastifyInstance, pool: pg.Pool): void {
-  const app = parent.withTypeProvider<ZodTypeProvider>();
-  // The probes take no key (`security: []`): load balancers and orchestrators poll them without one.
-  app.get(
-    '/healthz',
-    {
-      schema: {
-        operationId: 'checkHealth',
-        summary: 'The process is alive',
-        security: [],
-        response: { 200: jsonResponse('Alive', HealthSchema), ...errorResponses(405) },
-      },
-    },
-    async () => ({ status: 'ok' as const }),
-  );
-
-  app.get(
-    '/readyz',
-    {
-      schema: {
-        operationId: 'checkReadiness',
-        summary: 'The database answers and its schema is at the latest migration',
-        security: [],
-        response: {
-          200: jsonResponse('Ready: the database answers, at the latest schema version', ReadySchema),
-          ...errorResponses(405),
-          503: jsonResponse(
-            'not_ready: the database is unreachable, or its schema is behind (the message names the fix)',
-            ErrorSchema,
-          ),
-        },
-      },
-    },
-    async (request) => {
-      let version: number;
-      try {
-        version = await withClientWithin(pool, READY_TIMEOUT_MS, (db) => schemaVersion(db));
-      } catch (error) {
-        request.log.warn({ err: error }, 'readiness: database unreachable');
-        throw new ApiError(503, 'not_ready', 'the database is unreachable');
-      }
-      if (version !== LATEST_VERSION) {
-        throw new ApiError(
-          503,
-          'not_ready',
-          `the schema is at version ${version}, this ix needs ${LATEST_VERSION}: run ix migrate up`,
-        );
-      }
-      return { status: 'ready' as const, schema_version: version };
-    },
-  );
 }

@@ -15,9 +15,10 @@ import { JobWatcher } from '../watch/index.js';
 import { registerAdminRoutes } from './admin.js';
 import { assertSafeExposure, createAuthenticator, keyed } from './auth.js';
 import { installErrorHandling, invalidFields } from './errors.js';
+import { registerHealthRoutes } from './health.js';
 import { IxLogController } from './logging.js';
 import { registerOpenApi } from './openapi.js';
-import { registerHealthRoutes, registerJobRoutes } from './routes.js';
+import { registerJobRoutes } from './routes.js';
 import { HTTP_TIMEOUTS } from './timeouts.js';
 
 export { HTTP_TIMEOUTS } from './timeouts.js';
