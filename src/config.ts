@@ -41,6 +41,15 @@ export interface Config {
     eventsHeartbeatSeconds: number;
     watchPollIntervalMs: number;
   };
+  /** Limits and fairness between clients: the server-wide defaults an `ix clients` entry overrides. */
+  clients: {
+    maxRunning: number | null;
+    maxPending: number | null;
+    /** Submits a second, per API process. */
+    rate: number | null;
+    rateBurst: number | null;
+    refreshSeconds: number;
+  };
   metrics: {
     /** `ix worker`'s own metrics port; null: none. */
     port: number | null;
@@ -102,7 +111,8 @@ export interface LoadConfigOptions {
 /** Every setting of SETTINGS but the test suite's, read from `env` and checked against one another. */
 export function loadConfig(env: Env = process.env, options: LoadConfigOptions = {}): Config {
   const read = <T>(setting: Setting<T>): T => readSetting(setting, env, options.readFile);
-  const { database, logging, api, metrics, worker, pipeline, callbacks, client, retention } = SETTINGS;
+  const { database, logging, api, clients, metrics, worker, pipeline, callbacks, client, retention } =
+    SETTINGS;
 
   const heartbeatIntervalSeconds = read(worker.heartbeatIntervalSeconds);
   const heartbeatTimeoutSeconds = read(worker.heartbeatTimeoutSeconds);
@@ -139,6 +149,13 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       maxWaitSeconds: read(api.maxWaitSeconds),
       eventsHeartbeatSeconds: read(api.eventsHeartbeatSeconds),
       watchPollIntervalMs: read(api.watchPollIntervalMs),
+    },
+    clients: {
+      maxRunning: read(clients.maxRunning),
+      maxPending: read(clients.maxPending),
+      rate: read(clients.rate),
+      rateBurst: read(clients.rateBurst),
+      refreshSeconds: read(clients.refreshSeconds),
     },
     metrics: {
       port: read(metrics.metricsPort),

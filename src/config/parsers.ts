@@ -155,6 +155,27 @@ export function optionalSetting<T>(
   return setting<T | null>({ ...declared, default: null, defaultText: null, parse });
 }
 
+/** A parser of a whole number from `min` to `max`, for an optional setting. */
+export function wholeNumber(min: number, max: number): (name: string, text: string) => number {
+  return (name, text) => {
+    if (!/^\d+$/.test(text)) throw new ConfigError(name, `expected a whole number, got "${text}"`);
+    const value = Number(text);
+    if (value < min || value > max)
+      throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+    return value;
+  };
+}
+
+/** A parser of a number above 0, fractions allowed, up to `max`, for an optional setting. */
+export function positiveNumber(max: number): (name: string, text: string) => number {
+  return (name, text) => {
+    const value = Number(text);
+    if (!/^\d*\.?\d+$/.test(text) || !(value > 0) || value > max)
+      throw new ConfigError(name, `expected a number above 0 and at most ${max}, got "${text}"`);
+    return value;
+  };
+}
+
 export function httpUrl(name: string, value: string): string {
   let url: URL;
   try {

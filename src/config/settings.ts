@@ -18,11 +18,13 @@ import {
   optionalSetting,
   type PipelineChoice,
   pipelineChoice,
+  positiveNumber,
   postgresUrl,
   type Setting,
   secondsList,
   setting,
   textSetting,
+  wholeNumber,
 } from './parsers.js';
 
 /**
@@ -139,6 +141,43 @@ export const SETTINGS = {
       min: 10,
       max: 60_000,
       doc: 'When job change notifications do not arrive (a transaction pooler), one shared poll serves every waiter this often.',
+    }),
+  },
+  clients: {
+    maxRunning: optionalSetting(
+      {
+        name: 'IX_CLIENT_MAX_RUNNING',
+        doc: "A client's jobs claimed at once (running, or buffered by a worker), across all workers, unless its `ix clients` entry says otherwise. Unset: no limit.",
+      },
+      wholeNumber(1, 1_000_000),
+    ),
+    maxPending: optionalSetting(
+      {
+        name: 'IX_CLIENT_MAX_PENDING',
+        doc: "A client's jobs waiting to run at most, unless its `ix clients` entry says otherwise; a submit past it answers 429 `too_many_pending`. Unset: no limit.",
+      },
+      wholeNumber(1, 1_000_000_000),
+    ),
+    rate: optionalSetting(
+      {
+        name: 'IX_CLIENT_RATE',
+        doc: 'Submits a second a client may make to each API process, unless its `ix clients` entry says otherwise; past it, 429 `rate_limited` with `Retry-After`. Unset: no limit.',
+      },
+      positiveNumber(1_000_000),
+    ),
+    rateBurst: optionalSetting(
+      {
+        name: 'IX_CLIENT_RATE_BURST',
+        doc: "Submits a client may make at once under a rate limit (the token bucket's size). Unset: one second's worth, at least 1.",
+      },
+      wholeNumber(1, 1_000_000),
+    ),
+    refreshSeconds: integerSetting({
+      name: 'IX_CLIENTS_REFRESH_SECONDS',
+      default: 30,
+      min: 1,
+      max: 3_600,
+      doc: 'Each API process re-reads `ix clients` this often, besides at once on every change it is told of, in case a notification was lost.',
     }),
   },
   metrics: {
@@ -384,6 +423,7 @@ export const SETTING_GROUP_TITLES: Record<keyof typeof SETTINGS, string> = {
   database: 'Database',
   logging: 'Logs',
   api: 'API (ix start, ix api)',
+  clients: 'Clients: limits and fairness (ix start, ix api, ix worker)',
   metrics: 'Metrics',
   worker: 'Worker (ix start, ix worker)',
   pipeline: 'Pipeline (ix start, ix worker)',

@@ -340,9 +340,10 @@ const RETRY_SQL = `
         'action', 'retry', 'by', $3::text,
         'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
     WHERE j.job_id = $1 AND j.status = 'error'
-    RETURNING j.job_id, pg_column_size(j.input) AS input_bytes
+    RETURNING j.job_id, j.client_id, j.priority, pg_column_size(j.input) AS input_bytes
   ), queued AS (
-    INSERT INTO ix_job_queue (job_id, input_bytes) SELECT job_id, input_bytes FROM retried
+    INSERT INTO ix_job_queue (job_id, client_id, priority, input_bytes)
+    SELECT job_id, client_id, priority, input_bytes FROM retried
   ), undelivered AS (
     DELETE FROM ix_callback_queue q USING retried r WHERE q.job_id = r.job_id
   )

@@ -312,8 +312,8 @@ describe('jobClaimMany', () => {
       WITH j AS (
         INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input)
         SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', 'r' || g, '{}' FROM generate_series(1, 2000) g
-        RETURNING job_id, created_at
-      ) INSERT INTO ix_job_queue (job_id) SELECT job_id FROM j`);
+        RETURNING job_id, client_id
+      ) INSERT INTO ix_job_queue (job_id, client_id) SELECT job_id, client_id FROM j`);
     const pools = Array.from({ length: 8 }, () => createPool(db.url, { max: 1 }));
     try {
       const claimedBy = await Promise.all(

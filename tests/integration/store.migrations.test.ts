@@ -209,8 +209,8 @@ async function queueJobs(pool: pg.Pool, prefix: string, first: number, last: num
     `WITH j AS (
       INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input)
       SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', $1 || g, '{}'
-      FROM generate_series($2::int, $3::int) g RETURNING job_id
-    ) INSERT INTO ix_job_queue (job_id, ready_at) SELECT job_id, now() + $4::interval FROM j`,
+      FROM generate_series($2::int, $3::int) g RETURNING job_id, client_id
+    ) INSERT INTO ix_job_queue (job_id, client_id, ready_at) SELECT job_id, client_id, now() + $4::interval FROM j`,
     [`${prefix}-`, first, last, readyIn],
   );
 }
@@ -251,7 +251,7 @@ describe('claim cost does not grow with finished jobs', () => {
       expect(queued[0].n).toBe(10);
       // A deep backlog is read from the head of the queue's index, not scanned whole.
       await client.query(
-        `INSERT INTO ix_job_queue (job_id) SELECT gen_random_uuid() FROM generate_series(1, 100000)`,
+        `INSERT INTO ix_job_queue (job_id, client_id) SELECT gen_random_uuid(), 'acme' FROM generate_series(1, 100000)`,
       );
       await client.query('ANALYZE ix_job_queue');
       const deep = await plan();

@@ -75,12 +75,12 @@ const COMPLETE_SQL = `
       AND (o.status <> 'cancelled' OR j.cancel_requested_at IS NOT NULL)
       AND (j.status = 'running'
         OR (j.status = 'pending' AND EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.job_id = j.job_id)))
-    RETURNING j.job_id, o.attempt, j.callback_url, j.status, j.run_after, pg_column_size(j.input) AS input_bytes
+    RETURNING j.job_id, j.client_id, j.priority, o.attempt, j.callback_url, j.status, j.run_after, pg_column_size(j.input) AS input_bytes
   ), released AS (
     DELETE FROM ix_job_leases l USING finished WHERE l.job_id = finished.job_id
   ), requeued AS (
-    INSERT INTO ix_job_queue (job_id, input_bytes, ready_at)
-    SELECT job_id, input_bytes, run_after FROM finished WHERE status = 'pending' ORDER BY job_id
+    INSERT INTO ix_job_queue (job_id, client_id, priority, input_bytes, ready_at)
+    SELECT job_id, client_id, priority, input_bytes, run_after FROM finished WHERE status = 'pending' ORDER BY job_id
   ), callbacks AS (
     INSERT INTO ix_callback_queue (job_id)
     SELECT job_id FROM finished WHERE status <> 'pending' AND callback_url IS NOT NULL

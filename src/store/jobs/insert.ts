@@ -88,11 +88,11 @@ const INSERT_SQL = `
       SELECT 1 FROM ix_job_tombstones t WHERE t.client_id = s.client_id AND t.request_id = s.request_id)
     ORDER BY job_id
     ON CONFLICT (client_id, request_id) DO NOTHING
-    RETURNING job_id, created_at, run_after, pg_column_size(input) AS input_bytes
+    RETURNING job_id, client_id, priority, created_at, run_after, pg_column_size(input) AS input_bytes
   ), queued AS (
     -- A time already past is ready now: it does not jump ahead of jobs that were ready before.
-    INSERT INTO ix_job_queue (job_id, input_bytes, ready_at)
-    SELECT job_id, input_bytes, greatest(run_after, now()) FROM inserted ORDER BY job_id
+    INSERT INTO ix_job_queue (job_id, client_id, priority, input_bytes, ready_at)
+    SELECT job_id, client_id, priority, input_bytes, greatest(run_after, now()) FROM inserted ORDER BY job_id
   )
   SELECT job_id, created_at, run_after FROM inserted`;
 

@@ -76,12 +76,12 @@ const HAND_BACK = `
         'error', format('abandoned after %s attempts: the last one''s worker died or stalled', j.attempts + 1)) END
     FROM charged h
     WHERE j.job_id = h.job_id AND j.status = h.status AND j.attempts = h.attempt AND j.claim_epoch = h.claim_epoch
-    RETURNING j.job_id, j.status, h.charge, j.callback_url, pg_column_size(j.input) AS input_bytes
+    RETURNING j.job_id, j.client_id, j.priority, j.status, h.charge, j.callback_url, pg_column_size(j.input) AS input_bytes
   ), released AS (
     DELETE FROM ix_job_leases l USING moved WHERE l.job_id = moved.job_id
   ), requeued AS (
-    INSERT INTO ix_job_queue (job_id, input_bytes)
-    SELECT job_id, input_bytes FROM moved WHERE status = 'pending' ORDER BY job_id
+    INSERT INTO ix_job_queue (job_id, client_id, priority, input_bytes)
+    SELECT job_id, client_id, priority, input_bytes FROM moved WHERE status = 'pending' ORDER BY job_id
   ), callbacks AS (
     INSERT INTO ix_callback_queue (job_id)
     SELECT job_id FROM moved WHERE status IN ('error', 'cancelled') AND callback_url IS NOT NULL

@@ -10,6 +10,7 @@ import { attemptHistory } from './0009_attempt_history.js';
 import { retention } from './0010_retention.js';
 import { progress } from './0011_progress.js';
 import { operators } from './0012_operators.js';
+import { clients } from './0013_clients.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -28,4 +29,5 @@ export const MIGRATIONS: readonly Migration[] = [
   retention,
   progress,
   operators,
+  clients,
 ];
