@@ -172,6 +172,7 @@ function submitter(config: Config, client: IxClient | null): Submit {
           ...(body.run_after === null ? {} : { runAfter: body.run_after }),
           ...(body.delay_seconds === null ? {} : { delaySeconds: body.delay_seconds }),
           ...(body.max_attempts === null ? {} : { maxAttempts: body.max_attempts }),
+          ...(body.priority === 0 ? {} : { priority: body.priority }),
         }),
       );
   }

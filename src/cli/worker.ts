@@ -37,6 +37,7 @@ export async function startWorkerParts(
     logger,
     onCallbacksDue: () => deliverer.wake(),
     metrics,
+    defaultMaxRunning: config.clients.maxRunning,
   });
   const pruner = new Pruner(pool, config.retention, logger);
   await worker.start();

@@ -81,6 +81,8 @@ export interface SubmitOptions {
   delaySeconds?: number;
   /** Runs it may take, retries and rescues included (at most the server's IX_MAX_ATTEMPTS_CAP). */
   maxAttempts?: number;
+  /** How urgent among your own jobs, 0 (default) to 9, higher first. */
+  priority?: number;
 }
 
 export interface WaitOptions {
@@ -191,7 +193,7 @@ export class IxClient {
     options: SubmitOptions,
     waitMs: number,
   ): Promise<SubmitResult> {
-    const { runAfter, delaySeconds, maxAttempts } = options;
+    const { runAfter, delaySeconds, maxAttempts, priority } = options;
     const wait = waitSeconds(waitMs);
     const { status, body } = await this.call(
       'POST',
@@ -204,6 +206,7 @@ export class IxClient {
           : { run_after: runAfter instanceof Date ? runAfter.toISOString() : runAfter }),
         ...(delaySeconds === undefined ? {} : { delay_seconds: delaySeconds }),
         ...(maxAttempts === undefined ? {} : { max_attempts: maxAttempts }),
+        ...(priority === undefined ? {} : { priority }),
       },
       wait,
     );

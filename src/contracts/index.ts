@@ -26,6 +26,8 @@ export const LIMITS = {
   delaySeconds: 315_360_000,
   progressStage: 100,
   progressMessage: 1_000,
+  /** The most urgent `priority` (the column's CHECK in migration 13 says the same). */
+  priority: 9,
 } as const;
 
 export const ClientIdSchema = z.string().min(1).max(LIMITS.clientId);
@@ -151,6 +153,9 @@ export const JobSchema = z
     max_attempts: z.number().int().min(1).nullable().meta({
       description: 'The budget of runs asked for at submit; null: the server’s IX_MAX_ATTEMPTS',
     }),
+    priority: z.number().int().min(0).max(LIMITS.priority).meta({
+      description: 'How urgent among its own client’s jobs, 0 (default) to 9: higher runs first',
+    }),
     run_after: timestamp.nullable().meta({
       description:
         'A pending job’s next run is not before this (scheduled, or a retry’s backoff); null: due now',
@@ -232,6 +237,17 @@ export const SubmitBodySchema = z
       .meta({
         description:
           'How many runs the job may take (retries and rescues included), at most IX_MAX_ATTEMPTS_CAP; null or absent: IX_MAX_ATTEMPTS.',
+      }),
+    priority: z
+      .number()
+      .int()
+      .min(0)
+      .max(LIMITS.priority)
+      .nullish()
+      .transform((p) => p ?? 0)
+      .meta({
+        description:
+          'How urgent among your own jobs, 0 to 9, higher first; null or absent: 0. It orders your jobs only, never another client’s: between clients the claim takes turns.',
       }),
   })
   .meta({ id: 'SubmitJob' });

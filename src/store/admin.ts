@@ -133,8 +133,8 @@ export interface LiveCounts {
   callbacksFailing: number;
 }
 
-// Each a count over a table that holds only live rows (migrations/0001_jobs.ts), and the oldest
-// ready job one probe of the queue's (ready_at, seq) index.
+// Each a count over a table that holds only live rows (migrations/0001_jobs.ts); the oldest ready
+// job is read in the same pass over the queue as its count.
 const LIVE_SQL = `
   SELECT
     (SELECT count(*) FROM ix_job_queue)::int AS queued,

@@ -86,6 +86,7 @@ export class SubmitService {
       runAfter: body.run_after,
       delaySeconds: body.delay_seconds,
       maxAttempts: body.max_attempts,
+      priority: body.priority,
     });
     if (result.job === null || result.conflict) throw result.conflict;
     if (result.created) this.options.metrics?.jobSubmitted(result.job.client_id);

@@ -38,6 +38,8 @@ export interface WorkerOptions {
   onCallbacksDue?: () => void;
   /** The process's metrics: runs, outcomes, queue waits and rescues are counted there. */
   metrics?: Metrics | null;
+  /** `max_running` of a client without its own (IX_CLIENT_MAX_RUNNING); null or absent: none. */
+  defaultMaxRunning?: number | null;
 }
 
 /** After the grace period, how long aborted pipelines get to return before stop goes on without them. */
@@ -246,6 +248,7 @@ export class Worker {
       workerId: this.workerId,
       startNow,
       maxInputBytes: budget,
+      defaultMaxRunning: this.options.defaultMaxRunning ?? null,
     });
     const started: string[] = [];
     for (const claim of claimed.map(newClaim)) {

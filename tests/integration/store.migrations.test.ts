@@ -203,28 +203,49 @@ describe('statement timeout', () => {
   });
 });
 
-/** Jobs `prefix-g` for each g from `first` to `last`, queued and ready `readyIn` from now. */
-async function queueJobs(pool: pg.Pool, prefix: string, first: number, last: number, readyIn = '0 s') {
+/** Jobs `prefix-g` of `client` for each g from `first` to `last`, queued and ready `readyIn` from now. */
+async function queueJobs(
+  pool: pg.Pool,
+  prefix: string,
+  first: number,
+  last: number,
+  readyIn = '0 s',
+  client = 'acme',
+) {
   await pool.query(
     `WITH j AS (
       INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, input)
-      SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), 'acme', $1 || g, '{}'
+      SELECT gen_random_uuid(), lpad(to_hex(g), 16, '0'), $5, $1 || g, '{}'
       FROM generate_series($2::int, $3::int) g RETURNING job_id, client_id
     ) INSERT INTO ix_job_queue (job_id, client_id, ready_at) SELECT job_id, client_id, now() + $4::interval FROM j`,
-    [`${prefix}-`, first, last, readyIn],
+    [`${prefix}-`, first, last, readyIn, client],
   );
 }
+
+const CLAIM_PARAMETERS = [10, null, 10, 1_000_000, null];
 
 /** The plan of the claim statement exactly as the repository sends it. */
 async function claimPlan(client: pg.PoolClient, explain = 'EXPLAIN'): Promise<string> {
   const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
-  const { rows } = await client.query<{ 'QUERY PLAN': string }>(`${explain} ${CLAIM_SQL}`, [
-    10,
-    null,
-    10,
-    1_000_000,
-  ]);
+  const { rows } = await client.query<{ 'QUERY PLAN': string }>(`${explain} ${CLAIM_SQL}`, CLAIM_PARAMETERS);
   return rows.map((r) => r['QUERY PLAN']).join('\n');
+}
+
+/** Pages the plan's scans of the queue's claim index touched, in all their loops. */
+function queueIndexPages(plan: string): number {
+  const lines = plan.split('\n');
+  let pages = 0;
+  lines.forEach((line, i) => {
+    if (!/Index (Only )?Scan using ix_job_queue_fair_idx/.test(line)) return;
+    for (const next of lines.slice(i + 1, i + 4)) {
+      const buffers = /Buffers: shared(?: hit=(\d+))?(?: read=(\d+))?/.exec(next);
+      if (buffers) {
+        pages += Number(buffers[1] ?? 0) + Number(buffers[2] ?? 0);
+        break;
+      }
+    }
+  });
+  return pages;
 }
 
 describe('claim cost does not grow with finished jobs', () => {
@@ -255,9 +276,9 @@ describe('claim cost does not grow with finished jobs', () => {
       );
       await client.query('ANALYZE ix_job_queue');
       const deep = await plan();
-      expect(deep).toMatch(/Index Scan using ix_job_queue_ready_idx on ix_job_queue/);
-      expect(deep).not.toMatch(/Seq Scan on ix_job/);
-      const claimed = await client.query(CLAIM_SQL, [10, null, 10, 1_000_000]);
+      expect(deep).toMatch(/Index Scan using ix_job_queue_fair_idx on ix_job_queue/);
+      expect(deep).not.toMatch(/Seq Scan on ix_job(s|_queue)\b/);
+      const claimed = await client.query(CLAIM_SQL, CLAIM_PARAMETERS);
       expect(claimed.rowCount).toBe(10);
       await client.query('ROLLBACK');
     } finally {
@@ -275,18 +296,48 @@ describe('claim cost does not grow with finished jobs', () => {
     try {
       await client.query('BEGIN');
       const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
-      const plan = await claimPlan(client, 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF)');
-      // An index range scan bounded by ready_at: the future rows are never read, so none is
-      // filtered out either.
+      const plan = await claimPlan(client, 'EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)');
+      // Index range scans bounded by ready_at: the future rows are never read, so none is
+      // filtered out either, and the scans touch a handful of pages, not the backlog's hundreds.
       expect(plan).toMatch(
-        /Index Scan using ix_job_queue_ready_idx on ix_job_queue[^\n]*\n\s*Index Cond: \(ready_at <= now\(\)\)/,
+        /Index Scan using ix_job_queue_fair_idx on ix_job_queue[^\n]*\n\s*Index Cond: \(\(client_id = [^\n]*\(ready_at <= now\(\)\)\)/,
       );
-      expect(plan).toMatch(/Index Scan using ix_job_queue_ready_idx on ix_job_queue \(actual rows=5/);
-      expect(plan).not.toMatch(/Seq Scan on ix_job/);
-      expect(plan).not.toMatch(/Rows Removed by Filter/);
+      expect(plan).not.toMatch(/Seq Scan on ix_job(s|_queue)\b/);
+      expect(queueIndexPages(plan)).toBeLessThan(60);
       await client.query('ROLLBACK');
-      const claimed = await client.query(CLAIM_SQL, [10, null, 10, 1_000_000]);
+      const claimed = await client.query(CLAIM_SQL, CLAIM_PARAMETERS);
       expect(claimed.rowCount).toBe(5);
+    } finally {
+      client.release();
+    }
+  }, 120_000);
+});
+
+describe('a fair claim does not read a flooding client’s backlog', () => {
+  it('with 100,000 jobs of one client queued, a claim finds another client’s job reading a few pages', async () => {
+    await migrateUp(db.pool);
+    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue, ix_client_turns');
+    await queueJobs(db.pool, 'flood', 1, 100_000, '0 s', 'flood');
+    await queueJobs(db.pool, 'light', 200_001, 200_001, '0 s', 'light');
+    await db.pool.query('ANALYZE');
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
+      const plan = await claimPlan(client, 'EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)');
+      expect(plan).not.toMatch(/Seq Scan on ix_job(s|_queue)\b/);
+      // The skip from one client to the next: index probes, one per client, not a scan.
+      expect(plan).toMatch(
+        /Index Only Scan using ix_job_queue_fair_idx on ix_job_queue q[^\n]*\n\s*Index Cond: \(client_id > /,
+      );
+      // Both clients' jobs are read through range scans of their own part of the index; the
+      // flood's 100,000 entries would be ~400 pages: the whole claim touches a few dozen.
+      expect(queueIndexPages(plan)).toBeLessThan(80);
+      await client.query('ROLLBACK');
+      const { rows } = await client.query<{ client_id: string }>(CLAIM_SQL, CLAIM_PARAMETERS);
+      expect(rows).toHaveLength(10);
+      // The light client's one job is among the first two taken, not behind 100,000 others.
+      expect(rows.slice(0, 2).map((r) => r.client_id)).toContain('light');
     } finally {
       client.release();
     }

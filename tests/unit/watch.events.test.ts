@@ -27,6 +27,7 @@ function job(status: Job['status'], runs: Run[], progressAt: string | null = nul
     callback_attempts: null,
     attempts: 0,
     max_attempts: null,
+    priority: 0,
     run_after: null,
     last_error: null,
     progress:

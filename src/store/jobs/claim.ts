@@ -7,39 +7,156 @@ import type { Job } from '../../contracts/index.js';
 import type { Db } from '../db.js';
 import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared } from './hydrate.js';
 
-// `= ANY(ARRAY(…))` makes every step index lookups of exactly the picked rows: written as a
-// join, the planner hashed the whole queue and sequentially scanned ix_jobs (docs/design.md,
-// "Costs measured on the hot path").
-// Only jobs whose time has come (`ready_at`: scheduled, or waiting out a retry's backoff), in the
-// order they became ready: through the index on (ready_at, seq), a range scan of the ready rows
-// alone (migrations/0007_retries.ts).
-// The final SELECT reads ix_jobs as it was before `started` changed it (a statement sees one
-// snapshot), so a started job's status, started_at and worker_id come from `started`.
+// The clients with queued jobs (and a null row at the end), one index probe each: a skip from one
+// client to the next through the queue's (client_id, priority DESC, ready_at, seq) index. Needs
+// WITH RECURSIVE.
+const QUEUED_CLIENTS = `queued_clients AS (
+    (SELECT client_id FROM ix_job_queue ORDER BY client_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.client_id FROM ix_job_queue q WHERE q.client_id > c.client_id ORDER BY q.client_id LIMIT 1)
+    FROM queued_clients c WHERE c.client_id IS NOT NULL
+  )`;
+
+/** Every job priority, most urgent first: a client's jobs are read one priority at a time. */
+const PRIORITIES = 'generate_series(9, 0, -1)';
+
+/**
+ * Up to `limit` ready jobs of `client`, most urgent first, then in the order they became ready, each
+ * locked (FOR UPDATE SKIP LOCKED: concurrent claims take different jobs): a range scan of
+ * (client_id, priority, ready_at ≤ now()) per priority, which stops once `limit` are read.
+ */
+function readyJobs(client: string, limit: string, condition = ''): string {
+  return `
+      SELECT x.* FROM ${PRIORITIES} p CROSS JOIN LATERAL (
+        SELECT seq, ready_at, job_id, input_bytes, client_id, priority FROM ix_job_queue
+        WHERE client_id = ${client} AND priority = p AND ready_at <= now() ${condition}
+        ORDER BY ready_at, seq LIMIT ${limit} FOR UPDATE SKIP LOCKED
+      ) x LIMIT ${limit}`;
+}
+
+// The claim is fair between clients (docs/design.md, "Fair claiming"), in one statement:
+// - `queued_clients`: the clients with queued jobs, one probe each of the queue's index on
+//   (client_id, priority DESC, ready_at, seq), skipping from one client to the next: a client's
+//   backlog is never read to find the next client.
+// - `clients`: each one's weight, `max_running` (its own, else $5) with the slots its claimed jobs
+//   hold, and its pass (stride scheduling): jobs ÷ weight it was served while others waited too.
+//   A pass is clamped to [v, v + the longest stride] where v is the lowest pass among them and a
+//   stride is one job ÷ weight: clients served in turn stay within one stride of one another, and
+//   a client coming back after a pause has banked no credit and owes at most one job.
+// - `shares`: how many of the $1 jobs each client gets: the $1 lowest of pass + n ÷ weight over
+//   every client's n = 1, 2, …; ties to the client served longest ago (a new one first).
+// - `first_round`: each client's share of its ready jobs (readyJobs). A client with fewer ready
+//   jobs than its share leaves part of the claim unfilled: `second_round` shares that part, in the
+//   same order, between the clients that had their whole share, so a batch is full whenever
+//   enough jobs are ready.
+// - `leased`: a job of a client with `max_running` takes a free slot; a slot that a concurrent claim
+//   took first makes the insert do nothing (the partial unique index on (client_id, slot)), and the
+//   job stays queued: no more than `max_running` of its jobs are ever claimed at once.
+// - `turns`: while more than one client has queued jobs, the passes of the clients served move on,
+//   and a client seen for the first time gets one (v), so that it keeps its place from then on
+//   instead of being placed at v again at every claim. A single client's claim writes nothing more
+//   than before.
+// `= ANY(ARRAY(…))` makes every step index lookups of exactly the picked rows: written as a join,
+// the planner hashed the whole queue and sequentially scanned ix_jobs (docs/design.md, "Costs
+// measured on the hot path"). The final SELECT reads ix_jobs as it was before `started` changed it
+// (a statement sees one snapshot), so a started job's status, started_at and worker_id come from
+// `started`.
 export const CLAIM_SQL = `
-  WITH candidates AS (
-    SELECT seq, ready_at, job_id, input_bytes FROM ix_job_queue WHERE ready_at <= now()
-    ORDER BY ready_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED
+  WITH RECURSIVE ${QUEUED_CLIENTS}, known AS (
+    SELECT c.client_id, coalesce(k.weight, 1)::float8 AS weight, t.pass AS stored_pass, t.served_at,
+      coalesce(k.max_running, $5::integer) AS max_running,
+      CASE WHEN coalesce(k.max_running, $5::integer) IS NOT NULL THEN (
+        SELECT count(*)::integer FROM ix_job_leases l WHERE l.client_id = c.client_id AND l.slot IS NOT NULL) END AS used
+    FROM queued_clients c
+    LEFT JOIN ix_clients k ON k.client_id = c.client_id
+    LEFT JOIN ix_client_turns t ON t.client_id = c.client_id
+    WHERE c.client_id IS NOT NULL AND NOT coalesce(k.disabled, false)
+  ), clients AS (
+    SELECT client_id, weight, stored_pass, served_at, max_running, used,
+      greatest(0, least($1::integer, coalesce(max_running - used, $1::integer))) AS free,
+      least(greatest(coalesce(stored_pass, v), v), v + stride) AS pass,
+      count(*) OVER () AS competing
+    FROM known, (SELECT coalesce(min(stored_pass), 0) AS v, max(1 / weight) AS stride FROM known) lowest
+  ), shares AS (
+    SELECT client_id, count(*)::integer AS share FROM (
+      SELECT c.client_id FROM clients c, generate_series(1, c.free) n
+      ORDER BY c.pass + n / c.weight, c.served_at NULLS FIRST, c.client_id LIMIT $1
+    ) ranked GROUP BY client_id
+  ), first_round AS (
+    SELECT q.* FROM shares s CROSS JOIN LATERAL (${readyJobs('s.client_id', 's.share')}) q
+  ), missing AS (
+    SELECT $1::integer - count(*)::integer AS jobs FROM first_round
+  ), filled AS (
+    SELECT s.client_id, s.share FROM shares s
+    WHERE s.share = (SELECT count(*) FROM first_round f WHERE f.client_id = s.client_id)
+  ), extra_shares AS (
+    SELECT client_id, count(*)::integer AS extra FROM (
+      SELECT f.client_id FROM filled f JOIN clients c ON c.client_id = f.client_id, missing m,
+        generate_series(f.share + 1, least(c.free, f.share + m.jobs)) n
+      ORDER BY c.pass + n / c.weight, c.served_at NULLS FIRST, c.client_id LIMIT (SELECT jobs FROM missing)
+    ) ranked GROUP BY client_id
+  ), second_round AS (
+    SELECT q.* FROM extra_shares e CROSS JOIN LATERAL (${readyJobs(
+      'e.client_id',
+      'e.extra',
+      'AND seq <> ALL (ARRAY (SELECT seq FROM first_round f WHERE f.client_id = e.client_id))',
+    )}) q
+  ), candidates AS (
+    SELECT seq, ready_at, job_id, input_bytes, client_id,
+      row_number() OVER (PARTITION BY client_id ORDER BY priority DESC, ready_at, seq) AS n
+    FROM (SELECT * FROM first_round UNION ALL SELECT * FROM second_round) q
   ), chosen AS (
-    SELECT seq, ready_at, job_id, input_bytes, row_number() OVER (ORDER BY ready_at, seq) AS n
-    FROM (SELECT *, sum(input_bytes) OVER (ORDER BY ready_at, seq) - input_bytes AS bytes_before FROM candidates) c
+    SELECT seq, ready_at, job_id, input_bytes, client_id, n,
+      row_number() OVER (ORDER BY rank, served_at NULLS FIRST, client_id, n) AS position
+    FROM (
+      SELECT k.*, c.pass + k.n / c.weight AS rank, c.served_at,
+        sum(k.input_bytes) OVER (ORDER BY c.pass + k.n / c.weight, c.served_at NULLS FIRST, k.client_id, k.n)
+          - k.input_bytes AS bytes_before
+      FROM candidates k JOIN clients c ON c.client_id = k.client_id
+    ) r
     WHERE $4::bigint IS NULL OR bytes_before < $4::bigint
-  ), picked AS (
-    DELETE FROM ix_job_queue WHERE seq = ANY (ARRAY (SELECT seq FROM chosen)) RETURNING job_id
+  ), slots AS (
+    SELECT c.client_id, s.slot, row_number() OVER (PARTITION BY c.client_id ORDER BY s.slot) AS n
+    FROM clients c CROSS JOIN LATERAL generate_series(1, least(c.max_running, c.used + c.free)) s(slot)
+    WHERE c.max_running IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.client_id = c.client_id AND l.slot = s.slot)
   ), leased AS (
-    INSERT INTO ix_job_leases (job_id, worker_id) SELECT job_id, $2 FROM picked
+    INSERT INTO ix_job_leases (job_id, worker_id, client_id, slot)
+    SELECT ch.job_id, $2, ch.client_id, s.slot FROM chosen ch
+    LEFT JOIN slots s ON s.client_id = ch.client_id AND s.n = ch.n
+    ON CONFLICT DO NOTHING
+    RETURNING job_id
+  ), picked AS (
+    DELETE FROM ix_job_queue WHERE seq = ANY (ARRAY (
+      SELECT seq FROM chosen WHERE job_id = ANY (ARRAY (SELECT job_id FROM leased))))
   ), started AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
-    WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM chosen WHERE n <= $3)) AND j.status = 'pending'
-      AND j.rescues = 0
+    WHERE j.job_id = ANY (ARRAY (
+        SELECT job_id FROM chosen WHERE position <= $3 AND job_id = ANY (ARRAY (SELECT job_id FROM leased))))
+      AND j.status = 'pending' AND j.rescues = 0
     RETURNING j.job_id, j.started_at
+  ), served AS (
+    SELECT ch.client_id, count(*) AS taken
+    FROM chosen ch JOIN leased l ON l.job_id = ch.job_id GROUP BY ch.client_id
+  ), turns AS (
+    SELECT c.client_id, c.pass, c.stored_pass, coalesce(s.taken, 0) / c.weight AS delta, s.taken IS NOT NULL AS served
+    FROM clients c LEFT JOIN served s ON s.client_id = c.client_id
+    WHERE c.competing > 1 AND (s.taken IS NOT NULL OR c.stored_pass IS NULL)
+  ), turned AS (
+    UPDATE ix_client_turns t SET pass = greatest(t.pass, n.pass) + n.delta, served_at = now()
+    FROM turns n WHERE t.client_id = n.client_id AND n.served AND n.stored_pass IS NOT NULL
+  ), first_turns AS (
+    INSERT INTO ix_client_turns (client_id, pass, served_at)
+    SELECT client_id, pass + delta, CASE WHEN served THEN now() END FROM turns WHERE stored_pass IS NULL
+    ON CONFLICT (client_id) DO NOTHING
   )
   SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at').replace('j.worker_id', 'CASE WHEN s.job_id IS NULL THEN j.worker_id ELSE $2::uuid END AS worker_id')},
     j.claim_epoch, j.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds
   FROM chosen c
   JOIN ix_jobs j ON j.job_id = c.job_id
   LEFT JOIN started s ON s.job_id = c.job_id
-  WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM chosen)) AND j.status = 'pending'
-  ORDER BY c.ready_at, c.seq`;
+  WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM leased)) AND j.status = 'pending'
+  ORDER BY c.position`;
 
 /** A job as one claim holds it: enough to start it, run it and record or hand back its outcome. */
 export interface Claimed {
@@ -60,18 +177,22 @@ export interface ClaimOptions {
   limit: number;
   /** Leases the jobs to this worker; null: only the age rule of `jobSweepOrphans` rescues them. */
   workerId: string | null;
-  /** How many of the claimed jobs (the oldest) start at once; the rest wait, `pending`. */
+  /** How many of the claimed jobs (the first in the fair order) start at once; the rest wait, `pending`. */
   startNow: number;
   /** Stop before the inputs claimed exceed this many stored bytes (one job always fits). */
   maxInputBytes?: number | null;
+  /** `max_running` of a client without its own in `ix_clients` (IX_CLIENT_MAX_RUNNING); null: none. */
+  defaultMaxRunning?: number | null;
 }
 
 /**
- * Claims up to `limit` pending jobs that are due, the longest ready first, in one statement: each is dispatched to at
- * most one caller (`FOR UPDATE SKIP LOCKED`) and leased to `workerId`, whose heartbeat keeps it.
- * The oldest `startNow` move to `running` (but a job once rescued from a dead worker, which the
- * claimer runs alone); the rest stay `pending` until `jobStartMany`, so a claimer that dies is
- * charged an attempt only for what it had started.
+ * Claims up to `limit` pending jobs that are due, in one statement, fairly between clients:
+ * round robin weighted by each client's weight, the most urgent of a client's jobs first, never
+ * more than a client's `max_running` claimed at once, and none of a disabled client. Each job is
+ * dispatched to at most one caller (`FOR UPDATE SKIP LOCKED`) and leased to `workerId`, whose
+ * heartbeat keeps it. The first `startNow` move to `running` (but a job once rescued from a dead
+ * worker, which the claimer runs alone); the rest stay `pending` until `jobStartMany`, so a claimer
+ * that dies is charged an attempt only for what it had started.
  */
 export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claimed[]> {
   const { limit, workerId, startNow } = options;
@@ -79,7 +200,15 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
     throw new RangeError(`jobClaimMany: limit must be ≥ 1, got ${limit}`);
   const { rows } = await db.query<
     JobRow & { claim_epoch: number; rescues: number; input_bytes: number; waited_seconds: number }
-  >(prepared('ix_job_claim', CLAIM_SQL, [limit, workerId, startNow, options.maxInputBytes ?? null]));
+  >(
+    prepared('ix_job_claim', CLAIM_SQL, [
+      limit,
+      workerId,
+      startNow,
+      options.maxInputBytes ?? null,
+      options.defaultMaxRunning ?? null,
+    ]),
+  );
   return rows.map((row) => ({
     job: hydrate(row),
     started: row.status === 'running',
@@ -91,10 +220,15 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
 }
 
 // Strictly later than now: a row ready now but locked by another claim is that claim's, and
-// waiting for it would be a busy loop. The index on (ready_at, seq) makes it one index probe.
+// waiting for it would be a busy loop. One index probe per client with queued jobs and priority.
 const NEXT_READY_SQL = `
-  SELECT ceil(extract(epoch FROM min(ready_at) - now()) * 1000)::float8 AS ms
-  FROM ix_job_queue WHERE ready_at > now()`;
+  WITH RECURSIVE ${QUEUED_CLIENTS}
+  SELECT ceil(extract(epoch FROM min(n.ready_at) - now()) * 1000)::float8 AS ms
+  FROM queued_clients c CROSS JOIN ${PRIORITIES} p CROSS JOIN LATERAL (
+    SELECT ready_at FROM ix_job_queue
+    WHERE client_id = c.client_id AND priority = p AND ready_at > now() ORDER BY ready_at LIMIT 1
+  ) n
+  WHERE c.client_id IS NOT NULL`;
 
 /**
  * Milliseconds until the first queued job that is not ready yet (scheduled, or waiting out a

@@ -32,7 +32,7 @@ export class CorruptJobError extends Error {
 
 export const JOB_COLUMNS = `job_id, ix_id, client_id, request_id, created_at, callback_url, input, status, attempts,
   started_at, finished_at, callback_status, response, callback_attempts, max_attempts, run_after, last_error,
-  worker_id, earlier_runs, progress`;
+  worker_id, earlier_runs, progress, priority`;
 
 /** JOB_COLUMNS of `ix_jobs j`, for statements that join it. */
 export const JOB_COLUMNS_OF_J = JOB_COLUMNS.replace(/(\w+)/g, 'j.$1');
@@ -58,6 +58,7 @@ export interface JobRow {
   worker_id: string | null;
   earlier_runs: unknown;
   progress: unknown;
+  priority: number;
 }
 
 const STATUSES: ReadonlySet<string> = new Set(JOB_STATUSES);
@@ -120,6 +121,7 @@ export function hydrate(row: JobRow): Job {
     callback_attempts: callbackAttempts,
     attempts: row.attempts,
     max_attempts: row.max_attempts,
+    priority: row.priority,
     run_after: runAfter(row),
     last_error: row.last_error,
     progress,

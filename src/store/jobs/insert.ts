@@ -36,6 +36,8 @@ export interface Submission {
   delaySeconds?: number | null;
   /** Its budget of runs; null: the server's IX_MAX_ATTEMPTS, read when it runs. */
   maxAttempts?: number | null;
+  /** How urgent among its client's jobs, 0 (default) to 9, higher first. */
+  priority?: number;
 }
 
 /** A submission whose key holds a job: a new one, or the first one of the key. */
@@ -75,12 +77,12 @@ const INSERT_SQL = `
   WITH submitted AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
       AS s(job_id uuid, ix_id text, client_id text, request_id text, callback_url text, input jsonb,
-        run_after timestamptz, delay_seconds double precision, max_attempts integer)
+        run_after timestamptz, delay_seconds double precision, max_attempts integer, priority smallint)
   ), inserted AS (
-    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, request_digest, run_after, max_attempts)
+    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, request_digest, run_after, max_attempts, priority)
     -- jsonb_to_recordset reads a JSON null as SQL NULL; input null is valid JSON, kept as such.
     SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb), ${requestDigest('s')},
-      coalesce(s.run_after, now() + make_interval(secs => s.delay_seconds)), max_attempts
+      coalesce(s.run_after, now() + make_interval(secs => s.delay_seconds)), max_attempts, priority
     FROM submitted s
     -- A pruned job's key stays taken while its tombstone lives: one probe of the tombstones'
     -- primary key per submission (docs/design.md, "Retention").
@@ -124,6 +126,7 @@ interface PendingRow {
   run_after: string | null;
   delay_seconds: number | null;
   max_attempts: number | null;
+  priority: number;
 }
 
 interface Replayed {
@@ -164,7 +167,7 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
     // Ascending ids in submission order: the queue takes the batch in job_id order, so a batch
     // is claimed in the order it was submitted (UUIDv7s drawn within one millisecond are not).
     const jobIds = submissions.map(() => newJobId()).sort();
-    rows = submissions.map(({ request, callbackUrl, runAfter, delaySeconds, maxAttempts }, i) => ({
+    rows = submissions.map(({ request, callbackUrl, runAfter, delaySeconds, maxAttempts, priority }, i) => ({
       job_id: jobIds[i]!,
       ix_id: newIxId(),
       client_id: request.ix_client_id,
@@ -174,6 +177,7 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
       run_after: runAfter ?? null,
       delay_seconds: delaySeconds ?? null,
       max_attempts: maxAttempts ?? null,
+      priority: priority ?? 0,
     }));
     try {
       const inserted = await db.query<{ job_id: string; created_at: string; run_after: string | null }>(
