@@ -79,8 +79,11 @@ async function main() {
     }
   });
   const count = async (where: string) =>
-    (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ix_jobs WHERE status = 'done' AND ${where}`))
-      .rows[0]!.n;
+    (
+      await pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ix_jobs WHERE status = 'done' AND ${where}`,
+      )
+    ).rows[0]!.n;
   while ((await count(`client_id = 'a'`)) < FLOOD) await sleep(50);
   const floodMs = performance.now() - started;
   floodDone = true;
