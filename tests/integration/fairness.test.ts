@@ -131,9 +131,14 @@ describe('fair claiming', () => {
   });
 
   it('never claims more than max_running of a client at once, with 8 claimers racing', async () => {
+    // Two limited clients and two others: every claim waits on slots and turns of several clients,
+    // so claims that took them in different orders would deadlock (and throw here).
     await setClient('limited', { maxRunning: 5 });
+    await setClient('limited-too', { maxRunning: 7 });
     await queue('limited', 100);
+    await queue('limited-too', 100);
     await queue('other', 100);
+    await queue('other-too', 100);
     // No claimer finishes anything: the slots stay taken, whoever took them.
     const pools = Array.from({ length: 8 }, () => createPool(db.url, { max: 1 }));
     try {
@@ -150,11 +155,14 @@ describe('fair claiming', () => {
       const all = claims.flat();
       const ids = all.map((c) => c.job.job_id);
       expect(new Set(ids).size).toBe(ids.length);
-      expect(counts(all.map((c) => c.job.client_id)).limited).toBe(5);
-      const { rows } = await db.pool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM ix_job_leases WHERE client_id = 'limited'`,
+      expect(counts(all.map((c) => c.job.client_id))).toMatchObject({ limited: 5, 'limited-too': 7 });
+      const { rows } = await db.pool.query<{ client_id: string; n: number }>(
+        `SELECT client_id, count(*)::int AS n FROM ix_job_leases WHERE client_id LIKE 'limited%' GROUP BY 1 ORDER BY 1`,
       );
-      expect(rows[0]!.n).toBe(5);
+      expect(rows).toEqual([
+        { client_id: 'limited', n: 5 },
+        { client_id: 'limited-too', n: 7 },
+      ]);
     } finally {
       await Promise.all(pools.map((pool) => pool.end()));
     }

@@ -52,10 +52,13 @@ function readyJobs(client: string, limit: string, condition = ''): string {
 // - `leased`: a job of a client with `max_running` takes a free slot; a slot that a concurrent claim
 //   took first makes the insert do nothing (the partial unique index on (client_id, slot)), and the
 //   job stays queued: no more than `max_running` of its jobs are ever claimed at once.
-// - `turns`: while more than one client has queued jobs, the passes of the clients served move on,
-//   and a client seen for the first time gets one (v), so that it keeps its place from then on
-//   instead of being placed at v again at every claim. A single client's claim writes nothing more
-//   than before.
+// - `turns`: while more than one client has queued jobs, the passes of the clients served move on
+//   (from the latest committed pass: concurrent claims add up), and a client seen for the first
+//   time gets one (v), so that it keeps its place from then on instead of being placed at v again
+//   at every claim. A single client's claim writes nothing more than before.
+// Waits, and why they cannot deadlock: queue rows are skipped, never waited for; a slot a
+// concurrent claim inserted is waited for until it commits, and passes are upserted after all
+// leases; both in client (and slot) order, the same in every claim.
 // `= ANY(ARRAY(…))` makes every step index lookups of exactly the picked rows: written as a join,
 // the planner hashed the whole queue and sequentially scanned ix_jobs (docs/design.md, "Costs
 // measured on the hot path"). The final SELECT reads ix_jobs as it was before `started` changed it
@@ -124,6 +127,7 @@ export const CLAIM_SQL = `
     INSERT INTO ix_job_leases (job_id, worker_id, client_id, slot)
     SELECT ch.job_id, $2, ch.client_id, s.slot FROM chosen ch
     LEFT JOIN slots s ON s.client_id = ch.client_id AND s.n = ch.n
+    ORDER BY ch.client_id, s.slot
     ON CONFLICT DO NOTHING
     RETURNING job_id
   ), picked AS (
@@ -143,12 +147,11 @@ export const CLAIM_SQL = `
     FROM clients c LEFT JOIN served s ON s.client_id = c.client_id
     WHERE c.competing > 1 AND (s.taken IS NOT NULL OR c.stored_pass IS NULL)
   ), turned AS (
-    UPDATE ix_client_turns t SET pass = greatest(t.pass, n.pass) + n.delta, served_at = now()
-    FROM turns n WHERE t.client_id = n.client_id AND n.served AND n.stored_pass IS NOT NULL
-  ), first_turns AS (
-    INSERT INTO ix_client_turns (client_id, pass, served_at)
-    SELECT client_id, pass + delta, CASE WHEN served THEN now() END FROM turns WHERE stored_pass IS NULL
-    ON CONFLICT (client_id) DO NOTHING
+    INSERT INTO ix_client_turns AS t (client_id, pass, served_at)
+    SELECT client_id, pass + delta, CASE WHEN served THEN now() END FROM turns ORDER BY client_id
+    ON CONFLICT (client_id) DO UPDATE SET
+      pass = greatest(t.pass + (SELECT n.delta FROM turns n WHERE n.client_id = excluded.client_id), excluded.pass),
+      served_at = coalesce(excluded.served_at, t.served_at)
   )
   SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at').replace('j.worker_id', 'CASE WHEN s.job_id IS NULL THEN j.worker_id ELSE $2::uuid END AS worker_id')},
     j.claim_epoch, j.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds
