@@ -61,7 +61,8 @@ function readyJobs(client: string, limit: string, condition = ''): string {
 // leases; both in client (and slot) order, the same in every claim.
 // `= ANY(ARRAY(…))` makes every step index lookups of exactly the picked rows: written as a join,
 // the planner hashed the whole queue and sequentially scanned ix_jobs (docs/design.md, "Costs
-// measured on the hot path"). The final SELECT reads ix_jobs as it was before `started` changed it
+// measured on the hot path"). Never as a filter, though: `x = ANY(array)` scans the array for each
+// row, and a claim of 1,000 then compares a million uuids (`taken` is a hash join instead). The final SELECT reads ix_jobs as it was before `started` changed it
 // (a statement sees one snapshot), so a started job's status, started_at and worker_id come from
 // `started`.
 export const CLAIM_SQL = `
@@ -130,18 +131,17 @@ export const CLAIM_SQL = `
     ORDER BY ch.client_id, s.slot
     ON CONFLICT DO NOTHING
     RETURNING job_id
+  ), taken AS (
+    SELECT ch.* FROM chosen ch JOIN leased l ON l.job_id = ch.job_id
   ), picked AS (
-    DELETE FROM ix_job_queue WHERE seq = ANY (ARRAY (
-      SELECT seq FROM chosen WHERE job_id = ANY (ARRAY (SELECT job_id FROM leased))))
+    DELETE FROM ix_job_queue WHERE seq = ANY (ARRAY (SELECT seq FROM taken))
   ), started AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
-    WHERE j.job_id = ANY (ARRAY (
-        SELECT job_id FROM chosen WHERE position <= $3 AND job_id = ANY (ARRAY (SELECT job_id FROM leased))))
+    WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM taken WHERE position <= $3))
       AND j.status = 'pending' AND j.rescues = 0
     RETURNING j.job_id, j.started_at
   ), served AS (
-    SELECT ch.client_id, count(*) AS taken
-    FROM chosen ch JOIN leased l ON l.job_id = ch.job_id GROUP BY ch.client_id
+    SELECT client_id, count(*) AS taken FROM taken GROUP BY client_id
   ), turns AS (
     SELECT c.client_id, c.pass, c.stored_pass, coalesce(s.taken, 0) / c.weight AS delta, s.taken IS NOT NULL AS served
     FROM clients c LEFT JOIN served s ON s.client_id = c.client_id
@@ -155,10 +155,10 @@ export const CLAIM_SQL = `
   )
   SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at').replace('j.worker_id', 'CASE WHEN s.job_id IS NULL THEN j.worker_id ELSE $2::uuid END AS worker_id')},
     j.claim_epoch, j.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds
-  FROM chosen c
+  FROM taken c
   JOIN ix_jobs j ON j.job_id = c.job_id
   LEFT JOIN started s ON s.job_id = c.job_id
-  WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM leased)) AND j.status = 'pending'
+  WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM taken)) AND j.status = 'pending'
   ORDER BY c.position`;
 
 /** A job as one claim holds it: enough to start it, run it and record or hand back its outcome. */
