@@ -48,6 +48,24 @@ export async function postgresCpuMicros(): Promise<number | null> {
   return total;
 }
 
+/**
+ * CPU time of one PostgreSQL cluster, in µs: its postmaster, the backends it has reaped (its
+ * children's time) and those still alive. Unlike postgresCpuMicros, other clusters on the machine
+ * and backends that exit meanwhile are counted right. Null where there is no /proc.
+ */
+export async function clusterCpuMicros(postmasterPid: number): Promise<number | null> {
+  const postmaster = await stat(String(postmasterPid));
+  if (postmaster === null) return null;
+  let total = micros(postmaster.fields, UTIME, STIME) + micros(postmaster.fields, CUTIME, CSTIME);
+  for (const pid of (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry))) {
+    const read = await stat(pid);
+    // ppid is field 4 of stat(5), 1 after the command name.
+    if (read?.command === 'postgres' && Number(read.fields[1]) === postmasterPid)
+      total += micros(read.fields, UTIME, STIME);
+  }
+  return total;
+}
+
 /** CPU time of this process's children that have exited and been waited for (wrk), in µs. */
 export async function exitedChildrenCpuMicros(): Promise<number | null> {
   const read = await stat('self');

@@ -1,0 +1,178 @@
+/**
+ * Many ix processes, one PostgreSQL: for each N of WORKERS, APIS `ix api` processes and N `ix worker`
+ * processes (the built CLI, as users run it) against one database, while SUBMITTERS concurrent
+ * HTTP clients submit JOBS jobs spread over the APIs. Prints one JSON line per N: jobs/s end to
+ * end, PostgreSQL CPU per job (this cluster's alone), connections used, lock waits seen in
+ * pg_stat_activity, and how often a worker held nothing while jobs waited. Run: npm run bench:processes
+ * Env: WORKERS (1,2,4), APIS (2), JOBS (20000), SUBMITTERS (32), C (10), PREFETCH (100),
+ *      IX_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/bench_procs, recreated).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createPool, migrateUp } from '../src/store/index.js';
+import { clusterCpuMicros } from './cpu.js';
+import { env } from './env.js';
+import { databaseName, databaseUrl, onServer, startIxApi } from './ix-process.js';
+import { makePayload } from './workload.js';
+
+const WORKERS = env('WORKERS', '1,2,4').split(',').map(Number);
+const APIS = Number(env('APIS', '2'));
+const JOBS = Number(env('JOBS', '20000'));
+const SUBMITTERS = Number(env('SUBMITTERS', '32'));
+const C = env('C', '10');
+const PREFETCH = env('PREFETCH', '100');
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const database = databaseUrl('postgres://postgres@127.0.0.1:5432/bench_procs');
+const name = databaseName(database);
+
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const log = (...args: unknown[]) => console.error('[bench:processes]', ...args);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function startWorker(): ChildProcess {
+  return spawn(process.execPath, [CLI, 'worker'], {
+    env: {
+      PATH: process.env.PATH,
+      IX_POSTGRES_URL: database.toString(),
+      IX_LOG_LEVEL: 'warn',
+      IX_WORKER_CONCURRENCY: C,
+      IX_WORKER_PREFETCH: PREFETCH,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+interface Samples {
+  connections: number;
+  lockWaits: number;
+  waitEvents: Map<string, number>;
+  samples: number;
+  /** Samples in which some live worker held no job while more jobs were ready than all held. */
+  idleWhilePending: number;
+}
+
+/** Samples pg_stat_activity and the live tables every 50 ms until `until` resolves. */
+async function sample(probe: pg.Pool, workers: number, until: Promise<void>): Promise<Samples> {
+  const seen: Samples = { connections: 0, lockWaits: 0, waitEvents: new Map(), samples: 0, idleWhilePending: 0 };
+  let done = false;
+  void until.then(() => {
+    done = true;
+  });
+  while (!done) {
+    const { rows: activity } = await probe.query<{ n: number; wait: string | null }>(
+      `SELECT count(*)::int AS n, CASE WHEN wait_event_type IN ('Lock', 'LWLock') THEN wait_event_type || ':' || wait_event END AS wait
+       FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() GROUP BY 2`,
+      [name],
+    );
+    seen.connections = Math.max(seen.connections, activity.reduce((sum, r) => sum + r.n, 0));
+    for (const row of activity) {
+      if (row.wait === null) continue;
+      seen.lockWaits += row.n;
+      seen.waitEvents.set(row.wait, (seen.waitEvents.get(row.wait) ?? 0) + row.n);
+    }
+    const { rows } = await probe.query<{ queued: number; idle: number }>(
+      `SELECT (SELECT count(*) FROM ix_job_queue WHERE ready_at <= now())::int AS queued,
+         (SELECT count(*) FROM ix_workers w
+          WHERE NOT EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.worker_id = w.worker_id))::int AS idle`,
+    );
+    seen.samples += 1;
+    if (rows[0]!.queued > workers * (Number(C) + Number(PREFETCH)) && rows[0]!.idle > 0) seen.idleWhilePending += 1;
+    await sleep(50);
+  }
+  return seen;
+}
+
+async function postmasterPid(probe: pg.Pool): Promise<number> {
+  const { rows } = await probe.query<{ dir: string }>('SELECT current_setting($1) AS dir', ['data_directory']);
+  return Number(readFileSync(`${rows[0]!.dir}/postmaster.pid`, 'utf8').split('\n')[0]);
+}
+
+async function run(workers: number): Promise<void> {
+  await onServer(database, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await onServer(database, `CREATE DATABASE ${name}`);
+  const probe = createPool(database.toString(), { max: 2 });
+  await migrateUp(probe);
+  const postmaster = await postmasterPid(probe);
+  const apis = await Promise.all(Array.from({ length: APIS }, () => startIxApi(database, {})));
+  const children = Array.from({ length: workers }, startWorker);
+  try {
+    // Every worker registered before the clock starts.
+    while ((await probe.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_workers')).rows[0]!.n < workers)
+      await sleep(50);
+    const cpuBefore = await clusterCpuMicros(postmaster);
+    const started = performance.now();
+    let next = 0;
+    const submitters = Array.from({ length: SUBMITTERS }, async (_, s) => {
+      const api = apis[s % APIS]!.address;
+      for (let i = next++; i < JOBS; i = next++) {
+        const response = await fetch(`${api}/jobs`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            request: { ix_client_id: `client-${i % 8}`, request_id: `r-${i}`, input: makePayload(i) },
+            callback_url: null,
+          }),
+        });
+        if (response.status !== 201) throw new Error(`submit ${i}: ${response.status} ${await response.text()}`);
+      }
+    });
+    const allDone = (async () => {
+      await Promise.all(submitters);
+      while (
+        (await probe.query<{ n: number }>(`SELECT count(*)::int AS n FROM ix_jobs WHERE status = 'done'`)).rows[0]!.n <
+        JOBS
+      )
+        await sleep(20);
+    })();
+    const seen = await sample(probe, workers, allDone);
+    await allDone;
+    const ms = performance.now() - started;
+    const cpuAfter = await clusterCpuMicros(postmaster);
+    const { rows: spread } = await probe.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM ix_jobs GROUP BY worker_id ORDER BY 1',
+    );
+    console.log(
+      JSON.stringify({
+        bench: 'processes',
+        workers,
+        apis: APIS,
+        jobs: JOBS,
+        jobs_per_s: round(JOBS / (ms / 1000)),
+        postgres_cpu_us_per_job:
+          cpuBefore === null || cpuAfter === null ? null : round((cpuAfter - cpuBefore) / JOBS),
+        max_connections: seen.connections,
+        lock_wait_samples: seen.lockWaits,
+        wait_events: Object.fromEntries(seen.waitEvents),
+        samples: seen.samples,
+        idle_worker_while_pending_samples: seen.idleWhilePending,
+        jobs_per_worker: spread.map((r) => r.n),
+      }),
+    );
+  } finally {
+    await Promise.all(children.map(stop));
+    await Promise.all(apis.map((api) => stop(api.child)));
+    await probe.end();
+  }
+}
+
+async function main() {
+  for (const workers of WORKERS) {
+    log(`${workers} worker process(es), ${APIS} API process(es), ${JOBS} jobs`);
+    await run(workers);
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
