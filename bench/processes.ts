@@ -11,7 +11,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import type pg from 'pg';
 import { createPool, migrateUp } from '../src/store/index.js';
 import { clusterCpuMicros } from './cpu.js';
 import { env } from './env.js';
@@ -63,7 +63,13 @@ interface Samples {
 
 /** Samples pg_stat_activity and the live tables every 50 ms until `until` resolves. */
 async function sample(probe: pg.Pool, workers: number, until: Promise<void>): Promise<Samples> {
-  const seen: Samples = { connections: 0, lockWaits: 0, waitEvents: new Map(), samples: 0, idleWhilePending: 0 };
+  const seen: Samples = {
+    connections: 0,
+    lockWaits: 0,
+    waitEvents: new Map(),
+    samples: 0,
+    idleWhilePending: 0,
+  };
   let done = false;
   void until.then(() => {
     done = true;
@@ -74,7 +80,10 @@ async function sample(probe: pg.Pool, workers: number, until: Promise<void>): Pr
        FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() GROUP BY 2`,
       [name],
     );
-    seen.connections = Math.max(seen.connections, activity.reduce((sum, r) => sum + r.n, 0));
+    seen.connections = Math.max(
+      seen.connections,
+      activity.reduce((sum, r) => sum + r.n, 0),
+    );
     for (const row of activity) {
       if (row.wait === null) continue;
       seen.lockWaits += row.n;
@@ -86,14 +95,17 @@ async function sample(probe: pg.Pool, workers: number, until: Promise<void>): Pr
           WHERE NOT EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.worker_id = w.worker_id))::int AS idle`,
     );
     seen.samples += 1;
-    if (rows[0]!.queued > workers * (Number(C) + Number(PREFETCH)) && rows[0]!.idle > 0) seen.idleWhilePending += 1;
+    if (rows[0]!.queued > workers * (Number(C) + Number(PREFETCH)) && rows[0]!.idle > 0)
+      seen.idleWhilePending += 1;
     await sleep(50);
   }
   return seen;
 }
 
 async function postmasterPid(probe: pg.Pool): Promise<number> {
-  const { rows } = await probe.query<{ dir: string }>('SELECT current_setting($1) AS dir', ['data_directory']);
+  const { rows } = await probe.query<{ dir: string }>('SELECT current_setting($1) AS dir', [
+    'data_directory',
+  ]);
   return Number(readFileSync(`${rows[0]!.dir}/postmaster.pid`, 'utf8').split('\n')[0]);
 }
 
@@ -107,7 +119,9 @@ async function run(workers: number): Promise<void> {
   const children = Array.from({ length: workers }, startWorker);
   try {
     // Every worker registered before the clock starts.
-    while ((await probe.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_workers')).rows[0]!.n < workers)
+    while (
+      (await probe.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_workers')).rows[0]!.n < workers
+    )
       await sleep(50);
     const cpuBefore = await clusterCpuMicros(postmaster);
     const started = performance.now();
@@ -123,14 +137,15 @@ async function run(workers: number): Promise<void> {
             callback_url: null,
           }),
         });
-        if (response.status !== 201) throw new Error(`submit ${i}: ${response.status} ${await response.text()}`);
+        if (response.status !== 201)
+          throw new Error(`submit ${i}: ${response.status} ${await response.text()}`);
       }
     });
     const allDone = (async () => {
       await Promise.all(submitters);
       while (
-        (await probe.query<{ n: number }>(`SELECT count(*)::int AS n FROM ix_jobs WHERE status = 'done'`)).rows[0]!.n <
-        JOBS
+        (await probe.query<{ n: number }>(`SELECT count(*)::int AS n FROM ix_jobs WHERE status = 'done'`))
+          .rows[0]!.n < JOBS
       )
         await sleep(20);
     })();
