@@ -61,6 +61,7 @@ describe('ResponseIX and Job', () => {
       callback_status: null,
       attempts: 0,
       max_attempts: null,
+      priority: 0,
       run_after: null,
       last_error: null,
       progress: null,
