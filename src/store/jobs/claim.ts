@@ -1,6 +1,6 @@
 /**
- * Taking jobs to run: a claim leases pending jobs to a worker and starts the oldest at once; a
- * start marks a claimed job `running` later. Claimed is not started (migrations/0004_claims.ts):
+ * Taking jobs to run: a claim leases pending jobs to a worker, fairly between clients, and starts
+ * the first of them at once; a start marks a claimed job `running` later. Claimed is not started (migrations/0004_claims.ts):
  * a worker that dies is charged an attempt only for the jobs it had started.
  */
 import type { Job } from '../../contracts/index.js';
@@ -62,9 +62,9 @@ function readyJobs(client: string, limit: string, condition = ''): string {
 // `= ANY(ARRAY(…))` makes every step index lookups of exactly the picked rows: written as a join,
 // the planner hashed the whole queue and sequentially scanned ix_jobs (docs/design.md, "Costs
 // measured on the hot path"). Never as a filter, though: `x = ANY(array)` scans the array for each
-// row, and a claim of 1,000 then compares a million uuids (`taken` is a hash join instead). The final SELECT reads ix_jobs as it was before `started` changed it
-// (a statement sees one snapshot), so a started job's status, started_at and worker_id come from
-// `started`.
+// row, and a claim of 1,000 then compares a million uuids (`taken` is a hash join instead).
+// The final SELECT reads ix_jobs as it was before `started` changed it (a statement sees one
+// snapshot), so a started job's status, started_at and worker_id come from `started`.
 export const CLAIM_SQL = `
   WITH RECURSIVE ${QUEUED_CLIENTS}, known AS (
     SELECT c.client_id, coalesce(k.weight, 1)::float8 AS weight, t.pass AS stored_pass, t.served_at,
