@@ -120,7 +120,16 @@ describe('POST /jobs', () => {
     const delayed = JobSchema.parse((await submit({ request: makeRequest(), delay_seconds: 60 })).json());
     expect(Date.parse(delayed.run_after!) - before).toBeGreaterThanOrEqual(59_000);
     const now = JobSchema.parse((await submit({ request: makeRequest() })).json());
-    expect(now).toMatchObject({ run_after: null, max_attempts: null });
+    expect(now).toMatchObject({ run_after: null, max_attempts: null, priority: 0 });
+  });
+
+  it('keeps a priority from 0 to 9, read back as sent', async () => {
+    const urgent = JobSchema.parse((await submit({ request: makeRequest(), priority: 9 })).json());
+    expect(urgent.priority).toBe(9);
+    const { rows } = await db.pool.query('SELECT priority FROM ix_job_queue WHERE job_id = $1', [
+      urgent.job_id,
+    ]);
+    expect(rows).toEqual([{ priority: 9 }]);
   });
 
   it.each([
@@ -129,6 +138,9 @@ describe('POST /jobs', () => {
     [{ delay_seconds: -1 }, '$.delay_seconds'],
     [{ max_attempts: 0 }, '$.max_attempts'],
     [{ max_attempts: 26 }, '$.max_attempts'],
+    [{ priority: 10 }, '$.priority'],
+    [{ priority: -1 }, '$.priority'],
+    [{ priority: 1.5 }, '$.priority'],
   ])('400 invalid_request for %j', async (fields, path) => {
     const error = expectError(await submit({ request: makeRequest(), ...fields }), 400, 'invalid_request');
     expect(error.details?.map((d) => d.path)).toEqual([path]);
