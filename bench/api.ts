@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { createPool, jobInsertMany, migrateUp } from '../src/store/index.js';
-import { exitedChildrenCpuMicros, ownCpuMicros, postgresCpuMicros, processCpuMicros } from './cpu.js';
+import { clusterCpuMicros, exitedChildrenCpuMicros, ownCpuMicros, processCpuMicros } from './cpu.js';
 import { databaseName, databaseUrl, onServer, startIxApi } from './ix-process.js';
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/ix_bench_api';
@@ -186,9 +186,9 @@ async function main(): Promise<void> {
     const apiCpu = () => processCpuMicros(api.child.pid!);
     await load(api.address, WARMUP_S, 'warmup');
     const cpuBefore = await apiCpu();
-    const postgresBefore = await postgresCpuMicros();
+    const postgresBefore = await clusterCpuMicros(pool);
     const result = await load(api.address, DURATION_S, 'run');
-    const postgresAfter = await postgresCpuMicros();
+    const postgresAfter = await clusterCpuMicros(pool);
     const cpuAfter = await apiCpu();
     const apiCpuMicros = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
     const storeOnlyPerSecond = await storeOnly(database, STORE_ONLY_S);

@@ -1,5 +1,6 @@
 /** CPU time of the processes that share the benchmark machine. */
 import { readdir, readFile } from 'node:fs/promises';
+import type pg from 'pg';
 
 const TICKS_PER_SECOND = 100;
 
@@ -30,30 +31,15 @@ export async function processCpuMicros(pid: number): Promise<number | null> {
 }
 
 /**
- * CPU time of every local `postgres` process (server and backends) from /proc, in µs; null where
- * there is no /proc. The processes share two cores, so each one's share says which to cut.
+ * CPU time of the PostgreSQL cluster `db` is on, in µs: its postmaster, the backends it has reaped
+ * (its children's time) and those still alive, so backends that exit meanwhile count and other
+ * clusters on the machine do not. Null where there is no /proc or the data directory cannot be read
+ * (a server on another machine).
  */
-export async function postgresCpuMicros(): Promise<number | null> {
-  let pids: string[];
-  try {
-    pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
-  } catch {
-    return null;
-  }
-  let total = 0;
-  for (const pid of pids) {
-    const read = await stat(pid);
-    if (read?.command === 'postgres') total += micros(read.fields, UTIME, STIME);
-  }
-  return total;
-}
-
-/**
- * CPU time of one PostgreSQL cluster, in µs: its postmaster, the backends it has reaped (its
- * children's time) and those still alive. Unlike postgresCpuMicros, other clusters on the machine
- * and backends that exit meanwhile are counted right. Null where there is no /proc.
- */
-export async function clusterCpuMicros(postmasterPid: number): Promise<number | null> {
+export async function clusterCpuMicros(db: pg.Pool): Promise<number | null> {
+  const { rows } = await db.query<{ dir: string }>('SELECT current_setting($1) AS dir', ['data_directory']);
+  const pidFile = await readFile(`${rows[0]!.dir}/postmaster.pid`, 'utf8').catch(() => null);
+  const postmasterPid = Number(pidFile?.split('\n')[0]);
   const postmaster = await stat(String(postmasterPid));
   if (postmaster === null) return null;
   let total = micros(postmaster.fields, UTIME, STIME) + micros(postmaster.fields, CUTIME, CSTIME);

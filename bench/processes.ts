@@ -8,7 +8,6 @@
  *      IX_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/bench_procs, recreated).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
@@ -102,19 +101,11 @@ async function sample(probe: pg.Pool, workers: number, until: Promise<void>): Pr
   return seen;
 }
 
-async function postmasterPid(probe: pg.Pool): Promise<number> {
-  const { rows } = await probe.query<{ dir: string }>('SELECT current_setting($1) AS dir', [
-    'data_directory',
-  ]);
-  return Number(readFileSync(`${rows[0]!.dir}/postmaster.pid`, 'utf8').split('\n')[0]);
-}
-
 async function run(workers: number): Promise<void> {
   await onServer(database, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await onServer(database, `CREATE DATABASE ${name}`);
   const probe = createPool(database.toString(), { max: 2 });
   await migrateUp(probe);
-  const postmaster = await postmasterPid(probe);
   const apis = await Promise.all(Array.from({ length: APIS }, () => startIxApi(database, {})));
   const children = Array.from({ length: workers }, startWorker);
   try {
@@ -123,7 +114,7 @@ async function run(workers: number): Promise<void> {
       (await probe.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_workers')).rows[0]!.n < workers
     )
       await sleep(50);
-    const cpuBefore = await clusterCpuMicros(postmaster);
+    const cpuBefore = await clusterCpuMicros(probe);
     const started = performance.now();
     let next = 0;
     const submitters = Array.from({ length: SUBMITTERS }, async (_, s) => {
@@ -152,7 +143,7 @@ async function run(workers: number): Promise<void> {
     const seen = await sample(probe, workers, allDone);
     await allDone;
     const ms = performance.now() - started;
-    const cpuAfter = await clusterCpuMicros(postmaster);
+    const cpuAfter = await clusterCpuMicros(probe);
     const { rows: spread } = await probe.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM ix_jobs GROUP BY worker_id ORDER BY 1',
     );

@@ -1,6 +1,7 @@
 /**
  * ix on the workload of ../shared/bench-peers (graphile-worker, pg-boss): prints one JSON line
- * with the same field names, plus wal_bytes_per_job. Run: npm run bench:worker
+ * with the same field names, plus WAL bytes, statements sent by the worker, and the worker's and
+ * its PostgreSQL cluster's CPU, per job. Run: npm run bench:worker
  * Env: N (20000), C (10), PREFETCH (1000), ENQ_CONC (10), BULK_SIZE (1000), LAT_SAMPLES (200), LAT_WARMUP (10),
  *      PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres), IX_BENCH_DB (bench_ix, recreated).
  */
@@ -11,7 +12,7 @@ import { metricsFor } from '../src/api/index.js';
 import { loadConfig } from '../src/config.js';
 import { createPool, jobInsertMany, migrateUp, Notifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
-import { ownCpuMicros, postgresCpuMicros } from './cpu.js';
+import { clusterCpuMicros, ownCpuMicros } from './cpu.js';
 import { env, serverUrl } from './env.js';
 import { makePayload, pcts } from './workload.js';
 
@@ -88,6 +89,15 @@ async function main() {
   /** Wall time, and the CPU this process (the worker) and PostgreSQL spent, per job. */
   async function processPhase(label: string) {
     const wPool = workerPool();
+    // Every statement the worker's pool sends (its one LISTEN connection is outside it).
+    let statements = 0;
+    wPool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      client.query = ((...args: unknown[]) => {
+        statements += 1;
+        return query(...args);
+      }) as typeof client.query;
+    });
     // Counted as `ix worker` counts them (its metrics are always on): the cost is the worker's.
     // IX_BENCH_METRICS=off leaves them out, to tell their cost apart.
     const metrics = env('IX_BENCH_METRICS', 'on') === 'off' ? null : metricsFor(wPool, loadConfig({}));
@@ -96,7 +106,7 @@ async function main() {
     const handlersDone = new Promise<void>((resolve) => {
       allHandled = resolve;
     });
-    const postgresBefore = await postgresCpuMicros();
+    const postgresBefore = await clusterCpuMicros(probe);
     const ownBefore = ownCpuMicros();
     const started = performance.now();
     await worker.start();
@@ -114,12 +124,13 @@ async function main() {
     }
     const ms = performance.now() - started;
     const workerCpu = ownCpuMicros() - ownBefore;
-    const postgresAfter = await postgresCpuMicros();
+    const postgresAfter = await clusterCpuMicros(probe);
     await worker.stop();
     await wPool.end();
     log(`${label}: handled ${handled}, all finished in ${round(ms)} ms`);
     return {
       ms,
+      statementsPerJob: round(statements / N, 3),
       workerCpuPerJob: round(workerCpu / N),
       postgresCpuPerJob:
         postgresBefore === null || postgresAfter === null
@@ -232,6 +243,7 @@ async function main() {
       wal_bytes_per_job: round(walBytes / N),
       // ix's own: where the machine's two cores went while processing (after single enqueue).
       worker_cpu_us_per_job: processed.workerCpuPerJob,
+      worker_statements_per_job: processed.statementsPerJob,
       postgres_cpu_us_per_job: processed.postgresCpuPerJob,
       latency_start_ms: pcts(start),
       latency_complete_ms: pcts(complete),
