@@ -58,7 +58,7 @@ async function main() {
   log(`queued ${FLOOD} jobs of a`);
 
   const pipeline: Pipeline = () => sleep(PIPELINE_MS).then(() => ({ result: { ok: true } }));
-  const workerPool = createPool(url, { max: 4 });
+  const workerPool = createPool(url, { max: 4, genericPlans: true });
   const worker = new Worker({
     pool: workerPool,
     connectionString: url,

@@ -55,7 +55,7 @@ async function main() {
     onJob?.(i);
     return { result: { ok: true, i } };
   };
-  const workerPool = () => createPool(url, { max: 4 });
+  const workerPool = () => createPool(url, { max: 4, genericPlans: true });
 
   // A: enqueue N one at a time through jobInsertMany with ENQ_CONC concurrent callers, no worker running.
   // As the API does: commit the job, then wake workers through the coalescing notifier.

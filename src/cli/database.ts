@@ -27,7 +27,7 @@ export async function openConfiguredPool(url: string, options: CreatePoolOptions
 export function poolOptions(
   config: Config,
   applicationName: string,
-  extra: { max?: number; logger?: Logger } = {},
+  extra: { max?: number; logger?: Logger; genericPlans?: boolean } = {},
 ): CreatePoolOptions {
   return {
     max: config.dbPoolSize,

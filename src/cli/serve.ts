@@ -52,7 +52,9 @@ async function embeddedDatabase(config: Config, logger: Logger, teardown: Teardo
     await admin.end();
   }
   const url = server.urlFor(EMBEDDED_DATABASE);
-  const pool = await openPool(url, poolOptions(config, 'ix start', { logger }));
+  // One pool for the worker and the API: the worker's claims want generic plans more than an
+  // operator's search on a one-machine setup wants custom ones.
+  const pool = await openPool(url, poolOptions(config, 'ix start', { logger, genericPlans: true }));
   return {
     pool,
     url,
@@ -66,7 +68,10 @@ async function configuredDatabase(
   logger: Logger,
   command: string,
 ): Promise<Database> {
-  const pool = await openConfiguredPool(url, poolOptions(config, `ix ${command}`, { logger }));
+  const pool = await openConfiguredPool(
+    url,
+    poolOptions(config, `ix ${command}`, { logger, genericPlans: command === 'start' }),
+  );
   return { pool, url, description: withoutPassword(url) };
 }
 

@@ -62,7 +62,10 @@ export async function worker(args: string[]): Promise<void> {
   const logger = createLogger(config.logLevel);
   // Before connecting, so a bad IX_PIPELINE is reported even when the database is down too.
   const pipeline = await loadPipeline(config.worker);
-  const pool = await openConfiguredPool(url, poolOptions(config, 'ix worker', { logger }));
+  const pool = await openConfiguredPool(
+    url,
+    poolOptions(config, 'ix worker', { logger, genericPlans: true }),
+  );
   try {
     const metrics = metricsFor(pool, config);
     const parts = await startWorkerParts(pool, url, config, logger, pipeline, metrics);

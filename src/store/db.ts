@@ -17,6 +17,15 @@ export interface CreatePoolOptions {
   statementTimeoutMs?: number;
   /** Told of each idle connection lost (a restart, a failover, pg_terminate_backend), once. */
   logger?: Pick<Logger, 'warn'>;
+  /**
+   * Plan each named statement once per connection (`plan_cache_mode=force_generic_plan`), for a
+   * worker's pool. PostgreSQL kept re-planning the claim at every execution (its generic plan's
+   * estimate never beat the custom ones'): 2–7 ms of planning against 0.1 ms, which capped a worker
+   * claiming one job per freed slot at ~160 claims a second. Every worker statement finds its rows
+   * by key or by an index range of its own. Not for the API's: an operator's search leaves it to
+   * the planner to choose by how many jobs the client searched for has.
+   */
+  genericPlans?: boolean;
 }
 
 export function createPool(connectionString: string, options: CreatePoolOptions): pg.Pool {
@@ -27,12 +36,8 @@ export function createPool(connectionString: string, options: CreatePoolOptions)
     // Timestamps are read back as text in UTC (see isoTimestamp in jobs/hydrate.ts). No JIT: the
     // claim's estimated cost (its CTEs' row estimates multiply) passes jit_above_cost, and compiling
     // it took 4 s of a 4.1 s claim of 1,000 jobs, at every execution; without, 24 ms
-    // (EXPLAIN ANALYZE, PostgreSQL 15). Generic plans: a named statement is planned once per
-    // connection, not at each execution. PostgreSQL kept re-planning the claim (its generic plan's
-    // estimate never beat the custom ones'), 2–7 ms a claim against 0.1 ms, which capped a worker
-    // claiming one job per freed slot at ~160 claims a second. Every ix statement finds its rows by
-    // key or by an index range of its own, so no plan depends on the values bound.
-    options: '-c TimeZone=UTC -c jit=off -c plan_cache_mode=force_generic_plan',
+    // (EXPLAIN ANALYZE, PostgreSQL 15). ix's statements are short ones JIT never pays off for.
+    options: `-c TimeZone=UTC -c jit=off${options.genericPlans ? ' -c plan_cache_mode=force_generic_plan' : ''}`,
     ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
     // A connection that vanished without a FIN or RST (a host gone, a NAT or firewall that forgot
     // it) is otherwise never noticed: a statement on it waits forever. Probes start after 10 s of
