@@ -26,7 +26,10 @@ export interface EffectiveLimits {
 }
 
 /** `record`'s settings over `defaults` (IX_CLIENT_*); a client not in the table has defaults only. */
-export function effectiveLimits(record: ClientRecord | undefined, defaults: Config['clients']): EffectiveLimits {
+export function effectiveLimits(
+  record: ClientRecord | undefined,
+  defaults: Config['clients'],
+): EffectiveLimits {
   const rate = record?.ratePerSecond ?? defaults.rate;
   return {
     weight: record?.weight ?? 1,

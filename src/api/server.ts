@@ -17,8 +17,8 @@ import { assertSafeExposure, createAuthenticator, isLoopbackHost } from './auth.
 import { ClientDirectory } from './directory.js';
 import { installErrorHandling, invalidFields } from './errors.js';
 import { registerHealthRoutes } from './health.js';
-import { IxLogController } from './logging.js';
 import { SubmitLimits } from './limits.js';
+import { IxLogController } from './logging.js';
 import { registerOpenApi } from './openapi.js';
 import { registerJobRoutes } from './routes.js';
 import { HTTP_TIMEOUTS } from './timeouts.js';
@@ -146,11 +146,7 @@ async function buildWith(deps: ApiDeps, directory: ClientDirectory): Promise<Fas
   if (ownsWatcher) void watcher.start();
   // Submissions and their wake-ups finish before the pool they use can be ended.
   app.addHook('onClose', async () => {
-    await Promise.all([
-      submissions.settled(),
-      ownsWatcher ? watcher.close() : undefined,
-      directory.close(),
-    ]);
+    await Promise.all([submissions.settled(), ownsWatcher ? watcher.close() : undefined, directory.close()]);
   });
   const authenticator = createAuthenticator(config.api.apiKeys, config.api.adminKeys, {
     directory,

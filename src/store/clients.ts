@@ -143,9 +143,10 @@ export async function clientsRead(pool: pg.Pool): Promise<ClientsSnapshot> {
 
 /** One client, or null. */
 export async function clientGet(db: Db, clientId: string): Promise<ClientRecord | null> {
-  const { rows } = await db.query<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM ix_clients WHERE client_id = $1`, [
-    clientId,
-  ]);
+  const { rows } = await db.query<ClientRow>(
+    `SELECT ${CLIENT_COLUMNS} FROM ix_clients WHERE client_id = $1`,
+    [clientId],
+  );
   const row = rows[0];
   if (!row) return null;
   const keys = await db.query<KeyRow>(

@@ -35,6 +35,19 @@ export {
   recentFigures,
 } from './admin.js';
 export {
+  DatabaseUnavailableError,
+  isDatabaseUnavailable,
+  isTransientDatabaseError,
+  withClientWithin,
+} from './availability.js';
+export {
+  type CallbackAttemptOutcome,
+  type CallbackClaim,
+  type CallbackClaimOptions,
+  callbackClaimDue,
+  callbackRecordAttempt,
+} from './callbacks.js';
+export {
   CLIENT_KEY_PREFIX,
   CLIENTS_CHANNEL,
   ClientExistsError,
@@ -57,19 +70,6 @@ export {
   keyDigest,
   keyIdOf,
 } from './clients.js';
-export {
-  DatabaseUnavailableError,
-  isDatabaseUnavailable,
-  isTransientDatabaseError,
-  withClientWithin,
-} from './availability.js';
-export {
-  type CallbackAttemptOutcome,
-  type CallbackClaim,
-  type CallbackClaimOptions,
-  callbackClaimDue,
-  callbackRecordAttempt,
-} from './callbacks.js';
 export {
   type CreatePoolOptions,
   closePool,
