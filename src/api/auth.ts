@@ -39,6 +39,19 @@ export interface Authenticator {
 export interface KeyDirectory {
   holderOf(digest: Buffer): KeyHolder | undefined;
   readonly hasKeys: boolean;
+  /** false until the table was first read: whether a key of it exists is unknown till then. */
+  readonly loaded: boolean;
+}
+
+/** The table could not be read yet: which keys it holds, and so whether access is open, is unknown. */
+function directoryUnread(): ApiError {
+  return new ApiError(
+    503,
+    'unavailable',
+    'the clients table could not be read yet (the database is unavailable); retry shortly',
+    undefined,
+    { 'retry-after': '1' },
+  );
 }
 
 export interface AuthenticatorOptions {
@@ -73,7 +86,11 @@ export function createAuthenticator(
   return {
     keyed,
     authenticate(authorization) {
-      if (!keyed()) return { kind: 'open' };
+      const unread = directory !== undefined && !directory.loaded;
+      if (!keyed()) {
+        if (unread) throw directoryUnread();
+        return { kind: 'open' };
+      }
       const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization ?? '');
       if (!match?.[1]) {
         throw new ApiError(
@@ -91,6 +108,7 @@ export function createAuthenticator(
         if (timingSafeEqual(presented, entry.digest) && found === null) found = entry.caller;
       }
       if (found !== null) return found;
+      if (unread) throw directoryUnread();
       const holder = directory?.holderOf(presented);
       if (holder?.disabled) {
         throw new ApiError(

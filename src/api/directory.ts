@@ -4,15 +4,20 @@
  * - Loaded whole at start-up (a failure to load stops the start, as a bad setting would).
  * - Reloaded whole at once when told of a change on CLIENTS_CHANNEL (every store function that
  *   changes a client sends it in its transaction, so the reload sees the change), after every
- *   (re)connect of its LISTEN connection (changes made while it was away were told to nobody),
- *   and every IX_CLIENTS_REFRESH_SECONDS in case a notification was lost.
+ *   (re)connect of the LISTEN connection (changes made while it was away were told to nobody),
+ *   and every IX_CLIENTS_REFRESH_SECONDS in case a notification was lost. The LISTEN connection
+ *   is the job watcher's: an API process holds one, whatever it listens for.
+ * - A database that cannot be read at start-up does not stop the API (as for the job watcher):
+ *   the directory is loaded once it can be, and until then a key that is not one of the
+ *   variables answers 503. Once loaded, an outage keeps the last snapshot.
  * A reload replaces both maps at once, so a request sees one snapshot or the next, never a mix.
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { type Config, ConfigError } from '../config.js';
 import { Loop } from '../loop.js';
-import { CLIENTS_CHANNEL, type ClientRecord, clientsRead, Listener } from '../store/index.js';
+import type { ClientRecord } from '../store/index.js';
+import { clientsRead } from '../store/index.js';
 
 /** What applies to one client: its own settings where it has them, else the server defaults. */
 export interface EffectiveLimits {
@@ -25,7 +30,7 @@ export interface EffectiveLimits {
   burst: number;
 }
 
-/** `record`'s settings over `defaults` (IX_CLIENT_*); a client not in the table has defaults only. */
+/** `record`'s settings over `defaults` (IX_CLIENT_MAX_RUNNING, …); a client not in the table has defaults only. */
 export function effectiveLimits(
   record: ClientRecord | undefined,
   defaults: Config['clients'],
@@ -47,8 +52,8 @@ export interface KeyHolder {
 
 export interface DirectoryOptions {
   pool: pg.Pool;
-  /** For the LISTEN connection, which lives outside the pool. */
-  connectionString: string;
+  /** Says when clients changed: the job watcher's LISTEN connection (JobWatcher.watchClients). */
+  changes: { watchClients(listener: () => void): () => void };
   config: Config;
   logger: Logger;
 }
@@ -64,18 +69,14 @@ export class ClientDirectory {
   private clients = new Map<string, ClientRecord>();
   /** Key digest (hex) → its client. */
   private holders = new Map<string, KeyHolder>();
-  private readonly listener: Listener;
   private readonly loop: Loop;
+  private unwatch: () => void = () => {};
   private started = false;
+  /** Whether the table has been read at least once. */
+  loaded = false;
 
   constructor(private readonly options: DirectoryOptions) {
     const { logger, config } = options;
-    this.listener = new Listener(
-      options.connectionString,
-      { [CLIENTS_CHANNEL]: () => this.loop.wake() },
-      () => this.loop.wake(),
-      logger,
-    );
     this.loop = new Loop({
       name: 'client directory reload',
       logger,
@@ -92,24 +93,32 @@ export class ClientDirectory {
    * too), then keeps it current in the background.
    */
   async start(): Promise<void> {
-    await this.reload(true).catch((error: unknown) => {
-      if ((error as { code?: string }).code === '42P01')
-        throw new Error('the schema has no ix_clients table: migrate it first (ix migrate up)');
-      throw error;
-    });
+    try {
+      await this.reload(true);
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      this.options.logger.warn(
+        { err: error },
+        'could not read the clients table; until it is read, only keys of IX_API_KEYS and IX_ADMIN_KEYS are accepted',
+      );
+    }
     this.started = true;
-    // Connects in the background: the periodic reload covers a LISTEN connection that fails.
-    void this.listener.start();
+    this.unwatch = this.options.changes.watchClients(() => this.loop.wake());
     this.loop.start();
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.listener.close(), this.loop.stop()]);
+    this.unwatch();
+    await this.loop.stop();
   }
 
   /** Reads the table again. At start-up a client in IX_API_KEYS too is refused; later, ignored. */
   async reload(strict = false): Promise<void> {
-    const snapshot = await clientsRead(this.options.pool);
+    const snapshot = await clientsRead(this.options.pool).catch((error: unknown) => {
+      // A schema from before clients were data holds none: nothing to load, nothing to refuse.
+      if ((error as { code?: string }).code === '42P01') return { clients: [], keys: [] };
+      throw error;
+    });
     const staticIds = this.options.config.api.apiKeys;
     const clients = new Map<string, ClientRecord>();
     for (const record of snapshot.clients) {
@@ -131,6 +140,7 @@ export class ClientDirectory {
     }
     this.clients = clients;
     this.holders = holders;
+    this.loaded = true;
     if (this.started) this.options.logger.debug({ clients: clients.size }, 'client directory reloaded');
   }
 

@@ -56,25 +56,39 @@ function requestId(req: IncomingMessage): string {
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const { pool, config, logger } = deps;
-  // Loaded before anything else: it decides whether access is keyed, and a client defined both
-  // in IX_API_KEYS and in the table stops the start.
+  const ownsWatcher = deps.watcher === undefined;
+  const watcher =
+    deps.watcher ??
+    new JobWatcher({
+      pool,
+      connectionString: deps.connectionString,
+      logger: logger.child({ component: 'watch' }),
+      pollIntervalMs: config.api.watchPollIntervalMs,
+    });
+  // Read before anything else: it decides whether access is keyed, and a client defined both in
+  // IX_API_KEYS and in the table stops the start. Told of changes on the watcher's connection.
   const directory = new ClientDirectory({
     pool,
-    connectionString: deps.connectionString,
+    changes: watcher,
     config,
     logger: logger.child({ component: 'clients' }),
   });
-  await directory.start();
   try {
+    await directory.start();
     assertSafeExposure(config, directory.hasKeys);
-    return await buildWith(deps, directory);
+    return await buildWith(deps, directory, watcher, ownsWatcher);
   } catch (error) {
     await directory.close();
     throw error;
   }
 }
 
-async function buildWith(deps: ApiDeps, directory: ClientDirectory): Promise<FastifyInstance> {
+async function buildWith(
+  deps: ApiDeps,
+  directory: ClientDirectory,
+  watcher: JobWatcher,
+  ownsWatcher: boolean,
+): Promise<FastifyInstance> {
   const { pool, config, logger } = deps;
   const app = Fastify({
     loggerInstance: logger.child({ component: 'api' }),
@@ -133,15 +147,6 @@ async function buildWith(deps: ApiDeps, directory: ClientDirectory): Promise<Fas
     (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
     metrics,
   );
-  const ownsWatcher = deps.watcher === undefined;
-  const watcher =
-    deps.watcher ??
-    new JobWatcher({
-      pool,
-      connectionString: deps.connectionString,
-      logger: logger.child({ component: 'watch' }),
-      pollIntervalMs: config.api.watchPollIntervalMs,
-    });
   // Connects in the background: a database that is down must not keep the API from starting.
   if (ownsWatcher) void watcher.start();
   // Submissions and their wake-ups finish before the pool they use can be ended.

@@ -94,7 +94,7 @@ API keys. Every running API applies a change within a moment, without a restart.
                an ID already in IX_API_KEYS is refused
   list         every client, its settings and the ids of its keys (KEY_ID: the first
                ${KEY_ID_LENGTH_TEXT} hex digits of the key's SHA-256, never part of the key)
-  set          changes the settings given; "default" returns a limit to the server's IX_CLIENT_*
+  set          changes the settings given; "default" returns a limit to the server's (IX_CLIENT_MAX_PENDING, …)
   key add      adds another key to the client (rotation: callers move to it, then revoke the old)
   key revoke   revokes a key; the client's last key only with --force (disable keeps it instead)
   disable      its keys answer 401 and its pending jobs wait, unclaimed, until enable

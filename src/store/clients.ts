@@ -32,7 +32,7 @@ export function clientKeyGenerate(): string {
   return CLIENT_KEY_PREFIX + randomBytes(32).toString('base64url');
 }
 
-/** A client's own settings; a null limit means the server-wide IX_CLIENT_* default. */
+/** A client's own settings; a null limit means the server-wide default (IX_CLIENT_MAX_PENDING, …). */
 export interface ClientSettings {
   weight: number;
   maxRunning: number | null;
@@ -115,30 +115,38 @@ function recordOf(row: ClientRow, keys: readonly KeyRow[]): ClientRecord {
   };
 }
 
-/** Every client and key digest, read in one snapshot (REPEATABLE READ), ordered by client id. */
-export async function clientsRead(pool: pg.Pool): Promise<ClientsSnapshot> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    try {
-      const clients = await client.query<ClientRow>(
-        `SELECT ${CLIENT_COLUMNS} FROM ix_clients ORDER BY client_id`,
-      );
-      const keys = await client.query<KeyRow>(
-        'SELECT key_digest, client_id, created_at FROM ix_client_keys ORDER BY created_at, key_digest',
-      );
-      const keysOf = new Map<string, KeyRow[]>();
-      for (const k of keys.rows) keysOf.set(k.client_id, [...(keysOf.get(k.client_id) ?? []), k]);
-      return {
-        clients: clients.rows.map((row) => recordOf(row, keysOf.get(row.client_id) ?? [])),
-        keys: keys.rows.map((k) => ({ digest: k.key_digest, clientId: k.client_id })),
-      };
-    } finally {
-      await client.query('COMMIT').catch(() => {});
+/**
+ * Every client and key digest, ordered by client id. One statement, so one snapshot, and no lock
+ * held on one table while waiting for the other's.
+ */
+export async function clientsRead(db: Db): Promise<ClientsSnapshot> {
+  const { rows } = await db.query<ClientRow & { key_digest: Buffer | null; key_created_at: Date | null }>(
+    `SELECT ${CLIENT_COLUMNS.replace(/(\w+)/g, 'c.$1')}, k.key_digest, k.created_at AS key_created_at
+     FROM ix_clients c LEFT JOIN ix_client_keys k ON k.client_id = c.client_id
+     ORDER BY c.client_id, k.created_at, k.key_digest`,
+  );
+  const clients: ClientRecord[] = [];
+  const keys: ClientsSnapshot['keys'] = [];
+  const keysOf = new Map<string, KeyRow[]>();
+  for (const row of rows) {
+    let own = keysOf.get(row.client_id);
+    if (!own) {
+      own = [];
+      keysOf.set(row.client_id, own);
+      clients.push(recordOf(row, own));
     }
-  } finally {
-    client.release();
+    if (row.key_digest && row.key_created_at) {
+      own.push({ key_digest: row.key_digest, client_id: row.client_id, created_at: row.key_created_at });
+      keys.push({ digest: row.key_digest, clientId: row.client_id });
+    }
   }
+  // recordOf copied the (then empty) key lists: fill them in now that every row is read.
+  for (const client of clients)
+    client.keys = (keysOf.get(client.clientId) ?? []).map((k) => ({
+      keyId: keyIdOf(k.key_digest),
+      createdAt: k.created_at,
+    }));
+  return { clients, keys };
 }
 
 /** One client, or null. */

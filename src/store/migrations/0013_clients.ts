@@ -3,7 +3,8 @@ import type { Migration } from './types.js';
 /**
  * Clients as data, and a claim that is fair between them.
  * - `ix_clients`: each client's weight in the fair claim, its limits (null: the server-wide
- *   `IX_CLIENT_*` default) and whether it is disabled. `ix_client_keys`: its API keys, as SHA-256
+ *   `IX_CLIENT_MAX_RUNNING`, `IX_CLIENT_MAX_PENDING`, `IX_CLIENT_RATE`
+ *   default) and whether it is disabled. `ix_client_keys`: its API keys, as SHA-256
  *   digests only, several per client so a key can be rotated.
  * - `ix_jobs.priority` (0–9, higher first): orders a client's own jobs, never one client's against
  *   another's. A constant default rewrites no row; it is not indexed on ix_jobs, so claim and
