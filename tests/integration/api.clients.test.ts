@@ -12,6 +12,7 @@ import {
   clientKeyGenerate,
   clientSetDisabled,
   clientUpdate,
+  createPool,
   keyDigest,
 } from '../../src/store/index.js';
 import { buildTestApi, captureLogs, countJobs, JSON_HEADERS } from '../support/api.js';
@@ -29,8 +30,8 @@ afterEach(async () => {
   apps = [];
 });
 
-async function api(env: Record<string, string> = {}): Promise<FastifyInstance> {
-  const app = await buildTestApi(db.pool, env);
+async function api(env: Record<string, string> = {}, pool = db.pool): Promise<FastifyInstance> {
+  const app = await buildTestApi(pool, env);
   apps.push(app);
   return app;
 }
@@ -134,8 +135,13 @@ describe('open access', () => {
     await db.pool.query('DELETE FROM ix_client_keys');
     await clientUpdate(db.pool, 'only', {});
     await eventually(async () => (await submit(open, null)).statusCode === 201, 'open again');
+    // Each process reloads on its own: wait for this one to have dropped the key too.
+    await eventually(
+      async () => (await submit(exposed, key, makeRequest({ ix_client_id: 'only' }))).statusCode === 401,
+      'the key gone off loopback',
+      3_000,
+    );
     expect((await submit(exposed, null)).statusCode).toBe(401);
-    expect((await submit(exposed, key, makeRequest({ ix_client_id: 'only' }))).statusCode).toBe(401);
   });
 });
 
@@ -220,5 +226,31 @@ describe('the submit rate (test 6)', () => {
       'raised',
       3_000,
     );
+  });
+});
+
+describe('a clients table not read yet (the database down at start-up)', () => {
+  it('the API starts; a key not of the variables, or no key, answers 503 rather than open access', async () => {
+    const deadPool = createPool('postgres://postgres@127.0.0.1:1/none', { max: 1 });
+    try {
+      for (const env of [{}, { IX_API_KEYS: `s=${STATIC_KEY}` }] as Record<string, string>[]) {
+        const app = await api(env, deadPool);
+        const response = await submit(app, 'ix_some-key-of-the-table-maybe');
+        expect(response.statusCode).toBe(503);
+        expect(response.headers['retry-after']).toBe('1');
+        expect(response.json()).toEqual({
+          error: {
+            code: 'unavailable',
+            message: 'the clients table could not be read yet (the database is unavailable); retry shortly',
+          },
+        });
+      }
+      const open = await api({}, deadPool);
+      expect((await submit(open, null)).json()).toMatchObject({ error: { code: 'unavailable' } });
+    } finally {
+      await Promise.all(apps.map((app) => app.close()));
+      apps = [];
+      await deadPool.end();
+    }
   });
 });

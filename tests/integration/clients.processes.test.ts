@@ -199,3 +199,49 @@ describe('no key in clear (test 8)', () => {
     expect(logs).not.toContain(STATIC_KEY);
   });
 });
+
+describe('ix clients refusals: messages and exit codes', () => {
+  const run = (...args: string[]) => runCli(['clients', ...args], { IX_POSTGRES_URL: db.url });
+
+  it('a taken id, an unknown client or key: exit 1; an id of IX_API_KEYS, bad usage: exit 2', async () => {
+    expect(await run('add', 'acme')).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'ix: client "acme" already exists\n',
+    });
+    expect(await run('set', 'nobody', '--weight', '2')).toMatchObject({
+      code: 1,
+      stderr: 'ix: no client "nobody"\n',
+    });
+    expect(await run('key', 'revoke', 'acme', '000000000000')).toMatchObject({
+      code: 1,
+      stderr: 'ix: client "acme" has no key 000000000000 (see ix clients list)\n',
+    });
+    const both = await runCli(['clients', 'add', 'bootstrap'], {
+      IX_POSTGRES_URL: db.url,
+      IX_API_KEYS: `bootstrap=${STATIC_KEY}`,
+    });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/^ix: IX_API_KEYS: client "bootstrap" is defined there already/);
+    const usage = await run('add', 'x', '--weight', '0');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(
+      /^ix: --weight takes a whole number from 1 to 1000, got "0"\n\nUsage: ix clients add/,
+    );
+  });
+
+  it('the last key is revoked only with --force; the list shows what is left', async () => {
+    const key = (await run('add', 'lonely')).stdout.trim();
+    const keyId = keyIdOf(key);
+    const refused = await run('key', 'revoke', 'lonely', keyId);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /is the last key of client "lonely"; add another first, or revoke it with --force/,
+    );
+    expect((await run('key', 'revoke', 'lonely', keyId, '--force')).code).toBe(0);
+    const listed = await run('list');
+    expect(listed.stdout).toMatch(/^lonely +1 +default +default +default +enabled +-$/m);
+    const json = JSON.parse((await run('list', '--json')).stdout) as { clientId: string; keys: unknown[] }[];
+    expect(json.find((c) => c.clientId === 'lonely')?.keys).toEqual([]);
+  });
+});
