@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { type Config, ConfigError } from '../config.js';
 import { Loop } from '../loop.js';
 import type { ClientRecord } from '../store/index.js';
-import { clientsRead } from '../store/index.js';
+import { clientsRead, withClientWithin } from '../store/index.js';
 
 /** What applies to one client: its own settings where it has them, else the server defaults. */
 export interface EffectiveLimits {
@@ -50,6 +50,9 @@ export interface KeyHolder {
   disabled: boolean;
 }
 
+/** How long close() waits for a reload in flight: one against a silent server is abandoned. */
+const CLOSE_WAIT_MS = 200;
+
 export interface DirectoryOptions {
   pool: pg.Pool;
   /** Says when clients changed: the job watcher's LISTEN connection (JobWatcher.watchClients). */
@@ -72,6 +75,8 @@ export class ClientDirectory {
   private readonly loop: Loop;
   private unwatch: () => void = () => {};
   private started = false;
+  /** The loop's first pass follows start()'s own read: it only waits. */
+  private justStarted = true;
   /** Whether the table has been read at least once. */
   loaded = false;
 
@@ -82,6 +87,13 @@ export class ClientDirectory {
       logger,
       idleMs: config.clients.refreshSeconds * 1000,
       pass: async () => {
+        if (this.justStarted) {
+          this.justStarted = false;
+          // Read just now, or not readable: then try again soon rather than at the interval.
+          return this.loaded
+            ? config.clients.refreshSeconds * 1000
+            : Math.min(5, config.clients.refreshSeconds) * 1000;
+        }
         await this.reload();
         return false;
       },
@@ -109,12 +121,23 @@ export class ClientDirectory {
 
   async close(): Promise<void> {
     this.unwatch();
-    await this.loop.stop();
+    const stopped = this.loop.stop();
+    // A reload waiting on an unresponsive server ends within the deadline on its own; the API's
+    // close need not wait for it (it only reads, and its result is then dropped).
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CLOSE_WAIT_MS);
+    });
+    await Promise.race([stopped, waited]);
+    clearTimeout(timer);
   }
 
   /** Reads the table again. At start-up a client in IX_API_KEYS too is refused; later, ignored. */
   async reload(strict = false): Promise<void> {
-    const snapshot = await clientsRead(this.options.pool).catch((error: unknown) => {
+    const { pool, config } = this.options;
+    // Bounded as every statement of the API is: a silent server must not hold a reload forever.
+    const read = withClientWithin(pool, config.api.deadlineSeconds * 1000, (db) => clientsRead(db));
+    const snapshot = await read.catch((error: unknown) => {
       // A schema from before clients were data holds none: nothing to load, nothing to refuse.
       if ((error as { code?: string }).code === '42P01') return { clients: [], keys: [] };
       throw error;

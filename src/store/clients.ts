@@ -116,37 +116,27 @@ function recordOf(row: ClientRow, keys: readonly KeyRow[]): ClientRecord {
 }
 
 /**
- * Every client and key digest, ordered by client id. One statement, so one snapshot, and no lock
- * held on one table while waiting for the other's.
+ * Every client and key digest, ordered by client id: two statements, each on one table, so no
+ * lock is held on one while waiting for the other's (a TRUNCATE or DROP of both, taking them in
+ * the other order, would deadlock with a join). The keys are read first: a client added between
+ * the two reads shows without its new key, and its change's notification makes the next reload
+ * see both; a key whose client is not in the clients read is left out.
  */
 export async function clientsRead(db: Db): Promise<ClientsSnapshot> {
-  const { rows } = await db.query<ClientRow & { key_digest: Buffer | null; key_created_at: Date | null }>(
-    `SELECT ${CLIENT_COLUMNS.replace(/(\w+)/g, 'c.$1')}, k.key_digest, k.created_at AS key_created_at
-     FROM ix_clients c LEFT JOIN ix_client_keys k ON k.client_id = c.client_id
-     ORDER BY c.client_id, k.created_at, k.key_digest`,
+  const keyRows = await db.query<KeyRow>(
+    'SELECT key_digest, client_id, created_at FROM ix_client_keys ORDER BY created_at, key_digest',
   );
-  const clients: ClientRecord[] = [];
-  const keys: ClientsSnapshot['keys'] = [];
+  const clientRows = await db.query<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM ix_clients ORDER BY client_id`);
   const keysOf = new Map<string, KeyRow[]>();
-  for (const row of rows) {
-    let own = keysOf.get(row.client_id);
-    if (!own) {
-      own = [];
-      keysOf.set(row.client_id, own);
-      clients.push(recordOf(row, own));
-    }
-    if (row.key_digest && row.key_created_at) {
-      own.push({ key_digest: row.key_digest, client_id: row.client_id, created_at: row.key_created_at });
-      keys.push({ digest: row.key_digest, clientId: row.client_id });
-    }
-  }
-  // recordOf copied the (then empty) key lists: fill them in now that every row is read.
-  for (const client of clients)
-    client.keys = (keysOf.get(client.clientId) ?? []).map((k) => ({
-      keyId: keyIdOf(k.key_digest),
-      createdAt: k.created_at,
-    }));
-  return { clients, keys };
+  for (const k of keyRows.rows) keysOf.set(k.client_id, [...(keysOf.get(k.client_id) ?? []), k]);
+  const clients = clientRows.rows.map((row) => recordOf(row, keysOf.get(row.client_id) ?? []));
+  const known = new Set(clients.map((c) => c.clientId));
+  return {
+    clients,
+    keys: keyRows.rows
+      .filter((k) => known.has(k.client_id))
+      .map((k) => ({ digest: k.key_digest, clientId: k.client_id })),
+  };
 }
 
 /** One client, or null. */
