@@ -3,6 +3,7 @@
  * The `ix` command. Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
  * Each command lives in src/cli/; this file only dispatches and turns errors into exit codes.
  */
+import { clients } from './cli/clients.js';
 import { cancelJob, getJob, InvalidRequestError, JobNotFoundError, submit } from './cli/jobs.js';
 import { migrate } from './cli/migrate.js';
 import { prune } from './cli/prune.js';
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   submit,
   get: getJob,
   cancel: cancelJob,
+  clients,
 };
 
 const wantsHelp = (args: string[]) => args.includes('--help') || args.includes('-h');

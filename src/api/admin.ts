@@ -18,7 +18,7 @@ import {
   withClientWithin,
 } from '../store/index.js';
 import type { JobWatcher } from '../watch/index.js';
-import { type Authenticator, authenticateRequests, keyed, requireOperator } from './auth.js';
+import { type Authenticator, authenticateRequests, requireOperator } from './auth.js';
 import { addLogContext } from './logging.js';
 import { cancelWithin, jobNotFound } from './routes.js';
 import {
@@ -103,7 +103,7 @@ export async function registerAdminRoutes(parent: FastifyInstance, deps: AdminDe
       }
       done();
     });
-    const withKeys = keyed(config);
+    const withKeys = authenticator.keyed();
     const security = withKeys ? [{ bearer: [] }] : [];
     const refused = withKeys ? ([401, 403] as const) : [];
 

@@ -1,13 +1,18 @@
 /**
  * Who is calling: `Authorization: Bearer <key>` resolved to the client the key belongs to
- * (`IX_API_KEYS`), or to an operator (`IX_ADMIN_KEYS`), who may act for every client. Keys are compared as SHA-256 digests with `timingSafeEqual` against every
- * configured key, so neither a key's length nor which key nearly matched shows in the timing.
+ * (`IX_API_KEYS`, or the `ix_clients` table through the client directory), or to an operator
+ * (`IX_ADMIN_KEYS`), who may act for every client. Keys of the variables are compared as SHA-256
+ * digests with `timingSafeEqual` against every configured key, so neither a key's length nor
+ * which key nearly matched shows in the timing. Keys of the table are looked up by their digest
+ * in a hash map: what its timing could reveal is something of a SHA-256 digest, from which no key
+ * can be found.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
+import type { KeyHolder } from './directory.js';
 import { ApiError } from './errors.js';
 import { addLogContext } from './logging.js';
 
@@ -24,14 +29,47 @@ function digest(text: string): Buffer {
 const UNAUTHORIZED_HEADERS = { 'www-authenticate': 'Bearer realm="ix"' };
 
 export interface Authenticator {
-  /** Throws 401 for a missing or unknown key. */
+  /** Throws 401 for a missing or unknown key, or the key of a disabled client. */
   authenticate(authorization: string | undefined): Caller;
+  /** Whether a key is needed now: false means open access. */
+  keyed(): boolean;
+}
+
+/** Where keys of the `ix_clients` table are found (src/api/directory.ts). */
+export interface KeyDirectory {
+  holderOf(digest: Buffer): KeyHolder | undefined;
+  readonly hasKeys: boolean;
+  /** false until the table was first read: whether a key of it exists is unknown till then. */
+  readonly loaded: boolean;
+}
+
+/** The table could not be read yet: which keys it holds, and so whether access is open, is unknown. */
+function directoryUnread(): ApiError {
+  return new ApiError(
+    503,
+    'unavailable',
+    'the clients table could not be read yet (the database is unavailable); retry shortly',
+    undefined,
+    { 'retry-after': '1' },
+  );
+}
+
+export interface AuthenticatorOptions {
+  /** Keys kept as data, besides those of the variables. */
+  directory?: KeyDirectory;
+  /**
+   * Whether access may be open when there is no key anywhere (loopback only). Off the loopback,
+   * a table whose last key was revoked leaves every request refused, never everything open.
+   */
+  allowOpen?: boolean;
 }
 
 export function createAuthenticator(
   apiKeys: ReadonlyMap<string, string>,
   adminKeys: ReadonlyMap<string, string> = new Map(),
+  options: AuthenticatorOptions = {},
 ): Authenticator {
+  const { directory, allowOpen = true } = options;
   const entries: { caller: Caller; digest: Buffer }[] = [
     ...[...apiKeys].map(([clientId, key]) => ({
       caller: { kind: 'client', clientId } as const,
@@ -42,9 +80,17 @@ export function createAuthenticator(
       digest: digest(key),
     })),
   ];
-  if (entries.length === 0) return { authenticate: () => ({ kind: 'open' }) };
+  if (entries.length === 0 && !directory && allowOpen)
+    return { authenticate: () => ({ kind: 'open' }), keyed: () => false };
+  const keyed = () => entries.length > 0 || directory?.hasKeys === true || !allowOpen;
   return {
+    keyed,
     authenticate(authorization) {
+      const unread = directory !== undefined && !directory.loaded;
+      if (!keyed()) {
+        if (unread) throw directoryUnread();
+        return { kind: 'open' };
+      }
       const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization ?? '');
       if (!match?.[1]) {
         throw new ApiError(
@@ -61,10 +107,20 @@ export function createAuthenticator(
       for (const entry of entries) {
         if (timingSafeEqual(presented, entry.digest) && found === null) found = entry.caller;
       }
-      if (found === null) {
-        throw new ApiError(401, 'unauthorized', 'unknown API key', undefined, UNAUTHORIZED_HEADERS);
+      if (found !== null) return found;
+      if (unread) throw directoryUnread();
+      const holder = directory?.holderOf(presented);
+      if (holder?.disabled) {
+        throw new ApiError(
+          401,
+          'unauthorized',
+          `client ${holder.clientId} is disabled`,
+          undefined,
+          UNAUTHORIZED_HEADERS,
+        );
       }
-      return found;
+      if (holder) return { kind: 'client', clientId: holder.clientId };
+      throw new ApiError(401, 'unauthorized', 'unknown API key', undefined, UNAUTHORIZED_HEADERS);
     },
   };
 }
@@ -88,7 +144,7 @@ export function requireOperator(caller: Caller): string {
   );
 }
 
-/** Whether any key is configured: without one, everything is open (on loopback only). */
+/** Whether any key is configured in the variables (the table may hold more: see Authenticator.keyed). */
 export function keyed(config: Config): boolean {
   return config.api.apiKeys.size + config.api.adminKeys.size > 0;
 }
@@ -101,12 +157,15 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
-/** Open access is for a developer's own machine; anywhere else it would serve everyone's jobs. */
-export function assertSafeExposure(config: Config): void {
-  if (!keyed(config) && !isLoopbackHost(config.api.host)) {
+/**
+ * Open access is for a developer's own machine; anywhere else it would serve everyone's jobs.
+ * `tableHasKeys`: the `ix_clients` table holds a key, which makes access keyed too.
+ */
+export function assertSafeExposure(config: Config, tableHasKeys = false): void {
+  if (!keyed(config) && !tableHasKeys && !isLoopbackHost(config.api.host)) {
     throw new ConfigError(
       'IX_API_KEYS',
-      `is required when the API listens on a non-loopback address (IX_HOST=${config.api.host}); set IX_API_KEYS=client=key,… or listen on 127.0.0.1`,
+      `is required when the API listens on a non-loopback address (IX_HOST=${config.api.host}) and the ix_clients table holds no key; set IX_API_KEYS=client=key,…, add a client (ix clients add), or listen on 127.0.0.1`,
     );
   }
 }

@@ -28,6 +28,8 @@ export type ErrorCode =
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'unsupported_media_type'
+  | 'rate_limited'
+  | 'too_many_pending'
   | 'not_ready'
   | 'unavailable'
   | 'internal';

@@ -20,8 +20,9 @@ import {
 } from '../store/index.js';
 import type { SubmitService } from '../submit/index.js';
 import { type JobWatcher, waitForEnd } from '../watch/index.js';
-import { type Authenticator, authenticateRequests, type Caller, keyed, mayActFor } from './auth.js';
+import { type Authenticator, authenticateRequests, type Caller, mayActFor } from './auth.js';
 import { ApiError, invalidField } from './errors.js';
+import type { SubmitLimits } from './limits.js';
 import { addLogContext } from './logging.js';
 import {
   CorrelationQuerySchema,
@@ -45,6 +46,8 @@ export interface RouteDeps {
   watcher: JobWatcher;
   /** Counts the jobs a cancel ends; null: none kept. */
   metrics: Metrics | null;
+  /** Each client's submit rate and max_pending; absent: none enforced. */
+  limits?: SubmitLimits;
 }
 
 /** A client key used for another client: refused, naming both. */
@@ -96,7 +99,7 @@ export async function cancelWithin(
 }
 
 export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps): Promise<void> {
-  const { pool, config, authenticator, submissions, watcher, metrics } = deps;
+  const { pool, config, authenticator, submissions, watcher, metrics, limits } = deps;
   const { maxWaitSeconds, eventsHeartbeatSeconds } = config.api;
 
   // Every statement, the wait for a connection included, answers within the deadline (503 past it).
@@ -148,7 +151,8 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
   await parent.register(async (scope) => {
     const app = scope.withTypeProvider<ZodTypeProvider>();
     authenticateRequests(scope, authenticator);
-    const withKeys = keyed(config);
+    // As at start-up: a key added to the table later is accepted, only not documented till restart.
+    const withKeys = authenticator.keyed();
     const security = withKeys ? [{ bearer: [] }] : [];
     // Only keys can be missing, unknown, or another client's.
     const unauthorized = withKeys ? ([401] as const) : [];
@@ -172,7 +176,7 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
               'The new job (finished, with ?wait, if it finished within the wait); Location: /jobs/{job_id}',
               JobSchema,
             ),
-            ...errorResponses(400, ...unauthorized, ...forbidden, 405, 409, 410, 413, 415, 503),
+            ...errorResponses(400, ...unauthorized, ...forbidden, 405, 409, 410, 413, 415, 429, 503),
           },
         },
       },
@@ -180,6 +184,8 @@ export async function registerJobRoutes(parent: FastifyInstance, deps: RouteDeps
         const ix = request.body.request;
         const { caller } = request;
         if (!mayActFor(caller, ix.ix_client_id)) throw notYourClient(caller, 'submit as', ix.ix_client_id);
+        // Before the insert batcher: a refused submit costs it nothing.
+        await limits?.admit(ix.ix_client_id, ix.request_id);
         const { job, created } = await submissions.submit(request.body).catch((error: unknown) => {
           if (error instanceof IdempotencyConflictError || error instanceof JobGoneError)
             addLogContext(request, { job_id: error.jobId });

@@ -71,6 +71,7 @@ const ERROR_MEANINGS = {
   410: 'gone: the job existed and ended, and was pruned after its retention: its result is gone. error.tombstone says how it ended and when its ix_client_id and request_id may be submitted again; until then a submit of them runs nothing',
   413: 'payload_too_large: the body is over IX_MAX_BODY_BYTES',
   415: 'unsupported_media_type: send the body as Content-Type: application/json',
+  429: 'rate_limited (submit): over the client’s submit rate on this API process; retry after the Retry-After header’s seconds. too_many_pending (submit): the client already has max_pending jobs waiting to run; an identical replay of a submitted request is still answered',
   503: 'unavailable: the database is down, overloaded or slower than IX_API_DEADLINE_SECONDS; retry after the Retry-After header’s seconds (submits are idempotent)',
 } as const;
 

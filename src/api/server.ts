@@ -13,9 +13,11 @@ import { SubmitService } from '../submit/index.js';
 import { version } from '../version.js';
 import { JobWatcher } from '../watch/index.js';
 import { registerAdminRoutes } from './admin.js';
-import { assertSafeExposure, createAuthenticator, keyed } from './auth.js';
+import { assertSafeExposure, createAuthenticator, isLoopbackHost } from './auth.js';
+import { ClientDirectory } from './directory.js';
 import { installErrorHandling, invalidFields } from './errors.js';
 import { registerHealthRoutes } from './health.js';
+import { SubmitLimits } from './limits.js';
 import { IxLogController } from './logging.js';
 import { registerOpenApi } from './openapi.js';
 import { registerJobRoutes } from './routes.js';
@@ -54,7 +56,40 @@ function requestId(req: IncomingMessage): string {
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const { pool, config, logger } = deps;
-  assertSafeExposure(config);
+  const ownsWatcher = deps.watcher === undefined;
+  const watcher =
+    deps.watcher ??
+    new JobWatcher({
+      pool,
+      connectionString: deps.connectionString,
+      logger: logger.child({ component: 'watch' }),
+      pollIntervalMs: config.api.watchPollIntervalMs,
+    });
+  // Read before anything else: it decides whether access is keyed, and a client defined both in
+  // IX_API_KEYS and in the table stops the start. Told of changes on the watcher's connection.
+  const directory = new ClientDirectory({
+    pool,
+    changes: watcher,
+    config,
+    logger: logger.child({ component: 'clients' }),
+  });
+  try {
+    await directory.start();
+    assertSafeExposure(config, directory.hasKeys);
+    return await buildWith(deps, directory, watcher, ownsWatcher);
+  } catch (error) {
+    await directory.close();
+    throw error;
+  }
+}
+
+async function buildWith(
+  deps: ApiDeps,
+  directory: ClientDirectory,
+  watcher: JobWatcher,
+  ownsWatcher: boolean,
+): Promise<FastifyInstance> {
+  const { pool, config, logger } = deps;
   const app = Fastify({
     loggerInstance: logger.child({ component: 'api' }),
     genReqId: requestId,
@@ -112,25 +147,24 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     (error) => logger.warn({ err: error }, 'could not notify workers; they will poll'),
     metrics,
   );
-  const ownsWatcher = deps.watcher === undefined;
-  const watcher =
-    deps.watcher ??
-    new JobWatcher({
-      pool,
-      connectionString: deps.connectionString,
-      logger: logger.child({ component: 'watch' }),
-      pollIntervalMs: config.api.watchPollIntervalMs,
-    });
   // Connects in the background: a database that is down must not keep the API from starting.
   if (ownsWatcher) void watcher.start();
   // Submissions and their wake-ups finish before the pool they use can be ended.
   app.addHook('onClose', async () => {
-    await Promise.all([submissions.settled(), ownsWatcher ? watcher.close() : undefined]);
+    await Promise.all([submissions.settled(), ownsWatcher ? watcher.close() : undefined, directory.close()]);
   });
-  const authenticator = createAuthenticator(config.api.apiKeys, config.api.adminKeys);
-  await registerJobRoutes(app, { pool, config, authenticator, submissions, watcher, metrics });
+  const authenticator = createAuthenticator(config.api.apiKeys, config.api.adminKeys, {
+    directory,
+    allowOpen: isLoopbackHost(config.api.host),
+  });
+  const limits = new SubmitLimits({
+    pool,
+    limitsOf: (clientId) => directory.limits(clientId),
+    deadlineMs: config.api.deadlineSeconds * 1000,
+  });
+  await registerJobRoutes(app, { pool, config, authenticator, submissions, watcher, metrics, limits });
   await registerAdminRoutes(app, { pool, config, authenticator, metrics, watcher });
-  registerDashboard(app, keyed(config));
+  registerDashboard(app, authenticator.keyed());
   await app.ready();
   return app;
 }

@@ -305,3 +305,28 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
     },
   };
 }
+
+/**
+ * The URL builder of the embedded PostgreSQL already running in `dataDir` (an `ix start`), or
+ * null when none is: a command that only needs the database (ix clients) uses that server
+ * instead of starting its own, which would stop it (see stopLeftover).
+ */
+export function runningEmbeddedPostgres(dataDir: string): ((database: string) => string) | null {
+  const dir = resolve(dataDir);
+  const pidFile = join(dir, 'pg', 'postmaster.pid');
+  if (!existsSync(pidFile)) return null;
+  // postmaster.pid: the pid on line 1, the port on line 4.
+  const lines = readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || !Number.isInteger(port) || port <= 0) return null;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    // EPERM: alive, but another user's (the postgres user's, when we are not root).
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return null;
+  }
+  const password = readSecret(join(dir, 'password'));
+  return (database) =>
+    `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+}

@@ -1,5 +1,7 @@
 import { documentedDefault, documentedRange, documentedSettings, SETTINGS, type Setting } from '../config.js';
-import { LATEST_VERSION } from '../store/index.js';
+import { KEY_ID_LENGTH, LATEST_VERSION } from '../store/index.js';
+
+const KEY_ID_LENGTH_TEXT = String(KEY_ID_LENGTH);
 
 /** Bad arguments: exit 2 with the command's usage. */
 export class UsageError extends Error {
@@ -78,6 +80,33 @@ Options:
               without either, the database at IX_POSTGRES_URL
   --follow    print each change of the job as it happens, one JSON line each
               ({"id", "type", "job"}: type is the new status, or progress), until it has finished`,
+  clients: `Usage: ix clients add ID [--weight N] [--max-running N] [--max-pending N] [--rate R]
+       ix clients list [--json]
+       ix clients set ID [--weight N] [--max-running N|default] [--max-pending N|default] [--rate R|default]
+       ix clients key add ID
+       ix clients key revoke ID KEY_ID [--force]
+       ix clients disable ID
+       ix clients enable ID
+
+Clients as data, in the ix_clients table: each one's weight in the claim, its limits and its
+API keys. Every running API applies a change within a moment, without a restart.
+  add          adds a client with a new key, printed once on stdout (only its SHA-256 is stored);
+               an ID already in IX_API_KEYS is refused
+  list         every client, its settings and the ids of its keys (KEY_ID: the first
+               ${KEY_ID_LENGTH_TEXT} hex digits of the key's SHA-256, never part of the key)
+  set          changes the settings given; "default" returns a limit to the server's (IX_CLIENT_MAX_PENDING, …)
+  key add      adds another key to the client (rotation: callers move to it, then revoke the old)
+  key revoke   revokes a key; the client's last key only with --force (disable keeps it instead)
+  disable      its keys answer 401 and its pending jobs wait, unclaimed, until enable
+
+Options:
+  --weight N        its share of the workers when clients compete (1 to 1000, default 1)
+  --max-running N   its jobs claimed at once (IX_CLIENT_MAX_RUNNING)
+  --max-pending N   its jobs waiting to run; a submit past it answers 429 (IX_CLIENT_MAX_PENDING)
+  --rate R          submits a second to each API process; past it 429 (IX_CLIENT_RATE)
+
+Uses IX_POSTGRES_URL; without it, the embedded PostgreSQL of ix start in IX_DATA_DIR (the
+running one, or started for the command).`,
   cancel: `Usage: ix cancel [--url URL] JOB_ID
 
 Cancels the job and prints it: a pending job ends cancelled at once; a running one's worker
@@ -103,6 +132,8 @@ Commands:
   get [--url URL] [--follow] JOB_ID
                                 print a job, or follow its changes
   cancel [--url URL] JOB_ID     cancel a job; prints it
+  clients add|list|set|key|disable|enable …
+                                clients, their limits and keys, kept in the database
   help settings                 every setting, its default and what it does
 
 Options:

@@ -14,6 +14,7 @@
  * - notify.ts         waking workers when jobs become pending
  * - workers.ts        the worker registry and its heartbeats
  * - callbacks.ts      the callback delivery queue and each job's attempt log
+ * - clients.ts        clients as data: their settings, limits and key digests (ix clients)
  * - db.ts             pools and transactions
  * - availability.ts   when PostgreSQL cannot serve: statements bounded in time, failures classified
  * - migrate.ts, migrations/  the schema and its versions
@@ -46,6 +47,29 @@ export {
   callbackClaimDue,
   callbackRecordAttempt,
 } from './callbacks.js';
+export {
+  CLIENT_KEY_PREFIX,
+  CLIENTS_CHANNEL,
+  ClientExistsError,
+  ClientKeyError,
+  type ClientKeyInfo,
+  ClientNotFoundError,
+  type ClientRecord,
+  type ClientSettings,
+  type ClientsSnapshot,
+  clientAdd,
+  clientGet,
+  clientKeyAdd,
+  clientKeyGenerate,
+  clientKeyRevoke,
+  clientQueuedCount,
+  clientSetDisabled,
+  clientsRead,
+  clientUpdate,
+  KEY_ID_LENGTH,
+  keyDigest,
+  keyIdOf,
+} from './clients.js';
 export {
   type CreatePoolOptions,
   closePool,

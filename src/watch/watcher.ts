@@ -9,12 +9,21 @@
  *   IX_WATCH_POLL_INTERVAL_MS instead, and a log line says so.
  * - A notification can be lost (a worker dies between its commit and its NOTIFY), so while
  *   notifications work the same shared poll still runs, rarely (SAFETY_POLL_MS), as a net.
+ * - The same connection carries CLIENTS_CHANNEL for the client directory (src/api/directory.ts),
+ *   so an API process holds one LISTEN connection whatever it listens for.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Job } from '../contracts/index.js';
 import { Loop } from '../loop.js';
-import { CHANGED_CHANNEL, type Db, jobGetMany, jobNotifyChanged, Listener } from '../store/index.js';
+import {
+  CHANGED_CHANNEL,
+  CLIENTS_CHANNEL,
+  type Db,
+  jobGetMany,
+  jobNotifyChanged,
+  Listener,
+} from '../store/index.js';
 
 /** While notifications arrive, how often every watched job is read anyway, in case one was lost. */
 const SAFETY_POLL_MS = 10_000;
@@ -43,12 +52,20 @@ export class JobWatcher {
   /** Ids named by notifications, to be read in the next refresh. */
   private changed = new Set<string>();
   private refreshing: Promise<void> | null = null;
+  /** Told of every change to a client, and after every (re)connect (changes then went untold). */
+  private readonly clientWatchers = new Set<() => void>();
 
   constructor(private readonly options: WatcherOptions) {
     this.listener = new Listener(
       options.connectionString,
-      { [CHANGED_CHANNEL]: (payload) => this.onNotification(payload) },
-      () => void this.checkNotifications(),
+      {
+        [CHANGED_CHANNEL]: (payload) => this.onNotification(payload),
+        [CLIENTS_CHANNEL]: () => this.tellClientWatchers(),
+      },
+      () => {
+        this.tellClientWatchers();
+        void this.checkNotifications();
+      },
       options.logger,
       () => this.lost(),
     );
@@ -101,6 +118,19 @@ export class JobWatcher {
       set.delete(listener);
       if (set.size === 0 && this.listeners.get(jobId) === set) this.listeners.delete(jobId);
     };
+  }
+
+  /**
+   * Calls `listener` whenever a client changed (CLIENTS_CHANNEL) and after every (re)connect of
+   * the LISTEN connection; returns the unsubscribe.
+   */
+  watchClients(listener: () => void): () => void {
+    this.clientWatchers.add(listener);
+    return () => this.clientWatchers.delete(listener);
+  }
+
+  private tellClientWatchers(): void {
+    for (const listener of this.clientWatchers) listener();
   }
 
   /** The shared poll: reads every watched job once, in one statement, and hands each out. */

@@ -43,7 +43,13 @@ interface OpenApiDocument {
 
 const db = useTestDatabase();
 /** Open access (no keys), API keys, and open access on a database nothing listens for. */
-const apps: { open?: FastifyInstance; keyed?: FastifyInstance; down?: FastifyInstance } = {};
+const apps: {
+  open?: FastifyInstance;
+  keyed?: FastifyInstance;
+  down?: FastifyInstance;
+  /** Open access with a submit rate (IX_CLIENT_RATE): one submit a client, then 429. */
+  limited?: FastifyInstance;
+} = {};
 let deadPool: pg.Pool;
 
 beforeAll(async () => {
@@ -52,11 +58,13 @@ beforeAll(async () => {
   // Port 1 on loopback: nothing listens, so connecting fails at once.
   deadPool = createPool('postgres://postgres@127.0.0.1:1/none', { max: 1 });
   apps.down = await buildTestApi(deadPool, MAX_BODY_ENV);
+  apps.limited = await buildTestApi(db.pool, { ...MAX_BODY_ENV, IX_CLIENT_RATE: '0.001' });
 });
 afterAll(async () => {
   await apps.open?.close();
   await apps.keyed?.close();
   await apps.down?.close();
+  await apps.limited?.close();
   await deadPool?.end();
 });
 
@@ -354,6 +362,16 @@ const ANSWERS: Answer[] = [
     app: 'open',
     send: (a) => submit(a, { request: makeRequest() }, { 'content-type': 'text/plain' }),
   },
+  {
+    operationId: 'submitJob',
+    status: 429,
+    app: 'limited',
+    send: async (a) => {
+      const client = `limited-${randomUUID()}`;
+      await submit(a, { request: makeRequest({ ix_client_id: client }) });
+      return submit(a, { request: makeRequest({ ix_client_id: client }) });
+    },
+  },
   { operationId: 'submitJob', status: 503, app: 'down', send: (a) => submit(a, { request: makeRequest() }) },
 
   {
@@ -607,8 +625,8 @@ describe('the statuses the document promises', () => {
   );
 
   it.each([
-    ['open access', 'open', ['open', 'down']],
-    ['API keys', 'keyed', ['open', 'keyed', 'down']],
+    ['open access', 'open', ['open', 'down', 'limited']],
+    ['API keys', 'keyed', ['open', 'keyed', 'down', 'limited']],
   ] as const)(
     'documents no status an operation cannot answer, with %s',
     async (_name, appName, answering) => {
