@@ -6,9 +6,11 @@
 import {
   apiKeys,
   booleanSetting,
+  booleanText,
   ConfigError,
   callbackSecrets,
   choiceSetting,
+  DB_POOLERS,
   DEFAULT_RETRY_SCHEDULE_SECONDS,
   durationSetting,
   httpUrl,
@@ -57,8 +59,28 @@ export const SETTINGS = {
       default: 30,
       min: 1,
       max: 86_400,
-      doc: 'PostgreSQL cancels a statement of ix running longer (migrations excepted).',
+      doc: 'PostgreSQL cancels a statement of ix running longer (migrations excepted). Behind a transaction pooler, set it on the server instead (README, "Behind PgBouncer").',
     }),
+    dbPooler: choiceSetting({
+      name: 'IX_DB_POOLER',
+      choices: DB_POOLERS,
+      default: 'none',
+      doc: '`transaction`: `IX_POSTGRES_URL` is a transaction pooler (PgBouncer, `pool_mode = transaction`). ix then sends no startup parameters, no named prepared statements (unless `IX_DB_PREPARED_STATEMENTS`), and LISTENs only on `IX_LISTEN_URL`.',
+    }),
+    dbPreparedStatements: optionalSetting(
+      {
+        name: 'IX_DB_PREPARED_STATEMENTS',
+        doc: 'Whether hot statements are named prepared statements, planned once per connection. Unset: true, false when `IX_DB_POOLER=transaction` (PgBouncer 1.21+ with `max_prepared_statements` can take true).',
+      },
+      booleanText,
+    ),
+    listenUrl: optionalSetting(
+      {
+        name: 'IX_LISTEN_URL',
+        doc: 'Direct PostgreSQL connection string for LISTEN (waking workers, answering waiters). Unset: `IX_POSTGRES_URL`, or none with `IX_DB_POOLER=transaction`: ix warns once and polls.',
+      },
+      postgresUrl,
+    ),
   },
   logging: {
     logLevel: choiceSetting({

@@ -17,16 +17,55 @@ export interface CreatePoolOptions {
   statementTimeoutMs?: number;
   /** Told of each idle connection lost (a restart, a failover, pg_terminate_backend), once. */
   logger?: Pick<Logger, 'warn'>;
+  /**
+   * The connection string is a transaction pooler's (IX_DB_POOLER=transaction): no startup
+   * parameters. PgBouncer 1.18 refuses a connection that sends `options` ("unsupported startup
+   * parameter: options"), and one it were told to ignore would not reach the server connections
+   * it hands out per transaction. The statement timeout is then the server's to set (see
+   * checkServerSettings); the time zone does not matter (isoTimestamp reads any offset).
+   */
+  transactionPooler?: boolean;
+  /**
+   * false: every statement is sent unnamed (IX_DB_PREPARED_STATEMENTS), even those `prepared()`
+   * names. Default true.
+   */
+  preparedStatements?: boolean;
+}
+
+/**
+ * A client that sends every statement unnamed: a named one is parsed once per server connection
+ * and then only bound, which a transaction pooler before PgBouncer 1.21 breaks (the next
+ * transaction may run on a server connection that never saw the Parse: "prepared statement
+ * does not exist"). Dropping the name here, per pool, rather than in each caller keeps one pool
+ * on a pooler and another on a direct connection correct in the same process.
+ */
+class UnnamedStatementsClient extends pg.Client {
+  override query(config: unknown, ...rest: unknown[]): never {
+    const unnamed =
+      config !== null && typeof config === 'object' && 'name' in config && !('submit' in config)
+        ? { ...config, name: undefined }
+        : config;
+    return (super.query as (...args: unknown[]) => never)(unnamed, ...rest);
+  }
 }
 
 export function createPool(connectionString: string, options: CreatePoolOptions): pg.Pool {
+  const startupParameters = options.transactionPooler
+    ? {}
+    : {
+        // Timestamps are read back as text in UTC, the fast path of isoTimestamp (jobs/hydrate.ts).
+        options: '-c TimeZone=UTC',
+        ...(options.statementTimeoutMs === undefined
+          ? {}
+          : { statement_timeout: options.statementTimeoutMs }),
+      };
   const pool = new pg.Pool({
     connectionString,
     max: options.max,
+    // PgBouncer keeps application_name per client and sets it on each server connection it hands over.
     application_name: options.applicationName ?? 'ix',
-    // Timestamps are read back as text in UTC (see isoTimestamp in jobs/hydrate.ts).
-    options: '-c TimeZone=UTC',
-    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+    ...startupParameters,
+    ...(options.preparedStatements === false ? { Client: UnnamedStatementsClient } : {}),
     // A connection that vanished without a FIN or RST (a host gone, a NAT or firewall that forgot
     // it) is otherwise never noticed: a statement on it waits forever. Probes start after 10 s of
     // silence instead of the OS's default two hours.
@@ -121,13 +160,37 @@ export async function openPool(connectionString: string, options: CreatePoolOpti
   try {
     const client = await pool.connect();
     client.release();
-    return pool;
   } catch (error) {
     await pool.end().catch(() => {});
     throw new DatabaseUnreachableError(withoutPassword(connectionString), failureReason(error), {
       cause: error,
     });
   }
+  await checkServerSettings(pool, options);
+  return pool;
+}
+
+/** The server's own statement timeout, in ms (0: none), as a session gets it when ix sets none. */
+export async function serverStatementTimeoutMs(db: Db): Promise<number> {
+  const { rows } = await db.query<{ ms: number }>(
+    `SELECT setting::integer AS ms FROM pg_settings WHERE name = 'statement_timeout'`,
+  );
+  return rows[0]?.ms ?? 0;
+}
+
+/**
+ * Behind a transaction pooler ix cannot set its statement timeout per connection (see
+ * CreatePoolOptions.transactionPooler): says so, once, when the server's own is not the one
+ * configured, so that it is never lost silently.
+ */
+export async function checkServerSettings(pool: pg.Pool, options: CreatePoolOptions): Promise<void> {
+  if (!options.transactionPooler || options.statementTimeoutMs === undefined) return;
+  const serverMs = await serverStatementTimeoutMs(pool);
+  if (serverMs === options.statementTimeoutMs) return;
+  options.logger?.warn(
+    { server_statement_timeout_ms: serverMs, configured_ms: options.statementTimeoutMs },
+    "behind a transaction pooler the statement timeout is the server's: set it for ix's role (ALTER ROLE … SET statement_timeout)",
+  );
 }
 
 /** Creates `database` unless it exists; says whether it did. For the embedded server's own database. */
