@@ -48,6 +48,7 @@ export {
 } from './callbacks.js';
 export {
   type CreatePoolOptions,
+  checkServerSettings,
   closePool,
   createPool,
   DatabaseUnreachableError,
