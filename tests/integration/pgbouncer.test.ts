@@ -144,7 +144,7 @@ describe('behind PgBouncer (transaction pooling)', () => {
     expect((await run(false)).rows).toEqual([{ one: 1 }]);
   });
 
-  it('ix pools share the 3 server connections, which carry the server-side statement timeout', async () => {
+  it("ix pools share the 3 server connections, which carry the server's statement timeout and zone", async () => {
     const config = configWith({});
     const pools = await Promise.all(
       Array.from({ length: 4 }, () => openPool(bouncerUrl, poolOptions(config, 'ix test'))),
@@ -154,11 +154,12 @@ describe('behind PgBouncer (transaction pooling)', () => {
       await Promise.all(
         pools.flatMap((pool) =>
           Array.from({ length: 4 }, async () => {
-            const { rows } = await pool.query<{ pid: number; timeout: string }>(
-              `SELECT pg_backend_pid() AS pid, current_setting('statement_timeout') AS timeout, pg_sleep(0.05)`,
+            const { rows } = await pool.query<{ pid: number; timeout: string; zone: string }>(
+              `SELECT pg_backend_pid() AS pid, current_setting('statement_timeout') AS timeout,
+                current_setting('TimeZone') AS zone, pg_sleep(0.05)`,
             );
             pids.add(rows[0]!.pid);
-            expect(rows[0]!.timeout).toBe('30s');
+            expect(rows[0]).toMatchObject({ timeout: '30s', zone: 'Asia/Kolkata' });
           }),
         ),
       );
