@@ -33,11 +33,12 @@ export interface CreatePoolOptions {
 }
 
 /**
- * A client that sends every statement unnamed: a named one is parsed once per server connection
- * and then only bound, which a transaction pooler before PgBouncer 1.21 breaks (the next
- * transaction may run on a server connection that never saw the Parse: "prepared statement
- * does not exist"). Dropping the name here, per pool, rather than in each caller keeps one pool
- * on a pooler and another on a direct connection correct in the same process.
+ * A client that sends every statement unnamed. A named one is parsed once per connection and then
+ * only bound, which a transaction pooler before PgBouncer 1.21 breaks: the client's next
+ * transaction may run on a server connection that never saw the Parse, and another client handed
+ * the one that did fails with "prepared statement … already exists" (shown against PgBouncer 1.18
+ * in tests/integration/pgbouncer.test.ts). Dropping the name here, per pool, rather than in each
+ * caller keeps one pool on a pooler and another on a direct connection right in one process.
  */
 class UnnamedStatementsClient extends pg.Client {
   override query(config: unknown, ...rest: unknown[]): never {
@@ -166,12 +167,14 @@ export async function openPool(connectionString: string, options: CreatePoolOpti
       cause: error,
     });
   }
-  await checkServerSettings(pool, options);
+  await checkServerSettings(pool, options).catch((error: unknown) =>
+    options.logger?.warn({ reason: failureReason(error) }, 'could not read the server statement timeout'),
+  );
   return pool;
 }
 
 /** The server's own statement timeout, in ms (0: none), as a session gets it when ix sets none. */
-export async function serverStatementTimeoutMs(db: Db): Promise<number> {
+async function serverStatementTimeoutMs(db: Db): Promise<number> {
   const { rows } = await db.query<{ ms: number }>(
     `SELECT setting::integer AS ms FROM pg_settings WHERE name = 'statement_timeout'`,
   );
