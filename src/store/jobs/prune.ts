@@ -152,6 +152,8 @@ function emptyResult(): PruneResult {
  * rows, which no submit, claim or completion writes.
  */
 export async function jobPruneExpired(pool: pg.Pool, options: PruneOptions): Promise<PruneResult> {
+  // With one connection the pass would wait for the lock's, for ever.
+  if (pool.options.max < 2) throw new RangeError('jobPruneExpired: the pool must allow 2 connections');
   const result = emptyResult();
   const holder = await pool.connect();
   try {
