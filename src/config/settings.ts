@@ -59,25 +59,25 @@ export const SETTINGS = {
       default: 30,
       min: 1,
       max: 86_400,
-      doc: 'PostgreSQL cancels a statement of ix running longer (migrations excepted). Behind a transaction pooler, set it on the server instead (README, "Behind PgBouncer").',
+      doc: 'PostgreSQL cancels a statement of ix running longer (migrations excepted). Behind a pooler, set it on the server (README, "Behind PgBouncer").',
     }),
     dbPooler: choiceSetting({
       name: 'IX_DB_POOLER',
       choices: DB_POOLERS,
       default: 'none',
-      doc: '`transaction`: `IX_POSTGRES_URL` is a transaction pooler (PgBouncer, `pool_mode = transaction`). ix then sends no startup parameters, no named prepared statements (unless `IX_DB_PREPARED_STATEMENTS`), and LISTENs only on `IX_LISTEN_URL`.',
+      doc: '`transaction`: `IX_POSTGRES_URL` is PgBouncer in transaction mode. No startup parameters, prepared statements off, LISTEN only on `IX_LISTEN_URL`.',
     }),
     dbPreparedStatements: optionalSetting(
       {
         name: 'IX_DB_PREPARED_STATEMENTS',
-        doc: 'Whether hot statements are named prepared statements, planned once per connection. Unset: true, false when `IX_DB_POOLER=transaction` (PgBouncer 1.21+ with `max_prepared_statements` can take true).',
+        doc: 'Named prepared statements, planned once per connection. Unset: true, false with `IX_DB_POOLER=transaction` (PgBouncer 1.21+ can take them).',
       },
       booleanText,
     ),
     listenUrl: optionalSetting(
       {
         name: 'IX_LISTEN_URL',
-        doc: 'Direct PostgreSQL connection string for LISTEN (waking workers, answering waiters). Unset: `IX_POSTGRES_URL`, or none with `IX_DB_POOLER=transaction`: ix warns once and polls.',
+        doc: 'Direct connection string for LISTEN (waking workers and waiters). Unset: `IX_POSTGRES_URL`; none with `IX_DB_POOLER=transaction` (a warning, polls).',
       },
       postgresUrl,
     ),
