@@ -118,6 +118,14 @@ async function waited(ix: Ix, url: string): Promise<Job> {
   return response.json() as Job;
 }
 
+/** Sessions of the test database whose last statement was a LISTEN, direct or behind PgBouncer. */
+async function listeningSessions(): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`,
+  );
+  return rows[0]!.n;
+}
+
 const warnings = (logs: CapturedLogs) => logs.entries().filter((entry) => Number(entry.level) >= 40);
 
 describe('behind PgBouncer (transaction pooling)', () => {
@@ -223,15 +231,14 @@ describe('behind PgBouncer (transaction pooling)', () => {
   });
 
   it('without IX_LISTEN_URL: one warning, no LISTEN, and work completes by polling', async () => {
+    // An earlier test's direct listeners may still be ending.
+    await eventually(async () => (await listeningSessions()) === 0, 'no session listening');
     const ix = await startIx({ listen: false, workers: 2 });
     try {
       const jobs = await Promise.all(Array.from({ length: 5 }, () => submit(ix, makeRequest())));
       for (const job of jobs)
         expect(await waited(ix, `/jobs/${job.job_id}?wait=10`)).toMatchObject({ status: 'done' });
-      const { rows } = await db.pool.query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`,
-      );
-      expect(rows[0].n).toBe(0);
+      expect(await listeningSessions()).toBe(0);
     } finally {
       await ix.stop();
     }
