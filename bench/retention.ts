@@ -165,19 +165,14 @@ async function walSince(pool: pg.Pool, from: string): Promise<number> {
 
 /** One pass of the pruner as workers run it (the default settings), `days` from now. */
 async function prunePass(pool: pg.Pool, days: number, signal?: AbortSignal): Promise<PruneResult> {
-  const client = await pool.connect();
-  try {
-    const retention = loadConfig(process.env).retention;
-    return await jobPruneExpired(client, {
-      policy: retentionPolicy(retention),
-      batchSize: retention.pruneBatchSize,
-      dutyPercent: retention.pruneDutyPercent,
-      now: new Date(Date.now() + days * DAY_MS),
-      ...(signal ? { signal } : {}),
-    });
-  } finally {
-    client.release();
-  }
+  const retention = loadConfig(process.env).retention;
+  return jobPruneExpired(pool, {
+    policy: retentionPolicy(retention),
+    batchSize: retention.pruneBatchSize,
+    dutyPercent: retention.pruneDutyPercent,
+    now: new Date(Date.now() + days * DAY_MS),
+    ...(signal ? { signal } : {}),
+  });
 }
 
 /**

@@ -3,7 +3,10 @@
  * with the same field names, plus WAL bytes, statements sent by the worker, and the worker's and
  * its PostgreSQL cluster's CPU, per job. Run: npm run bench:worker
  * Env: N (20000), C (10), PREFETCH (1000), ENQ_CONC (10), BULK_SIZE (1000), LAT_SAMPLES (200), LAT_WARMUP (10),
- *      PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres), IX_BENCH_DB (bench_ix, recreated).
+ *      PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres), IX_BENCH_DB (bench_ix, recreated),
+ *      IX_DB_POOLER and IX_DB_PREPARED_STATEMENTS (as ix reads them), IX_BENCH_POOLER_URL (unset;
+ *      e.g. postgres://postgres@127.0.0.1:6432: ix's pools go through that pooler, LISTEN and the
+ *      harness's probes stay direct, as with IX_LISTEN_URL).
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -26,6 +29,17 @@ const LAT_WARMUP = Number(env('LAT_WARMUP', '10'));
 const DB = env('IX_BENCH_DB', 'bench_ix');
 const server = serverUrl();
 const url = `${server}/${DB}`;
+const poolerServer = env('IX_BENCH_POOLER_URL', '');
+const ixUrl = poolerServer ? `${poolerServer}/${DB}` : url;
+const dbConfig = loadConfig(process.env);
+/** A pool of ix's, as its settings make one (startup parameters, prepared statements). */
+const ixPool = (max: number, genericPlans = false) =>
+  createPool(ixUrl, {
+    max,
+    transactionPooler: dbConfig.dbPooler === 'transaction',
+    preparedStatements: dbConfig.dbPreparedStatements,
+    genericPlans,
+  });
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const log = (...args: unknown[]) => console.error('[bench]', ...args);
@@ -37,8 +51,10 @@ async function main() {
   await admin.query(`CREATE DATABASE ${DB}`);
   await admin.end();
 
-  const pool = createPool(url, { max: Math.max(ENQ_CONC, 4) });
-  await migrateUp(pool);
+  const direct = createPool(url, { max: 1 });
+  await migrateUp(direct);
+  await direct.end();
+  const pool = ixPool(Math.max(ENQ_CONC, 4));
   const probe = createPool(url, { max: 2 });
   const walLsn = async () =>
     (await probe.query<{ lsn: string }>('SELECT pg_current_wal_lsn() AS lsn')).rows[0]!.lsn;
@@ -55,7 +71,8 @@ async function main() {
     onJob?.(i);
     return { result: { ok: true, i } };
   };
-  const workerPool = () => createPool(url, { max: 4, genericPlans: true });
+  // As `ix worker` makes its pool.
+  const workerPool = () => ixPool(4, true);
 
   // A: enqueue N one at a time through jobInsertMany with ENQ_CONC concurrent callers, no worker running.
   // As the API does: commit the job, then wake workers through the coalescing notifier.
@@ -235,6 +252,8 @@ async function main() {
         worker_pool: 4,
         payload_bytes: JSON.stringify(makePayload(N - 1)).length,
         keeps_rows_and_responses: true,
+        via_pooler: poolerServer !== '',
+        prepared_statements: dbConfig.dbPreparedStatements,
       },
       enqueue_per_s: round(N / (enqueueMs / 1000)),
       enqueue_bulk_per_s: round(N / (enqueueBulkMs / 1000)),

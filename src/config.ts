@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import {
   ConfigError,
+  type DbPooler,
   type Env,
   type LogLevel,
   type PipelineChoice,
@@ -25,6 +26,10 @@ export interface Config {
   dataDir: string;
   dbPoolSize: number;
   dbStatementTimeoutSeconds: number;
+  dbPooler: DbPooler;
+  /** IX_DB_PREPARED_STATEMENTS, its default resolved against IX_DB_POOLER. */
+  dbPreparedStatements: boolean;
+  listenUrl: string | null;
   logLevel: LogLevel;
   api: {
     host: string;
@@ -131,11 +136,17 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       throw new ConfigError(api.adminKeys.name, `the key of "${name}" is also a key of ${api.apiKeys.name}`);
   }
 
+  const dbPooler = read(database.dbPooler);
   return {
     postgresUrl: read(database.postgresUrl),
     dataDir: read(database.dataDir),
     dbPoolSize: read(database.dbPoolSize),
     dbStatementTimeoutSeconds: read(database.dbStatementTimeoutSeconds),
+    dbPooler,
+    // A transaction pooler before PgBouncer 1.21 hands a connection's next transaction to
+    // another server connection, where its named statement does not exist (or is another's).
+    dbPreparedStatements: read(database.dbPreparedStatements) ?? dbPooler !== 'transaction',
+    listenUrl: read(database.listenUrl),
     logLevel: read(logging.logLevel),
     api: {
       host: read(api.host),

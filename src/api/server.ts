@@ -27,8 +27,8 @@ export { HTTP_TIMEOUTS } from './timeouts.js';
 
 export interface ApiDeps {
   pool: pg.Pool;
-  /** For the one LISTEN connection that feeds every waiter (src/watch/), outside the pool. */
-  connectionString: string;
+  /** For the one LISTEN connection that feeds every waiter (src/watch/), outside the pool; null: none, they are polled for. */
+  connectionString: string | null;
   /** A watcher its caller starts and closes; absent: the API runs its own. */
   watcher?: JobWatcher;
   config: Config;

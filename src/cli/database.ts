@@ -33,6 +33,27 @@ export function poolOptions(
     max: config.dbPoolSize,
     applicationName,
     statementTimeoutMs: config.dbStatementTimeoutSeconds * 1000,
+    transactionPooler: config.dbPooler === 'transaction',
+    preparedStatements: config.dbPreparedStatements,
     ...extra,
   };
+}
+
+/**
+ * Where a process LISTENs (workers' wake-ups and cancels, watchers' job changes), for `url`, the
+ * database its pools use: IX_LISTEN_URL, else `url` itself unless that is a transaction pooler's.
+ * Null: nowhere, and every LISTENer of the process polls instead; said once, here, by the one
+ * call each process makes.
+ */
+export function listenUrlFor(config: Config, url: string, logger: Pick<Logger, 'warn'>): string | null {
+  if (config.listenUrl !== null) return config.listenUrl;
+  if (config.dbPooler !== 'transaction') return url;
+  logger.warn(
+    {
+      worker_poll_interval_ms: config.worker.pollIntervalMs,
+      watch_poll_interval_ms: config.api.watchPollIntervalMs,
+    },
+    'IX_DB_POOLER=transaction without IX_LISTEN_URL: no LISTEN, workers and waiters poll (set IX_LISTEN_URL to a direct connection to be told at once)',
+  );
+  return null;
 }

@@ -40,7 +40,8 @@ export async function prune(args: string[]): Promise<void> {
   console.error(
     `retention: done ${kept(retention.done)}, error ${kept(retention.error)}, cancelled ${kept(retention.cancelled)}, tombstones ${kept(retention.tombstones)}`,
   );
-  const pool = await openConfiguredPool(url, poolOptions(config, 'ix prune', { max: 1 }));
+  // Two: the pass runs on one while the pruner's lock holds the other (jobPruneExpired).
+  const pool = await openConfiguredPool(url, poolOptions(config, 'ix prune', { max: 2 }));
   try {
     const pruner = new Pruner(pool, retention, createLogger('silent'));
     const result = await pruner.runOnce({ dryRun });

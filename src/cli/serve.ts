@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../log.js';
 import type { Metrics } from '../metrics/index.js';
 import { closePool, databaseCreateIfMissing, migrateUp, openPool, withoutPassword } from '../store/index.js';
 import { loadPipeline } from '../worker/index.js';
-import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
+import { listenUrlFor, openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 import { untilSignal } from './signals.js';
 import { startWorkerParts } from './worker.js';
@@ -75,9 +75,15 @@ async function configuredDatabase(
   return { pool, url, description: withoutPassword(url) };
 }
 
-async function listen(config: Config, database: Database, logger: Logger, metrics: Metrics) {
+async function listen(
+  config: Config,
+  database: Database,
+  listenUrl: string | null,
+  logger: Logger,
+  metrics: Metrics,
+) {
   try {
-    return await startApi({ pool: database.pool, connectionString: database.url, config, logger, metrics });
+    return await startApi({ pool: database.pool, connectionString: listenUrl, config, logger, metrics });
   } catch (error) {
     if ((error as { code?: string }).code === 'EADDRINUSE') {
       throw new ConfigError('IX_PORT', `${config.api.host}:${config.api.port} is already in use`);
@@ -111,14 +117,15 @@ async function serve(command: 'start' | 'api', args: string[]): Promise<void> {
       if (applied.length > 0) logger.info({ applied }, 'migrated');
     }
 
+    const listenUrl = listenUrlFor(config, database.url, logger);
     // One registry for the process: its worker's counters and its API's, served by the API.
     const metrics = metricsFor(database.pool, config);
     if (pipeline) {
-      const parts = await startWorkerParts(database.pool, database.url, config, logger, pipeline, metrics);
+      const parts = await startWorkerParts(database.pool, listenUrl, config, logger, pipeline, metrics);
       teardown.add('stopping the worker', () => parts.stop());
     }
     // Listening last, so it is closed first: no job is accepted once the worker is stopping.
-    const api = await listen(config, database, logger, metrics);
+    const api = await listen(config, database, listenUrl, logger, metrics);
     teardown.add('closing the API', () => api.close());
 
     logger.info({ address: api.address, database: withoutPassword(database.url) }, 'ix listening');

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import type { Config } from '../config.js';
 import type { Job } from '../contracts/index.js';
 import { followJob, type JobEvent, JobWatcher, waitForEnd } from '../watch/index.js';
-import { openConfiguredPool, poolOptions } from './database.js';
+import { listenUrlFor, openConfiguredPool, poolOptions } from './database.js';
 
 async function withWatcher<T>(
   config: Config,
@@ -14,12 +14,13 @@ async function withWatcher<T>(
   command: string,
   work: (watcher: JobWatcher) => Promise<T>,
 ): Promise<T> {
-  const pool = await openConfiguredPool(url, poolOptions(config, `ix ${command}`, { max: 2 }));
+  // Warnings only, on stderr: stdout carries the job.
+  const logger = pino({ level: 'warn' }, pino.destination(2));
+  const pool = await openConfiguredPool(url, poolOptions(config, `ix ${command}`, { max: 2, logger }));
   const watcher = new JobWatcher({
     pool,
-    connectionString: url,
-    // Warnings only, on stderr: stdout carries the job.
-    logger: pino({ level: 'warn' }, pino.destination(2)),
+    connectionString: listenUrlFor(config, url, logger),
+    logger,
     pollIntervalMs: config.api.watchPollIntervalMs,
   });
   try {

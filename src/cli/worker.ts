@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../log.js';
 import type { Metrics } from '../metrics/index.js';
 import { closePool } from '../store/index.js';
 import { loadPipeline, type Pipeline, Pruner, Worker } from '../worker/index.js';
-import { openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
+import { listenUrlFor, openConfiguredPool, poolOptions, requirePostgresUrl } from './database.js';
 import { serveMetrics } from './metrics-server.js';
 import { untilSignal } from './signals.js';
 
@@ -22,7 +22,8 @@ export interface WorkerParts {
  */
 export async function startWorkerParts(
   pool: pg.Pool,
-  connectionString: string,
+  /** Where the worker LISTENs (listenUrlFor); null: it polls. */
+  connectionString: string | null,
   config: Config,
   logger: Logger,
   pipeline: Pipeline,
@@ -68,7 +69,14 @@ export async function worker(args: string[]): Promise<void> {
   );
   try {
     const metrics = metricsFor(pool, config);
-    const parts = await startWorkerParts(pool, url, config, logger, pipeline, metrics);
+    const parts = await startWorkerParts(
+      pool,
+      listenUrlFor(config, url, logger),
+      config,
+      logger,
+      pipeline,
+      metrics,
+    );
     const served = config.metrics.port === null ? null : await serveMetrics(config, metrics);
     if (served) logger.info({ address: served.address }, 'metrics served');
     const signal = await stopRequested;

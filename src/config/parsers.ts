@@ -84,13 +84,16 @@ export function booleanSetting(declared: Declaration & { default: boolean }): Se
   return setting({
     ...declared,
     defaultText: String(declared.default),
-    parse(name, text) {
-      const value = text.toLowerCase();
-      if (['true', '1', 'yes'].includes(value)) return true;
-      if (['false', '0', 'no'].includes(value)) return false;
-      throw new ConfigError(name, `expected true or false, got "${value}"`);
-    },
+    parse: booleanText,
   });
+}
+
+/** true/1/yes or false/0/no, any case: a boolean setting's text, for optional ones too. */
+export function booleanText(name: string, text: string): boolean {
+  const value = text.toLowerCase();
+  if (['true', '1', 'yes'].includes(value)) return true;
+  if (['false', '0', 'no'].includes(value)) return false;
+  throw new ConfigError(name, `expected true or false, got "${value}"`);
 }
 
 export function choiceSetting<C extends string>(
@@ -195,6 +198,10 @@ export function postgresUrl(name: string, value: string): string {
   }
   return value;
 }
+
+/** What may stand between ix and PostgreSQL (IX_DB_POOLER). */
+export const DB_POOLERS = ['none', 'transaction'] as const;
+export type DbPooler = (typeof DB_POOLERS)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

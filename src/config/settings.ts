@@ -6,9 +6,11 @@
 import {
   apiKeys,
   booleanSetting,
+  booleanText,
   ConfigError,
   callbackSecrets,
   choiceSetting,
+  DB_POOLERS,
   DEFAULT_RETRY_SCHEDULE_SECONDS,
   durationSetting,
   httpUrl,
@@ -57,8 +59,28 @@ export const SETTINGS = {
       default: 30,
       min: 1,
       max: 86_400,
-      doc: 'PostgreSQL cancels a statement of ix running longer (migrations excepted).',
+      doc: 'PostgreSQL cancels a statement of ix running longer (migrations excepted). Behind a pooler, set it on the server (README, "Behind PgBouncer").',
     }),
+    dbPooler: choiceSetting({
+      name: 'IX_DB_POOLER',
+      choices: DB_POOLERS,
+      default: 'none',
+      doc: '`transaction`: `IX_POSTGRES_URL` is PgBouncer in transaction mode. No startup parameters, prepared statements off, LISTEN only on `IX_LISTEN_URL`.',
+    }),
+    dbPreparedStatements: optionalSetting(
+      {
+        name: 'IX_DB_PREPARED_STATEMENTS',
+        doc: 'Named prepared statements, planned once per connection. Unset: true, false with `IX_DB_POOLER=transaction` (PgBouncer 1.21+ can take them).',
+      },
+      booleanText,
+    ),
+    listenUrl: optionalSetting(
+      {
+        name: 'IX_LISTEN_URL',
+        doc: 'Direct connection string for LISTEN (waking workers and waiters). Unset: `IX_POSTGRES_URL`; none with `IX_DB_POOLER=transaction` (a warning, polls).',
+      },
+      postgresUrl,
+    ),
   },
   logging: {
     logLevel: choiceSetting({

@@ -26,19 +26,61 @@ export interface CreatePoolOptions {
    * the planner to choose by how many jobs the client searched for has.
    */
   genericPlans?: boolean;
+  /**
+   * The connection string is a transaction pooler's (IX_DB_POOLER=transaction): no startup
+   * parameters. PgBouncer 1.18 refuses a connection that sends `options` ("unsupported startup
+   * parameter: options"), and one it were told to ignore would not reach the server connections
+   * it hands out per transaction. The statement timeout is then the server's to set (see
+   * checkServerSettings); the time zone does not matter (isoTimestamp reads any offset).
+   */
+  transactionPooler?: boolean;
+  /**
+   * false: every statement is sent unnamed (IX_DB_PREPARED_STATEMENTS), even those `prepared()`
+   * names. Default true.
+   */
+  preparedStatements?: boolean;
+}
+
+/**
+ * A client that sends every statement unnamed. A named one is parsed once per connection and then
+ * only bound, which a transaction pooler before PgBouncer 1.21 breaks: the client's next
+ * transaction may run on a server connection that never saw the Parse, and another client handed
+ * the one that did fails with "prepared statement … already exists" (shown against PgBouncer 1.18
+ * in tests/integration/pgbouncer.test.ts). Dropping the name here, per pool, rather than in each
+ * caller keeps one pool on a pooler and another on a direct connection right in one process.
+ */
+class UnnamedStatementsClient extends pg.Client {
+  override query(config: unknown, ...rest: unknown[]): never {
+    const unnamed =
+      config !== null && typeof config === 'object' && 'name' in config && !('submit' in config)
+        ? { ...config, name: undefined }
+        : config;
+    return (super.query as (...args: unknown[]) => never)(unnamed, ...rest);
+  }
 }
 
 export function createPool(connectionString: string, options: CreatePoolOptions): pg.Pool {
+  const startupParameters = options.transactionPooler
+    ? {}
+    : {
+        // Timestamps are read back as text in UTC, the fast path of isoTimestamp (jobs/hydrate.ts).
+        // No JIT: the claim's estimated cost (its CTEs' row estimates multiply) passes
+        // jit_above_cost, and compiling it took 4 s of a 4.1 s claim of 1,000 jobs, at every
+        // execution; without, 24 ms (EXPLAIN ANALYZE, PostgreSQL 15). ix's statements are short
+        // ones JIT never pays off for. Behind a pooler the server's settings must say so
+        // (checkServerSettings warns).
+        options: `-c TimeZone=UTC -c jit=off${options.genericPlans ? ' -c plan_cache_mode=force_generic_plan' : ''}`,
+        ...(options.statementTimeoutMs === undefined
+          ? {}
+          : { statement_timeout: options.statementTimeoutMs }),
+      };
   const pool = new pg.Pool({
     connectionString,
     max: options.max,
+    // PgBouncer keeps application_name per client and sets it on each server connection it hands over.
     application_name: options.applicationName ?? 'ix',
-    // Timestamps are read back as text in UTC (see isoTimestamp in jobs/hydrate.ts). No JIT: the
-    // claim's estimated cost (its CTEs' row estimates multiply) passes jit_above_cost, and compiling
-    // it took 4 s of a 4.1 s claim of 1,000 jobs, at every execution; without, 24 ms
-    // (EXPLAIN ANALYZE, PostgreSQL 15). ix's statements are short ones JIT never pays off for.
-    options: `-c TimeZone=UTC -c jit=off${options.genericPlans ? ' -c plan_cache_mode=force_generic_plan' : ''}`,
-    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+    ...startupParameters,
+    ...(options.preparedStatements === false ? { Client: UnnamedStatementsClient } : {}),
     // A connection that vanished without a FIN or RST (a host gone, a NAT or firewall that forgot
     // it) is otherwise never noticed: a statement on it waits forever. Probes start after 10 s of
     // silence instead of the OS's default two hours.
@@ -133,12 +175,46 @@ export async function openPool(connectionString: string, options: CreatePoolOpti
   try {
     const client = await pool.connect();
     client.release();
-    return pool;
   } catch (error) {
     await pool.end().catch(() => {});
     throw new DatabaseUnreachableError(withoutPassword(connectionString), failureReason(error), {
       cause: error,
     });
+  }
+  await checkServerSettings(pool, options).catch((error: unknown) =>
+    options.logger?.warn({ reason: failureReason(error) }, 'could not read the server settings'),
+  );
+  return pool;
+}
+
+/** The server's own settings, as a session gets them when ix sets none: the timeout in ms (0: none). */
+async function serverSettings(db: Db): Promise<{ statementTimeoutMs: number; jit: boolean }> {
+  const { rows } = await db.query<{ ms: number; jit: boolean }>(
+    `SELECT (SELECT setting::integer FROM pg_settings WHERE name = 'statement_timeout') AS ms,
+      current_setting('jit') = 'on' AS jit`,
+  );
+  return { statementTimeoutMs: rows[0]?.ms ?? 0, jit: rows[0]?.jit ?? false };
+}
+
+/**
+ * Behind a transaction pooler ix cannot set its session settings per connection (see
+ * CreatePoolOptions.transactionPooler): says so, once each, when the server's are not the ones ix
+ * needs (its statement timeout, and no JIT), so that neither is lost silently.
+ */
+export async function checkServerSettings(pool: pg.Pool, options: CreatePoolOptions): Promise<void> {
+  if (!options.transactionPooler) return;
+  const server = await serverSettings(pool);
+  if (options.statementTimeoutMs !== undefined && server.statementTimeoutMs !== options.statementTimeoutMs) {
+    options.logger?.warn(
+      { server_statement_timeout_ms: server.statementTimeoutMs, configured_ms: options.statementTimeoutMs },
+      "behind a transaction pooler the statement timeout is the server's: set it for ix's role (ALTER ROLE … SET statement_timeout)",
+    );
+  }
+  if (server.jit) {
+    options.logger?.warn(
+      { server_jit: 'on' },
+      "behind a transaction pooler JIT is the server's to turn off, and a claim compiled by it takes seconds: set it for ix's role (ALTER ROLE … SET jit = off)",
+    );
   }
 }
 

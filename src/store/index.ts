@@ -72,6 +72,7 @@ export {
 } from './clients.js';
 export {
   type CreatePoolOptions,
+  checkServerSettings,
   closePool,
   createPool,
   DatabaseUnreachableError,

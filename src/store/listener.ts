@@ -13,6 +13,11 @@ export type ChannelHandlers = Readonly<Record<string, (payload: string) => void>
  * holds the connection until it is lost (PostgreSQL restart, pg_terminate_backend, network); the
  * loop then connects again, backing off while connecting fails. It calls `onReconnect` after every
  * (re)connect too, since notifications sent while it was away are lost.
+ *
+ * Without a connection string (behind a transaction pooler with no IX_LISTEN_URL: a LISTEN there
+ * would hold a server connection's session that the pooler hands to others, and its
+ * notifications would not reach this client) it never connects, never calls `onReconnect`, and
+ * its owner's poll does the work.
  */
 export class Listener {
   private readonly loop: Loop;
@@ -25,7 +30,7 @@ export class Listener {
   });
 
   constructor(
-    private readonly connectionString: string,
+    private readonly connectionString: string | null,
     private readonly handlers: ChannelHandlers,
     private readonly onReconnect: () => void,
     private readonly logger: Logger,
@@ -46,6 +51,7 @@ export class Listener {
 
   /** Starts listening; resolves once the first connection attempt is over, whatever its result. */
   async start(): Promise<void> {
+    if (this.connectionString === null) return;
     const connected = new Promise<void>((resolve) => {
       this.firstAttempt = resolve;
     });
@@ -56,6 +62,7 @@ export class Listener {
   async close(): Promise<void> {
     this.closed = true;
     this.markClosed();
+    if (this.connectionString === null) return;
     const stopped = this.loop.stop();
     await this.client?.end().catch(() => {});
     await stopped;
@@ -64,7 +71,7 @@ export class Listener {
   /** Throws when connecting fails; resolves when a connection that was listening is lost. */
   private async listenUntilLost(): Promise<void> {
     const client = new pg.Client({
-      connectionString: this.connectionString,
+      connectionString: this.connectionString ?? undefined,
       application_name: 'ix listener',
       keepAlive: true,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,

@@ -33,8 +33,8 @@ const PROBE_PREFIX = 'probe:';
 
 export interface WatcherOptions {
   pool: Db;
-  /** For the LISTEN connection, which lives outside the pool. */
-  connectionString: string;
+  /** For the LISTEN connection, which lives outside the pool; null: none, the shared poll serves. */
+  connectionString: string | null;
   logger: Logger;
   /** The shared poll's interval while notifications do not arrive. */
   pollIntervalMs: number;

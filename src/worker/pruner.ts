@@ -49,23 +49,17 @@ export class Pruner {
     });
   }
 
-  /** One pass, on a connection of its own (the pruner's lock belongs to its session). */
+  /** One pass, on two connections of the pool (jobPruneExpired's lock holds one). */
   async runOnce(options: PruneOnceOptions = {}): Promise<PruneResult> {
-    const client = await this.pool.connect();
-    let result: PruneResult;
-    try {
-      result = await jobPruneExpired(client, {
-        policy: retentionPolicy(this.config),
-        batchSize: this.config.pruneBatchSize,
-        dutyPercent: this.config.pruneDutyPercent,
-        now: options.now ?? null,
-        dryRun: options.dryRun ?? false,
-        signal: this.stopping.signal,
-        ...(options.settleMs === undefined ? {} : { settleMs: options.settleMs }),
-      });
-    } finally {
-      client.release();
-    }
+    const result = await jobPruneExpired(this.pool, {
+      policy: retentionPolicy(this.config),
+      batchSize: this.config.pruneBatchSize,
+      dutyPercent: this.config.pruneDutyPercent,
+      now: options.now ?? null,
+      dryRun: options.dryRun ?? false,
+      signal: this.stopping.signal,
+      ...(options.settleMs === undefined ? {} : { settleMs: options.settleMs }),
+    });
     const removed = prunedCount(result) + result.tombstonesExpired;
     if (result.skipped) this.logger.debug('prune: another process is pruning; pass skipped');
     else if (removed > 0 || result.waiting > 0)

@@ -28,8 +28,8 @@ import { Sweeper } from './sweeper.js';
 
 export interface WorkerOptions {
   pool: pg.Pool;
-  /** For the LISTEN connection, which lives outside the pool. */
-  connectionString: string;
+  /** For the LISTEN connection, which lives outside the pool; null: none, the claim loop polls. */
+  connectionString: string | null;
   config: Config['worker'];
   pipeline: Pipeline;
   logger: Logger;

@@ -302,16 +302,11 @@ function get(options: InjectOptions) {
 /** A submitted job, ended `done` by hand, then pruned a week on: only its tombstone is left. */
 async function pruned(target: FastifyInstance) {
   const job = (await submittedAs(target, 'done')) as Job;
-  const client = await db.pool.connect();
-  try {
-    await jobPruneExpired(client, {
-      policy: retentionPolicy(loadConfig({}).retention),
-      batchSize: 100,
-      now: new Date(Date.now() + 8 * 86_400_000),
-    });
-  } finally {
-    client.release();
-  }
+  await jobPruneExpired(db.pool, {
+    policy: retentionPolicy(loadConfig({}).retention),
+    batchSize: 100,
+    now: new Date(Date.now() + 8 * 86_400_000),
+  });
   return job;
 }
 

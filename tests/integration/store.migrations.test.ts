@@ -111,18 +111,12 @@ describe('migrations', () => {
     await migrateUp(db.pool);
     const before = await catalog(db.pool);
     const [kept, pruned] = await finishedJobs(db.pool, null, ['done', 'done']);
-    const pass = async (now: Date) => {
-      const client = await db.pool.connect();
-      try {
-        return await jobPruneExpired(client, {
-          policy: { jobs: { done: 86_400, error: null, cancelled: null }, tombstones: 86_400 },
-          batchSize: 10,
-          now,
-        });
-      } finally {
-        client.release();
-      }
-    };
+    const pass = (now: Date) =>
+      jobPruneExpired(db.pool, {
+        policy: { jobs: { done: 86_400, error: null, cancelled: null }, tombstones: 86_400 },
+        batchSize: 10,
+        now,
+      });
     // Finished two days after the other: still inside its day of retention at the first pass.
     await db.pool.query(
       `UPDATE ix_jobs SET finished_at = finished_at + interval '2 days' WHERE job_id = $1`,

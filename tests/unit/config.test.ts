@@ -2,7 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderSettingsTable, settingsTableIn } from '../../scripts/settings-table.js';
+import { listenUrlFor } from '../../src/cli/database.js';
 import { ConfigError, loadConfig, parseApiKeys, SETTINGS, type Setting } from '../../src/config.js';
+import { captureLogs } from '../support/logs.js';
 
 function expectConfigError(env: Record<string, string>, variable: string, message: RegExp) {
   try {
@@ -157,6 +159,32 @@ describe('loadConfig', () => {
     expect(() => parseApiKeys(`acme=${key},gamma=${key}`)).toThrow(
       expect.objectContaining({ message: expect.not.stringContaining(key) }),
     );
+  });
+
+  it('IX_DB_POOLER=transaction turns prepared statements off unless IX_DB_PREPARED_STATEMENTS says', () => {
+    expect(loadConfig({})).toMatchObject({ dbPooler: 'none', dbPreparedStatements: true, listenUrl: null });
+    expect(loadConfig({ IX_DB_POOLER: 'transaction' }).dbPreparedStatements).toBe(false);
+    expect(
+      loadConfig({ IX_DB_POOLER: 'transaction', IX_DB_PREPARED_STATEMENTS: 'true' }).dbPreparedStatements,
+    ).toBe(true);
+    expect(loadConfig({ IX_DB_PREPARED_STATEMENTS: 'no' }).dbPreparedStatements).toBe(false);
+    expectConfigError({ IX_DB_POOLER: 'session' }, 'IX_DB_POOLER', /none, transaction/);
+    expectConfigError({ IX_LISTEN_URL: 'http://db' }, 'IX_LISTEN_URL', /postgres:\/\//);
+  });
+
+  it("LISTENs on IX_LISTEN_URL, else the pools' URL unless that is a pooler, else nowhere, warning once", () => {
+    const url = 'postgres://ix@pgbouncer:6432/ix';
+    const direct = 'postgres://ix@db:5432/ix';
+    const logs = captureLogs();
+    expect(listenUrlFor(loadConfig({}), url, logs.logger)).toBe(url);
+    expect(
+      listenUrlFor(loadConfig({ IX_DB_POOLER: 'transaction', IX_LISTEN_URL: direct }), url, logs.logger),
+    ).toBe(direct);
+    expect(logs.entries()).toEqual([]);
+    expect(listenUrlFor(loadConfig({ IX_DB_POOLER: 'transaction' }), url, logs.logger)).toBeNull();
+    expect(logs.entries()).toEqual([
+      expect.objectContaining({ level: 40, msg: expect.stringMatching(/IX_LISTEN_URL/) }),
+    ]);
   });
 });
 

@@ -82,8 +82,11 @@ export const CLAIM_SQL = `
       count(*) OVER () AS competing
     FROM known, (SELECT coalesce(min(stored_pass), 0) AS v, max(1 / weight) AS stride FROM known) lowest
   ), shares AS (
-    SELECT client_id, count(*)::integer AS share FROM (
-      SELECT c.client_id FROM clients c, generate_series(1, c.free) n
+    -- A client alone: all its free slots, with no ranking to do.
+    SELECT client_id, free AS share FROM clients WHERE competing = 1 AND free > 0
+    UNION ALL
+    SELECT client_id, count(*)::integer FROM (
+      SELECT c.client_id FROM clients c, generate_series(1, c.free) n WHERE c.competing > 1
       ORDER BY c.pass + n / c.weight, c.served_at NULLS FIRST, c.client_id LIMIT $1
     ) ranked GROUP BY client_id
   ), first_round AS (
@@ -132,7 +135,7 @@ export const CLAIM_SQL = `
     ON CONFLICT DO NOTHING
     RETURNING job_id
   ), taken AS (
-    SELECT ch.* FROM chosen ch JOIN leased l ON l.job_id = ch.job_id
+    SELECT ch.* FROM chosen ch WHERE ch.job_id IN (SELECT job_id FROM leased)
   ), picked AS (
     DELETE FROM ix_job_queue WHERE seq = ANY (ARRAY (SELECT seq FROM taken))
   ), started AS (

@@ -199,7 +199,9 @@ export const RAW_TIMESTAMPS = {
 /** ISO 8601 as Date.toISOString() prints it (UTC, milliseconds), from a Date or PostgreSQL's text. */
 export function isoTimestamp(value: Date | string): string {
   if (typeof value !== 'string') return value.toISOString();
-  // PostgreSQL's UTC form, 'YYYY-MM-DD HH:MM:SS[.ffffff]+00' (ix's pools run in UTC).
+  // PostgreSQL's UTC form, 'YYYY-MM-DD HH:MM:SS[.ffffff]+00': ix's pools ask for UTC. Behind a
+  // transaction pooler they cannot (db.ts), and the server's zone comes back: '+05:30' and the
+  // like take the general path below.
   if (value.length >= 22 && value.endsWith('+00') && value[10] === ' ') {
     const fraction = value[19] === '.' ? value.slice(20, -3) : '';
     return `${value.slice(0, 10)}T${value.slice(11, 19)}.${`${fraction}000`.slice(0, 3)}Z`;

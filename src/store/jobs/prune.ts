@@ -58,9 +58,13 @@ export interface PruneResult {
   longestStatementMs: number;
 }
 
-// One process prunes at a time: a second one skips its pass instead of waiting.
-const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtextextended('ix.prune', 0)) AS locked`;
-const UNLOCK_SQL = `SELECT pg_advisory_unlock(hashtextextended('ix.prune', 0))`;
+// One process prunes at a time: a second one skips its pass instead of waiting. The lock is a
+// transaction's, held open on a connection of its own for the pass, not a session's: behind a
+// transaction pooler a session lock stays on whichever server connection took it (the unlock may
+// run on another, and that one's next client would hold the lock unknowingly). The holder is
+// idle in transaction with no snapshot and no transaction id (checked in pg_stat_activity:
+// backend_xmin and backend_xid are null), so it holds back neither vacuum nor DELETE_SETTLED_SQL.
+const LOCK_SQL = `SELECT pg_try_advisory_xact_lock(hashtextextended('ix.prune', 0)) AS locked`;
 
 // The expired jobs of a stretch of the primary key, oldest first. Job ids are UUIDv7s, ordered by
 // creation time, and a job finishes after it is created, so every job finished before the
@@ -141,35 +145,56 @@ function emptyResult(): PruneResult {
 }
 
 /**
- * One pass of the pruner on `client`, a connection the caller holds (the lock is its session's):
- * expired jobs become tombstones and leave ix_jobs, batch by batch, then expired tombstones go.
- * Another process already pruning: `skipped`, and nothing done. Every statement is a short
- * transaction of its own, holding at most `batchSize` finished rows, which no submit, claim or
- * completion writes.
+ * One pass of the pruner on `pool`, of which it takes two connections: one holds the lock (see
+ * LOCK_SQL), the other runs the pass. Expired jobs become tombstones and leave ix_jobs, batch by
+ * batch, then expired tombstones go. Another process already pruning: `skipped`, and nothing
+ * done. Every statement is a short transaction of its own, holding at most `batchSize` finished
+ * rows, which no submit, claim or completion writes.
  */
-export async function jobPruneExpired(client: pg.ClientBase, options: PruneOptions): Promise<PruneResult> {
+export async function jobPruneExpired(pool: pg.Pool, options: PruneOptions): Promise<PruneResult> {
+  // With one connection the pass would wait for the lock's, for ever.
+  if (pool.options.max < 2) throw new RangeError('jobPruneExpired: the pool must allow 2 connections');
   const result = emptyResult();
-  const { rows } = await client.query<{ locked: boolean }>(LOCK_SQL);
-  if (!rows[0]?.locked) return { ...result, skipped: true };
+  const holder = await pool.connect();
   try {
-    const run = async <R extends pg.QueryResultRow>(text: string, values: unknown[]) => {
-      const started = performance.now();
-      const answer = await client.query<R>(text, values);
-      result.statements += 1;
-      result.longestStatementMs = Math.max(result.longestStatementMs, performance.now() - started);
-      return answer;
-    };
-    // Sleeps after a batch in proportion to the time its statements took.
-    const pause = async (since: number) => {
-      const duty = options.dutyPercent ?? 100;
-      if (duty < 100) await sleep(((performance.now() - since) * (100 - duty)) / duty);
-    };
-    await pruneJobs(run, pause, options, result);
-    await expireTombstones(run, pause, options, result);
-    return result;
+    await holder.query('BEGIN');
+    const { rows } = await holder.query<{ locked: boolean }>(LOCK_SQL);
+    if (!rows[0]?.locked) return { ...result, skipped: true };
+    const client = await pool.connect();
+    try {
+      return await prunePass(client, options, result);
+    } finally {
+      client.release();
+    }
   } finally {
-    await client.query(UNLOCK_SQL);
+    // Ends the transaction, and so releases the lock; a failed connection is not reused.
+    await holder.query('ROLLBACK').then(
+      () => holder.release(),
+      (error: Error) => holder.release(error),
+    );
   }
+}
+
+async function prunePass(
+  client: pg.PoolClient,
+  options: PruneOptions,
+  result: PruneResult,
+): Promise<PruneResult> {
+  const run = async <R extends pg.QueryResultRow>(text: string, values: unknown[]) => {
+    const started = performance.now();
+    const answer = await client.query<R>(text, values);
+    result.statements += 1;
+    result.longestStatementMs = Math.max(result.longestStatementMs, performance.now() - started);
+    return answer;
+  };
+  // Sleeps after a batch in proportion to the time its statements took.
+  const pause = async (since: number) => {
+    const duty = options.dutyPercent ?? 100;
+    if (duty < 100) await sleep(((performance.now() - since) * (100 - duty)) / duty);
+  };
+  await pruneJobs(run, pause, options, result);
+  await expireTombstones(run, pause, options, result);
+  return result;
 }
 
 type Run = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
