@@ -28,7 +28,7 @@ const PRIORITIES = 'generate_series(9, 0, -1)';
 function readyJobs(client: string, limit: string, condition = ''): string {
   return `
       SELECT x.* FROM ${PRIORITIES} p CROSS JOIN LATERAL (
-        SELECT seq, ready_at, job_id, input_bytes, client_id, priority FROM ix_job_queue
+        SELECT ctid, seq, ready_at, job_id, input_bytes, client_id, priority FROM ix_job_queue
         WHERE client_id = ${client} AND priority = p AND ready_at <= now() ${condition}
         ORDER BY ready_at, seq LIMIT ${limit} FOR UPDATE SKIP LOCKED
       ) x LIMIT ${limit}`;
@@ -109,11 +109,11 @@ export const CLAIM_SQL = `
       'AND seq <> ALL (ARRAY (SELECT seq FROM first_round f WHERE f.client_id = e.client_id))',
     )}) q
   ), candidates AS (
-    SELECT seq, ready_at, job_id, input_bytes, client_id,
+    SELECT ctid, seq, ready_at, job_id, input_bytes, client_id,
       row_number() OVER (PARTITION BY client_id ORDER BY priority DESC, ready_at, seq) AS n
     FROM (SELECT * FROM first_round UNION ALL SELECT * FROM second_round) q
   ), chosen AS (
-    SELECT seq, ready_at, job_id, input_bytes, client_id, n,
+    SELECT ctid, seq, ready_at, job_id, input_bytes, client_id, n,
       row_number() OVER (ORDER BY rank, served_at NULLS FIRST, client_id, n) AS position
     FROM (
       SELECT k.*, c.pass + k.n / c.weight AS rank, c.served_at,
@@ -137,7 +137,9 @@ export const CLAIM_SQL = `
   ), taken AS (
     SELECT ch.* FROM chosen ch WHERE ch.job_id IN (SELECT job_id FROM leased)
   ), picked AS (
-    DELETE FROM ix_job_queue WHERE seq = ANY (ARRAY (SELECT seq FROM taken))
+    -- By ctid: the rows are locked by this statement, so none has moved (the queue has no index
+    -- on seq; see migrations/0013_clients.ts).
+    DELETE FROM ix_job_queue WHERE ctid = ANY (ARRAY (SELECT ctid FROM taken))
   ), started AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
     WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM taken WHERE position <= $3))

@@ -15,7 +15,10 @@ import type { Migration } from './types.js';
  *   backlog is never read to find another client's job. It replaces the index on (ready_at, seq)
  *   (0007_retries.ts): with both, the planner took that one for a client's jobs whenever its
  *   statistics showed one client, and a second client's job then sat behind the first one's whole
- *   backlog. One index fewer is also one entry and its WAL fewer per job.
+ *   backlog. The primary key on `seq` goes too: the claim deletes the rows it locked by their
+ *   `ctid`, which cannot move while it holds them, and nothing else looks a queue row up by `seq`.
+ *   Each index is an entry written and deleted, and their WAL, for every job: the fair index
+ *   carries the client id, and without these two the queue's writes cost less than before.
  * - `ix_job_leases.client_id`, `slot`: a claimed job of a client with `max_running` holds one of
  *   the slots 1..max_running, unique per client; a claim that would take a slot another claim took
  *   meanwhile inserts nothing (ON CONFLICT DO NOTHING) and leaves the job queued. The index is
@@ -64,6 +67,7 @@ export const clients: Migration = {
     ALTER TABLE ix_job_queue ALTER COLUMN client_id SET NOT NULL;
     CREATE INDEX ix_job_queue_fair_idx ON ix_job_queue (client_id, priority DESC, ready_at, seq);
     DROP INDEX ix_job_queue_ready_idx;
+    ALTER TABLE ix_job_queue DROP CONSTRAINT ix_job_queue_pkey;
 
     ALTER TABLE ix_job_leases ADD COLUMN client_id text, ADD COLUMN slot integer;
     UPDATE ix_job_leases l SET client_id = j.client_id FROM ix_jobs j WHERE j.job_id = l.job_id;
@@ -71,6 +75,7 @@ export const clients: Migration = {
   down: `
     DROP INDEX ix_job_leases_slot_key;
     ALTER TABLE ix_job_leases DROP COLUMN slot, DROP COLUMN client_id;
+    ALTER TABLE ix_job_queue ADD CONSTRAINT ix_job_queue_pkey PRIMARY KEY (seq);
     CREATE INDEX ix_job_queue_ready_idx ON ix_job_queue (ready_at, seq);
     DROP INDEX ix_job_queue_fair_idx;
     ALTER TABLE ix_job_queue DROP COLUMN priority, DROP COLUMN client_id;
