@@ -8,12 +8,11 @@
  *      PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres), IX_BENCH_DB (bench_fair, recreated).
  */
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { createPool, jobInsertMany, migrateUp, Notifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
-import { env, serverUrl } from './env.js';
+import { env, recreateDatabase, serverUrl } from './env.js';
 import { pcts } from './workload.js';
 
 const FLOOD = Number(env('FLOOD', '20000'));
@@ -31,11 +30,7 @@ const log = (...args: unknown[]) => console.error('[bench:fair]', ...args);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function main() {
-  const admin = new pg.Client({ connectionString: `${server}/postgres` });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${DB}`);
-  await admin.end();
+  await recreateDatabase(DB);
 
   const pool = createPool(url, { max: 8 });
   await migrateUp(pool);

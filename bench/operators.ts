@@ -9,14 +9,13 @@
  *      IX_BENCH_DB (bench_operators, recreated).
  */
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { pino } from 'pino';
 import { startApi } from '../src/api/index.js';
 import { loadConfig } from '../src/config.js';
 import { Metrics } from '../src/metrics/index.js';
 import { jobSearchQuery } from '../src/store/admin.js';
 import { createPool, liveCounts, migrateUp, recentFigures } from '../src/store/index.js';
-import { env, serverUrl } from './env.js';
+import { env, recreateDatabase, serverUrl } from './env.js';
 
 const ROWS = Number(env('ROWS', '1000000'));
 const DAYS = Number(env('DAYS', '7'));
@@ -75,11 +74,7 @@ function stats(values: number[]) {
 }
 
 async function main() {
-  const admin = new pg.Client({ connectionString: `${server}/postgres` });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${DB}`);
-  await admin.end();
+  await recreateDatabase(DB);
   const pool = createPool(url, { max: 4 });
   await migrateUp(pool);
   let t = performance.now();

@@ -9,14 +9,13 @@
  *      harness's probes stay direct, as with IX_LISTEN_URL).
  */
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { pino } from 'pino';
 import { metricsFor } from '../src/api/index.js';
 import { loadConfig } from '../src/config.js';
 import { createPool, jobInsertMany, migrateUp, Notifier } from '../src/store/index.js';
 import { type Pipeline, Worker } from '../src/worker/index.js';
 import { clusterCpuMicros, ownCpuMicros } from './cpu.js';
-import { env, serverUrl } from './env.js';
+import { env, recreateDatabase, serverUrl } from './env.js';
 import { makePayload, pcts } from './workload.js';
 
 const N = Number(env('N', '20000'));
@@ -45,11 +44,7 @@ const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const log = (...args: unknown[]) => console.error('[bench]', ...args);
 
 async function main() {
-  const admin = new pg.Client({ connectionString: `${server}/postgres` });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${DB}`);
-  await admin.end();
+  await recreateDatabase(DB);
 
   const direct = createPool(url, { max: 1 });
   await migrateUp(direct);
