@@ -42,7 +42,10 @@ function readyJobs(client: string, limit: string, condition = ''): string {
 //   hold, and its pass (stride scheduling): jobs ÷ weight it was served while others waited too.
 //   A pass is clamped to [v, v + the longest stride] where v is the lowest pass among them and a
 //   stride is one job ÷ weight: clients served in turn stay within one stride of one another, and
-//   a client coming back after a pause has banked no credit and owes at most one job.
+//   a client coming back after a pause has banked no credit and owes at most one job. v counts
+//   every client with queued jobs, ready or not: one whose jobs all wait for later holds v down
+//   until they run, and the others meanwhile take turns claim by claim without the memory of
+//   earlier ones (knowing readiness would cost one more probe per client).
 // - `shares`: how many of the $1 jobs each client gets: the $1 lowest of pass + n ÷ weight over
 //   every client's n = 1, 2, …; ties to the client served longest ago (a new one first).
 // - `first_round`: each client's share of its ready jobs (readyJobs). A client with fewer ready
