@@ -22,11 +22,8 @@
 
 export {
   IX_ID_PREFIX_PATTERN,
-  JobNotFailedError,
   type JobSearch,
   type JobSearchPage,
-  jobGetWithActions,
-  jobRetry,
   jobSearch,
   type LiveCounts,
   liveCounts,
@@ -106,6 +103,7 @@ export {
   type Pruned,
   type Submission,
 } from './jobs/insert.js';
+export { JobNotFailedError, jobGetWithActions, jobRetry } from './jobs/operator-retry.js';
 export { jobProgressMany, type ProgressUpdate } from './jobs/progress.js';
 export {
   jobPruneExpired,
