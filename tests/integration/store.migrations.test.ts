@@ -225,6 +225,24 @@ async function claimPlan(client: pg.PoolClient, explain = 'EXPLAIN'): Promise<st
   return rows.map((r) => r['QUERY PLAN']).join('\n');
 }
 
+/**
+ * The claim's EXPLAIN ANALYZE with its buffers, in a transaction rolled back so nothing stays
+ * claimed, then the claim itself, as the repository sends it.
+ */
+async function analyzedThenClaimed(): Promise<{ plan: string; claimed: { client_id: string }[] }> {
+  const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    const plan = await claimPlan(client, 'EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)');
+    await client.query('ROLLBACK');
+    const { rows } = await client.query<{ client_id: string }>(CLAIM_SQL, CLAIM_PARAMETERS);
+    return { plan, claimed: rows };
+  } finally {
+    client.release();
+  }
+}
+
 /** Pages the plan's scans of the queue's claim index touched, in all their loops. */
 function queueIndexPages(plan: string): number {
   const lines = plan.split('\n');
@@ -286,24 +304,15 @@ describe('claim cost does not grow with finished jobs', () => {
     await queueJobs(db.pool, 'later', 1, 100_000, '1 day');
     await queueJobs(db.pool, 'ready', 200_001, 200_005);
     await db.pool.query('ANALYZE');
-    const client = await db.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
-      const plan = await claimPlan(client, 'EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)');
-      // Index range scans bounded by ready_at: the future rows are never read, so none is
-      // filtered out either, and the scans touch a handful of pages, not the backlog's hundreds.
-      expect(plan).toMatch(
-        /Index Scan using ix_job_queue_fair_idx on ix_job_queue[^\n]*\n\s*Index Cond: \(\(client_id = [^\n]*\(ready_at <= now\(\)\)\)/,
-      );
-      expect(plan).not.toMatch(/Seq Scan on ix_job(s|_queue)\b/);
-      expect(queueIndexPages(plan)).toBeLessThan(60);
-      await client.query('ROLLBACK');
-      const claimed = await client.query(CLAIM_SQL, CLAIM_PARAMETERS);
-      expect(claimed.rowCount).toBe(5);
-    } finally {
-      client.release();
-    }
+    const { plan, claimed } = await analyzedThenClaimed();
+    // Index range scans bounded by ready_at: the future rows are never read, so none is
+    // filtered out either, and the scans touch a handful of pages, not the backlog's hundreds.
+    expect(plan).toMatch(
+      /Index Scan using ix_job_queue_fair_idx on ix_job_queue[^\n]*\n\s*Index Cond: \(\(client_id = [^\n]*\(ready_at <= now\(\)\)\)/,
+    );
+    expect(plan).not.toMatch(/Seq Scan on ix_job(s|_queue)\b/);
+    expect(queueIndexPages(plan)).toBeLessThan(60);
+    expect(claimed).toHaveLength(5);
   }, 120_000);
 });
 
@@ -314,26 +323,17 @@ describe('a fair claim does not read a flooding client’s backlog', () => {
     await queueJobs(db.pool, 'flood', 1, 100_000, '0 s', 'flood');
     await queueJobs(db.pool, 'light', 200_001, 200_001, '0 s', 'light');
     await db.pool.query('ANALYZE');
-    const client = await db.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
-      const plan = await claimPlan(client, 'EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)');
-      expect(plan).not.toMatch(/Seq Scan on ix_job(s|_queue)\b/);
-      // The skip from one client to the next: index probes, one per client, not a scan.
-      expect(plan).toMatch(
-        /Index Only Scan using ix_job_queue_fair_idx on ix_job_queue q[^\n]*\n\s*Index Cond: \(client_id > /,
-      );
-      // Both clients' jobs are read through range scans of their own part of the index; the
-      // flood's 100,000 entries would be ~400 pages: the whole claim touches a few dozen.
-      expect(queueIndexPages(plan)).toBeLessThan(80);
-      await client.query('ROLLBACK');
-      const { rows } = await client.query<{ client_id: string }>(CLAIM_SQL, CLAIM_PARAMETERS);
-      expect(rows).toHaveLength(10);
-      // The light client's one job is among the first two taken, not behind 100,000 others.
-      expect(rows.slice(0, 2).map((r) => r.client_id)).toContain('light');
-    } finally {
-      client.release();
-    }
+    const { plan, claimed } = await analyzedThenClaimed();
+    expect(plan).not.toMatch(/Seq Scan on ix_job(s|_queue)\b/);
+    // The skip from one client to the next: index probes, one per client, not a scan.
+    expect(plan).toMatch(
+      /Index Only Scan using ix_job_queue_fair_idx on ix_job_queue q[^\n]*\n\s*Index Cond: \(client_id > /,
+    );
+    // Both clients' jobs are read through range scans of their own part of the index; the
+    // flood's 100,000 entries would be ~400 pages: the whole claim touches a few dozen.
+    expect(queueIndexPages(plan)).toBeLessThan(80);
+    expect(claimed).toHaveLength(10);
+    // The light client's one job is among the first two taken, not behind 100,000 others.
+    expect(claimed.slice(0, 2).map((r) => r.client_id)).toContain('light');
   }, 120_000);
 });
