@@ -7,11 +7,12 @@
  * in a hash map: what its timing could reveal is something of a SHA-256 digest, from which no key
  * can be found.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
+import { keyDigest } from '../store/index.js';
 import type { KeyHolder } from './directory.js';
 import { ApiError } from './errors.js';
 import { addLogContext } from './logging.js';
@@ -21,10 +22,6 @@ export type Caller =
   | { kind: 'client'; clientId: string }
   | { kind: 'operator'; name: string }
   | { kind: 'open' };
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
-}
 
 const UNAUTHORIZED_HEADERS = { 'www-authenticate': 'Bearer realm="ix"' };
 
@@ -73,11 +70,11 @@ export function createAuthenticator(
   const entries: { caller: Caller; digest: Buffer }[] = [
     ...[...apiKeys].map(([clientId, key]) => ({
       caller: { kind: 'client', clientId } as const,
-      digest: digest(key),
+      digest: keyDigest(key),
     })),
     ...[...adminKeys].map(([name, key]) => ({
       caller: { kind: 'operator', name } as const,
-      digest: digest(key),
+      digest: keyDigest(key),
     })),
   ];
   if (entries.length === 0 && !directory && allowOpen)
@@ -101,7 +98,7 @@ export function createAuthenticator(
           UNAUTHORIZED_HEADERS,
         );
       }
-      const presented = digest(match[1]);
+      const presented = keyDigest(match[1]);
       let found: Caller | null = null;
       // No early exit: every key is compared, whichever matches.
       for (const entry of entries) {
