@@ -316,6 +316,38 @@ describe('claim cost does not grow with finished jobs', () => {
   }, 120_000);
 });
 
+describe('a claim planned before the tables had statistics', () => {
+  it('reads each claimed job once by primary key, never comparing every claimed job with every other', async () => {
+    await migrateUp(db.pool);
+    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue, ix_job_leases, ix_client_turns');
+    const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
+    const client = await db.pool.connect();
+    try {
+      // As a worker's pool plans it: once per connection, generic, here while the queue is empty.
+      await client.query('SET plan_cache_mode = force_generic_plan');
+      await client.query(`PREPARE claim (integer, uuid, integer, bigint, integer) AS ${CLAIM_SQL}`);
+      await client.query('EXPLAIN EXECUTE claim (1000, NULL, 10, NULL, NULL)');
+      await queueJobs(db.pool, 'burst', 1, 2_000);
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+        'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE claim (1000, NULL, 10, NULL, NULL)',
+      );
+      await client.query('ROLLBACK');
+      const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
+      expect(plan).toMatch(/Index Scan using ix_jobs_pkey on ix_jobs j \(actual rows=1 loops=1000\)/);
+      // Pairs a join compared and threw away: a claimed job against the ten started, at most.
+      const discarded = [...plan.matchAll(/Rows Removed by Join Filter: (\d+)/g)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+      expect(discarded).toBeLessThanOrEqual(1000 * 10);
+    } finally {
+      await client.query('DEALLOCATE ALL');
+      client.release();
+    }
+  }, 120_000);
+});
+
 describe('a fair claim does not read a flooding client’s backlog', () => {
   it('with 100,000 jobs of one client queued, a claim finds another client’s job reading a few pages', async () => {
     await migrateUp(db.pool);
