@@ -52,8 +52,8 @@ async function embeddedDatabase(config: Config, logger: Logger, teardown: Teardo
     await admin.end();
   }
   const url = server.urlFor(EMBEDDED_DATABASE);
-  // One pool for the worker and the API: the worker's claims want generic plans more than an
-  // operator's search on a one-machine setup wants custom ones.
+  // One pool for the worker and the API: the worker's claims want generic plans, made without
+  // sequential scans, more than an operator's search on a one-machine setup wants custom ones.
   const pool = await openPool(url, poolOptions(config, 'ix start', { logger, genericPlans: true }));
   return {
     pool,

@@ -22,8 +22,13 @@ export interface CreatePoolOptions {
    * worker's pool. PostgreSQL kept re-planning the claim at every execution (its generic plan's
    * estimate never beat the custom ones'): 2–7 ms of planning against 0.1 ms, which capped a worker
    * claiming one job per freed slot at ~160 claims a second. Every worker statement finds its rows
-   * by key or by an index range of its own. Not for the API's: an operator's search leaves it to
-   * the planner to choose by how many jobs the client searched for has.
+   * by key or by an index range of its own, so such a pool also plans without sequential scans
+   * (`enable_seqscan=off`): a plan made once, while a table was empty (a new database, a first
+   * start), scanned ix_jobs whole at every claim until autovacuum's first ANALYZE of it replaced
+   * the plan: 975 pages and 3.4–4.7 ms a claim against 0.75–0.85 ms (`bench:processes`). The one
+   * worker statement that reads a table whole (the sweep, over ix_job_leases) reads a small one,
+   * whose index costs as much to read. Not for the API's: an operator's search leaves it to the
+   * planner to choose by how many jobs the client searched for has.
    */
   genericPlans?: boolean;
   /**
@@ -69,7 +74,7 @@ export function createPool(connectionString: string, options: CreatePoolOptions)
         // execution; without, 24 ms (EXPLAIN ANALYZE, PostgreSQL 15). ix's statements are short
         // ones JIT never pays off for. Behind a pooler the server's settings must say so
         // (checkServerSettings warns).
-        options: `-c TimeZone=UTC -c jit=off${options.genericPlans ? ' -c plan_cache_mode=force_generic_plan' : ''}`,
+        options: `-c TimeZone=UTC -c jit=off${options.genericPlans ? ' -c plan_cache_mode=force_generic_plan -c enable_seqscan=off' : ''}`,
         ...(options.statementTimeoutMs === undefined
           ? {}
           : { statement_timeout: options.statementTimeoutMs }),
