@@ -19,6 +19,7 @@ import { type Claim, newClaim, startsAlone, startsCarefully } from './claim.js';
 import { Completer, type Finished } from './completer.js';
 import { handBack } from './hand-back.js';
 import { Heartbeat } from './heartbeat.js';
+import { NotificationGate } from './notification-gate.js';
 import { finishedRun } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
 import { ProgressRecorder } from './progress.js';
@@ -62,6 +63,8 @@ export class Worker {
   private readonly logger: Logger;
   private readonly sweeper: Sweeper;
   private readonly listener: Listener;
+  /** When a "jobs pending" notification is answered: at once, or after losing the race for one. */
+  private readonly notifications = new NotificationGate(() => this.wake());
   private readonly completer: Completer;
   private readonly held = new Set<Claim>();
   private heldBytes = 0;
@@ -92,7 +95,10 @@ export class Worker {
     );
     this.listener = new Listener(
       options.connectionString,
-      { [PENDING_CHANNEL]: () => this.wake(), [CANCEL_CHANNEL]: (jobId) => this.cancel(jobId) },
+      {
+        [PENDING_CHANNEL]: () => this.notifications.heard(),
+        [CANCEL_CHANNEL]: (jobId) => this.cancel(jobId),
+      },
       () => this.wake(),
       this.logger,
     );
@@ -133,7 +139,9 @@ export class Worker {
       pass: async () => {
         const free = this.freeSlots();
         if (free < this.minimumClaim()) return false;
+        const answering = this.notifications.claimBegins();
         const claimed = await this.claim();
+        this.notifications.claimEnded(claimed, answering);
         // A full batch means more may be waiting: go on while slots are free.
         if (claimed > 0) return claimed === free;
         // Nothing ready: a job that becomes due later (scheduled, or a retry's backoff) sends no
@@ -356,6 +364,7 @@ export class Worker {
     const graceEnds = Date.now() + this.config.shutdownGraceSeconds * 1000;
     const untilGraceEnds = () => Math.max(0, graceEnds - Date.now());
     this.logger.info({ held: this.held.size }, 'worker stopping');
+    this.notifications.stop();
     // A claim or start statement in flight may still bring jobs: wait for it, boundedly.
     await settlesWithin(
       Promise.all([this.claimLoop.stop(), this.sweeper.stop(), this.listener.close()]),

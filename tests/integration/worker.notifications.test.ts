@@ -1,0 +1,79 @@
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { jobNotifyPending } from '../../src/store/index.js';
+import { CLAIM_SQL } from '../../src/store/jobs/claim.js';
+import type { Pipeline, Worker } from '../../src/worker/index.js';
+import { QUIET_MS } from '../../src/worker/notification-gate.js';
+import { useTestDatabase } from '../support/db.js';
+import { makeRequest } from '../support/factories.js';
+import { insertPending } from '../support/jobs.js';
+import { eventually, makeWorker, statusCounts } from '../support/worker.js';
+
+const db = useTestDatabase();
+
+interface Claims {
+  made: number;
+  empty: number;
+}
+
+/** The test database's pool as a worker sees it, counting the claims made through it. */
+function countingClaims(pool: pg.Pool, claims: Claims): pg.Pool {
+  return new Proxy(pool, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property !== 'query') return typeof value === 'function' ? value.bind(target) : value;
+      return async (config: pg.QueryConfig, values?: unknown[]) => {
+        const result = await target.query(config, values);
+        if (config?.text === CLAIM_SQL) {
+          claims.made += 1;
+          if (result.rowCount === 0) claims.empty += 1;
+        }
+        return result;
+      };
+    },
+  });
+}
+
+describe('workers hearing every notification', () => {
+  it('three idle workers do not all claim for every job: one that found nothing answers again only after a quiet', async () => {
+    const claims: Claims = { made: 0, empty: 0 };
+    // Jobs that run until the end of the test: no slot frees up, so every claim answers a notification.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const pipeline: Pipeline = async () => {
+      await released;
+      return { result: { ok: true } };
+    };
+    const workers: Worker[] = [1, 2, 3].map(() =>
+      makeWorker({ pool: countingClaims(db.pool, claims), url: db.url }, pipeline, {
+        concurrency: 100,
+        prefetch: 0,
+        pollIntervalMs: 60_000,
+      }),
+    );
+    try {
+      await Promise.all(workers.map((w) => w.start()));
+      await eventually(async () => claims.made >= 3, 'each worker made its first claim');
+      const before = { ...claims };
+      const jobs = 60;
+      const startedAt = Date.now();
+      for (let i = 0; i < jobs; i++) {
+        await insertPending(db.pool, makeRequest(), null);
+        await jobNotifyPending(db.pool);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      await eventually(async () => (await statusCounts(db.pool)).running === jobs, 'every job running');
+      const elapsedMs = Date.now() - startedAt;
+      const empty = claims.empty - before.empty;
+      // Quiet after losing, each worker finds nothing at most once per QUIET_MS, and once more as
+      // the quiet begins: ~30 here in ~250 ms. Answering every notification, the two workers
+      // that lose each race would find nothing twice a job (112 of 120 measured without the gate).
+      expect(empty).toBeLessThanOrEqual(3 * (Math.ceil(elapsedMs / QUIET_MS) + 2));
+    } finally {
+      release();
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+  }, 60_000);
+});

@@ -1,0 +1,72 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { NotificationGate, QUIET_MS } from '../../src/worker/notification-gate.js';
+
+describe('NotificationGate', () => {
+  let wakes = 0;
+  let gate: NotificationGate;
+  /** One claim as the worker makes it: begun, then ended having found `found` jobs. */
+  const claim = (found: number) => gate.claimEnded(found, gate.claimBegins());
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    wakes = 0;
+    gate = new NotificationGate(() => {
+      wakes += 1;
+    });
+  });
+  afterEach(() => {
+    gate.stop();
+    vi.useRealTimers();
+  });
+
+  it('answers every notification at once while its claims find jobs', () => {
+    for (let i = 0; i < 5; i++) {
+      gate.heard();
+      claim(1);
+    }
+    expect(wakes).toBe(5);
+  });
+
+  it('after a claim answering a notification finds nothing, answers the notifications of the quiet once, at its end', () => {
+    gate.heard();
+    claim(0);
+    expect(wakes).toBe(1);
+    for (let i = 0; i < 10; i++) {
+      vi.advanceTimersByTime(2);
+      gate.heard();
+    }
+    expect(wakes).toBe(1);
+    vi.advanceTimersByTime(QUIET_MS);
+    expect(wakes).toBe(2);
+    // That deferred answer is a claim answering a notification: finding nothing quiets it again.
+    claim(0);
+    gate.heard();
+    expect(wakes).toBe(2);
+    vi.advanceTimersByTime(QUIET_MS);
+    expect(wakes).toBe(3);
+  });
+
+  it('a claim that finds jobs ends the quiet', () => {
+    gate.heard();
+    claim(0);
+    claim(3); // for freed slots, say
+    gate.heard();
+    expect(wakes).toBe(2);
+  });
+
+  it('a claim for freed slots or by the idle poll that finds nothing does not quiet it', () => {
+    claim(0);
+    gate.heard();
+    expect(wakes).toBe(1);
+  });
+
+  it('a stopped gate answers nothing, not even an answer it had deferred', () => {
+    gate.heard();
+    claim(0);
+    gate.heard();
+    gate.stop();
+    gate.heard();
+    vi.advanceTimersByTime(10 * QUIET_MS);
+    expect(wakes).toBe(1);
+  });
+});
