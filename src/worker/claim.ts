@@ -16,6 +16,8 @@ export interface Claim {
   readonly inputBytes: number;
   /** How often it was rescued from a worker that died or stalled while running it. */
   readonly rescues: number;
+  /** It holds one of its client's `max_running` slots: its end lets another job of the client run. */
+  readonly limited: boolean;
   /** `running` in the database: from then on a dead worker costs the job an attempt. */
   marked: boolean;
   /** When its pipeline was called; null while it waits. */
@@ -32,12 +34,21 @@ export interface Claim {
 }
 
 /** A claim as the store made it, before anything has happened to it in this worker. */
-export function newClaim({ job, started, claimEpoch, inputBytes, rescues, waitedSeconds }: Claimed): Claim {
+export function newClaim({
+  job,
+  started,
+  claimEpoch,
+  inputBytes,
+  rescues,
+  waitedSeconds,
+  limited,
+}: Claimed): Claim {
   return {
     job,
     claimEpoch,
     inputBytes,
     rescues,
+    limited,
     marked: started,
     invokedAt: null,
     abort: null,

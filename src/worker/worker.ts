@@ -16,10 +16,10 @@ import {
 } from '../store/index.js';
 import { settlesWithin } from '../time.js';
 import { type Claim, newClaim, startsAlone, startsCarefully } from './claim.js';
+import { ClaimWakes } from './claim-wakes.js';
 import { Completer, type Finished } from './completer.js';
 import { handBack } from './hand-back.js';
 import { Heartbeat } from './heartbeat.js';
-import { NotificationGate } from './notification-gate.js';
 import { finishedRun } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
 import { ProgressRecorder } from './progress.js';
@@ -63,8 +63,8 @@ export class Worker {
   private readonly logger: Logger;
   private readonly sweeper: Sweeper;
   private readonly listener: Listener;
-  /** When a "jobs pending" notification is answered: at once, or after losing the race for one. */
-  private readonly notifications = new NotificationGate(() => this.wake());
+  /** When a notification or a job's end asks for a claim (see ClaimWakes). */
+  private readonly wakes = new ClaimWakes(() => this.wake());
   private readonly completer: Completer;
   private readonly held = new Set<Claim>();
   private heldBytes = 0;
@@ -96,7 +96,7 @@ export class Worker {
     this.listener = new Listener(
       options.connectionString,
       {
-        [PENDING_CHANNEL]: () => this.notifications.heard(),
+        [PENDING_CHANNEL]: () => this.wakes.heard(),
         [CANCEL_CHANNEL]: (jobId) => this.cancel(jobId),
       },
       () => this.wake(),
@@ -139,9 +139,10 @@ export class Worker {
       pass: async () => {
         const free = this.freeSlots();
         if (free < this.minimumClaim()) return false;
-        const answering = this.notifications.claimBegins();
+        const answering = this.wakes.claimBegins();
         const claimed = await this.claim();
-        this.notifications.claimEnded(claimed, answering);
+        if (claimed === null) return false;
+        this.wakes.claimEnded(claimed, answering);
         // A full batch means more may be waiting: go on while slots are free.
         if (claimed > 0) return claimed === free;
         // Nothing ready: a job that becomes due later (scheduled, or a retry's backoff) sends no
@@ -181,7 +182,7 @@ export class Worker {
    */
   async runOnce(): Promise<number> {
     await this.heartbeat.register();
-    const claimed = await this.claim();
+    const claimed = (await this.claim()) ?? 0;
     await this.settle();
     return claimed;
   }
@@ -245,10 +246,11 @@ export class Worker {
     }
   }
 
-  private async claim(): Promise<number> {
+  /** Claims for the free slots; the number claimed, or null when there was no room to claim. */
+  private async claim(): Promise<number | null> {
     const free = this.freeSlots();
     const budget = this.config.maxHeldBytes - this.heldBytes;
-    if (free <= 0 || budget <= 0) return 0;
+    if (free <= 0 || budget <= 0) return null;
     // The oldest start at once while slots are free; the rest wait in the buffer, unstarted.
     const startNow = Math.max(0, this.config.concurrency - this.startedOrStarting - this.buffer.length);
     const claimed = await jobClaimMany(this.options.pool, {
@@ -300,7 +302,7 @@ export class Worker {
       this.running.delete(claim);
       if (this.alone === claim) this.alone = null;
       this.startBuffered();
-      this.wake();
+      this.wakes.roomMade(false);
     });
     this.running.set(claim, running);
   }
@@ -333,7 +335,10 @@ export class Worker {
     for (const { claim } of dropped) this.forget(claim);
     // Only then: a delivery pass per batch of callback-less jobs would be a wasted query.
     if (callbacksDue) this.options.onCallbacksDue?.();
-    this.wake();
+    for (const { retryInSeconds } of applied)
+      if (retryInSeconds !== null) this.wakes.retryDueIn(retryInSeconds * 1000);
+    const unannounced = (f: Finished) => f.claim.limited || f.retryInSeconds !== null;
+    this.wakes.roomMade(applied.some(unannounced) || dropped.some((f) => f.claim.limited));
   }
 
   private forget(claim: Claim): void {
@@ -364,7 +369,7 @@ export class Worker {
     const graceEnds = Date.now() + this.config.shutdownGraceSeconds * 1000;
     const untilGraceEnds = () => Math.max(0, graceEnds - Date.now());
     this.logger.info({ held: this.held.size }, 'worker stopping');
-    this.notifications.stop();
+    this.wakes.stop();
     // A claim or start statement in flight may still bring jobs: wait for it, boundedly.
     await settlesWithin(
       Promise.all([this.claimLoop.stop(), this.sweeper.stop(), this.listener.close()]),

@@ -1,13 +1,13 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { jobNotifyPending } from '../../src/store/index.js';
+import { jobGet, jobNotifyPending } from '../../src/store/index.js';
 import { CLAIM_SQL } from '../../src/store/jobs/claim.js';
-import type { Pipeline, Worker } from '../../src/worker/index.js';
-import { QUIET_MS } from '../../src/worker/notification-gate.js';
+import { QUIET_MS } from '../../src/worker/claim-wakes.js';
+import { type Pipeline, Worker } from '../../src/worker/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
 import { insertPending } from '../support/jobs.js';
-import { eventually, makeWorker, statusCounts } from '../support/worker.js';
+import { eventually, makeWorker, silentLogger, statusCounts, workerConfig } from '../support/worker.js';
 
 const db = useTestDatabase();
 
@@ -76,4 +76,67 @@ describe('workers hearing every notification', () => {
       await Promise.all(workers.map((w) => w.stop()));
     }
   }, 60_000);
+});
+
+describe('a worker whose last claim found nothing', () => {
+  /** One worker, started, polling only once a minute: whatever runs sooner was asked for. */
+  function lonelyWorker(pipeline: Pipeline, defaultMaxRunning: number | null = null): Worker {
+    return new Worker({
+      pool: db.pool,
+      connectionString: db.url,
+      config: workerConfig({ concurrency: 4, prefetch: 0, pollIntervalMs: 60_000, retryBaseSeconds: 0.05 }),
+      pipeline,
+      logger: silentLogger,
+      defaultMaxRunning,
+    });
+  }
+
+  it('runs a retry it queued itself once due, though no notification announces it', async () => {
+    let retryRuns = 0;
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const worker = lonelyWorker(async (request) => {
+      if ((request.input as { kind: string }).kind === 'quick') {
+        await sleep(20);
+        return { result: { ok: true } };
+      }
+      retryRuns += 1;
+      // Fails once, late: the quick job's end made the worker claim, and find nothing, before.
+      if (retryRuns === 1) {
+        await sleep(300);
+        return { error: 'busy', retryable: true };
+      }
+      return { result: { ok: true } };
+    });
+    await insertPending(db.pool, makeRequest({ input: { kind: 'quick' } }), null);
+    const { job } = await insertPending(db.pool, makeRequest({ input: { kind: 'retry' } }), null);
+    try {
+      await worker.start();
+      await eventually(
+        async () => (await jobGet(db.pool, job.job_id))?.status === 'done',
+        'the retried job done',
+        5_000,
+      );
+      expect(retryRuns).toBe(2);
+    } finally {
+      await worker.stop();
+    }
+  }, 20_000);
+
+  it('claims the next job of a client at its max_running as soon as one of its jobs ends', async () => {
+    const worker = lonelyWorker(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return { result: { ok: true } };
+    }, 1);
+    for (let i = 0; i < 3; i++) await insertPending(db.pool, makeRequest(), null);
+    try {
+      await worker.start();
+      await eventually(
+        async () => (await statusCounts(db.pool)).done === 3,
+        'all three done, one at a time',
+        5_000,
+      );
+    } finally {
+      await worker.stop();
+    }
+  }, 20_000);
 });

@@ -129,10 +129,10 @@ export const CLAIM_SQL = `
       row_number() OVER (PARTITION BY client_id ORDER BY priority DESC, ready_at, seq) AS n
     FROM (SELECT * FROM first_round UNION ALL SELECT * FROM second_round) q
   ), chosen AS (
-    SELECT ctid, seq, ready_at, job_id, input_bytes, client_id, n,
+    SELECT ctid, seq, ready_at, job_id, input_bytes, client_id, n, limited,
       row_number() OVER (ORDER BY rank, served_at NULLS FIRST, client_id, n) AS position
     FROM (
-      SELECT k.*, c.pass + k.n / c.weight AS rank, c.served_at,
+      SELECT k.*, c.pass + k.n / c.weight AS rank, c.served_at, c.max_running IS NOT NULL AS limited,
         sum(k.input_bytes) OVER (ORDER BY c.pass + k.n / c.weight, c.served_at NULLS FIRST, k.client_id, k.n)
           - k.input_bytes AS bytes_before
       FROM candidates k JOIN clients c ON c.client_id = k.client_id
@@ -175,7 +175,8 @@ export const CLAIM_SQL = `
       served_at = coalesce(excluded.served_at, t.served_at)
   )
   SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at').replace('j.worker_id', 'CASE WHEN s.job_id IS NULL THEN j.worker_id ELSE $2::uuid END AS worker_id')},
-    j.claim_epoch, j.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds
+    j.claim_epoch, j.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds,
+    c.limited
   FROM taken c
   CROSS JOIN LATERAL (SELECT * FROM ix_jobs j WHERE j.job_id = c.job_id AND j.status = 'pending' LIMIT 1) j
   LEFT JOIN started s ON s.job_id = c.job_id
@@ -194,6 +195,8 @@ export interface Claimed {
   inputBytes: number;
   /** How long it had been ready (its `ready_at` passed) when claimed: its wait in the queue. */
   waitedSeconds: number;
+  /** Its client has a `max_running`: the claim holds one of the client's slots until it ends. */
+  limited: boolean;
 }
 
 export interface ClaimOptions {
@@ -222,7 +225,13 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
   if (!Number.isInteger(limit) || limit < 1)
     throw new RangeError(`jobClaimMany: limit must be ≥ 1, got ${limit}`);
   const { rows } = await db.query<
-    JobRow & { claim_epoch: number; rescues: number; input_bytes: number; waited_seconds: number }
+    JobRow & {
+      claim_epoch: number;
+      rescues: number;
+      input_bytes: number;
+      waited_seconds: number;
+      limited: boolean;
+    }
   >(
     prepared('ix_job_claim', CLAIM_SQL, [
       limit,
@@ -239,6 +248,7 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
     rescues: row.rescues,
     inputBytes: row.input_bytes,
     waitedSeconds: row.waited_seconds,
+    limited: row.limited,
   }));
 }
 

@@ -1,16 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { NotificationGate, QUIET_MS } from '../../src/worker/notification-gate.js';
+import { ClaimWakes, QUIET_MS } from '../../src/worker/claim-wakes.js';
 
-describe('NotificationGate', () => {
+describe('ClaimWakes', () => {
   let wakes = 0;
-  let gate: NotificationGate;
+  let gate: ClaimWakes;
   /** One claim as the worker makes it: begun, then ended having found `found` jobs. */
   const claim = (found: number) => gate.claimEnded(found, gate.claimBegins());
 
   beforeEach(() => {
     vi.useFakeTimers();
     wakes = 0;
-    gate = new NotificationGate(() => {
+    gate = new ClaimWakes(() => {
       wakes += 1;
     });
   });
@@ -67,6 +67,43 @@ describe('NotificationGate', () => {
     gate.stop();
     gate.heard();
     vi.advanceTimersByTime(10 * QUIET_MS);
+    expect(wakes).toBe(1);
+  });
+
+  it('asks for a claim as room is made, until a claim finds nothing ready', () => {
+    gate.roomMade(false);
+    claim(2);
+    gate.roomMade(false);
+    expect(wakes).toBe(2);
+    claim(0);
+    gate.roomMade(false);
+    gate.roomMade(false);
+    expect(wakes).toBe(2);
+  });
+
+  it('after a claim found nothing, room made with a job nothing announces (a retry, a freed slot) asks again', () => {
+    claim(0);
+    gate.roomMade(false);
+    expect(wakes).toBe(0);
+    gate.roomMade(true);
+    expect(wakes).toBe(1);
+    // That claim is still to come; until it finds nothing again, room keeps asking.
+    gate.roomMade(false);
+    expect(wakes).toBe(2);
+  });
+
+  it('after a claim found nothing, a notification still asks at once', () => {
+    claim(0);
+    gate.heard();
+    expect(wakes).toBe(1);
+  });
+
+  it('a retry it queued asks for a claim once due, even after a claim found nothing', () => {
+    claim(0);
+    gate.retryDueIn(100);
+    vi.advanceTimersByTime(99);
+    expect(wakes).toBe(0);
+    vi.advanceTimersByTime(1);
     expect(wakes).toBe(1);
   });
 });
