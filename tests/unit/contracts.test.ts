@@ -83,8 +83,13 @@ describe('ids', () => {
     expect(earlier < later).toBe(true);
   });
 
-  it('ix ids are 16 lowercase hex', () => {
+  it('ix ids are 16 lowercase hex, those of one second share their first 6, and a later second sorts after', () => {
     expect(newIxId()).toMatch(/^[0-9a-f]{16}$/);
+    const second = 1_700_000_000_000;
+    const drawn = Array.from({ length: 1000 }, (_, i) => newIxId(second + i));
+    expect(new Set(drawn.map((id) => id.slice(0, 6))).size).toBe(1);
+    expect(new Set(drawn).size).toBe(1000);
+    expect(drawn.every((id) => id < newIxId(second + 1000))).toBe(true);
   });
 });
 
