@@ -12,10 +12,10 @@
  * claim: jobs that become ready later announce themselves (a submit, a hand-back, a rescue or an
  * operator's retry notifies; a job due later is waited for, jobNextReadyInMs). With 4 workers,
  * 5,149 of 7,831 claims found nothing, most of them made as a job ended (bench/RESULTS.md). Two
- * endings do make a job claimable that nothing announces, and claim again: the end of a job that
- * held one of its client's `max_running` slots, and a retry queued by this worker, which claims
- * again once it is due too (the probe for the next due job after an empty claim misses a job that
- * became due between the claim and the probe).
+ * endings do make a job claimable that nothing announces: the end of a job that held one of its
+ * client's `max_running` slots claims at once, and a retry queued by this worker claims once it is
+ * due (a timer, not the probe for the next due job: that probe, made after an empty claim, misses
+ * a job that became due between the claim and the probe).
  *
  * Notifications and room are hints, never the only way to a job: a worker still claims at its
  * idle poll, and a job waits at most QUIET_MS longer for a worker that lost a race.
@@ -36,11 +36,8 @@ export class ClaimWakes {
   private drained = false;
   private readonly dueTimers = new Set<ReturnType<typeof setTimeout>>();
 
-  constructor(
-    /** Asks the worker for a claim (it claims if it has room). */
-    private readonly wake: () => void,
-    private readonly quietMs = QUIET_MS,
-  ) {}
+  /** `wake` asks the worker for a claim (it claims if it has room). */
+  constructor(private readonly wake: () => void) {}
 
   /** A "jobs pending" notification arrived: a claim now, or one at the end of the quiet. */
   heard(): void {
@@ -58,7 +55,7 @@ export class ClaimWakes {
 
   /**
    * Room was made for more jobs: a claim, unless the last one found nothing ready and the room came
-   * with no job claimable that nothing announces (`unannounced`: a retry queued, a slot freed).
+   * with no job claimable that nothing announces (`unannounced`: a `max_running` slot freed).
    */
   roomMade(unannounced: boolean): void {
     if (this.stopped) return;
@@ -90,7 +87,7 @@ export class ClaimWakes {
   claimEnded(found: number, answering: boolean): void {
     this.drained = found === 0;
     if (found > 0) this.quietUntil = 0;
-    else if (answering) this.quietUntil = Date.now() + this.quietMs;
+    else if (answering) this.quietUntil = Date.now() + QUIET_MS;
   }
 
   /** Drops the claims still waiting (a deferred answer, due retries), and asks for no more. */

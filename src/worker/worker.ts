@@ -337,8 +337,7 @@ export class Worker {
     if (callbacksDue) this.options.onCallbacksDue?.();
     for (const { retryInSeconds } of applied)
       if (retryInSeconds !== null) this.wakes.retryDueIn(retryInSeconds * 1000);
-    const unannounced = (f: Finished) => f.claim.limited || f.retryInSeconds !== null;
-    this.wakes.roomMade(applied.some(unannounced) || dropped.some((f) => f.claim.limited));
+    this.wakes.roomMade([...applied, ...dropped].some((f) => f.claim.limited));
   }
 
   private forget(claim: Claim): void {

@@ -81,7 +81,7 @@ describe('ClaimWakes', () => {
     expect(wakes).toBe(2);
   });
 
-  it('after a claim found nothing, room made with a job nothing announces (a retry, a freed slot) asks again', () => {
+  it('after a claim found nothing, room made with a job nothing announces (a freed max_running slot) asks again', () => {
     claim(0);
     gate.roomMade(false);
     expect(wakes).toBe(0);
