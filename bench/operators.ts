@@ -58,13 +58,14 @@ const LIVE_SQL = `
     SELECT (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '7' || substr(h, 1, 3) || '8'
         || substr(h, 4, 15))::uuid, substr(h, 16, 16), 'client-' || (i % 5), 'live-' || i, '{}'::jsonb
     FROM (SELECT i, md5('live' || i) AS h FROM generate_series(1, 1050) i) g
-    RETURNING job_id, request_id
+    RETURNING job_id, client_id, request_id
   ), queued AS (
-    INSERT INTO ix_job_queue (job_id) SELECT job_id FROM pending WHERE substr(request_id, 6)::int <= 1000
+    INSERT INTO ix_job_queue (job_id, client_id) SELECT job_id, client_id FROM pending
+    WHERE substr(request_id, 6)::int <= 1000
   )
-  INSERT INTO ix_job_leases (job_id, worker_id)
-  SELECT job_id, md5('worker' || (substr(request_id, 6)::int % 10))::uuid FROM pending
-  WHERE substr(request_id, 6)::int > 1000`;
+  INSERT INTO ix_job_leases (worker_id, job_ids, attempts, claim_epochs)
+  SELECT md5('worker' || (substr(request_id, 6)::int % 10))::uuid, array_agg(job_id), array_agg(0), array_agg(0)
+  FROM pending WHERE substr(request_id, 6)::int > 1000 GROUP BY 1`;
 
 function stats(values: number[]) {
   const s = [...values].sort((a, b) => a - b);
@@ -81,7 +82,7 @@ async function main() {
   await pool.query(SEED_SQL, [ROWS, DAYS, LAST_HOUR]);
   await pool.query(LIVE_SQL);
   await pool.query(`UPDATE ix_jobs SET status = 'running', started_at = now(), worker_id = l.worker_id
-    FROM ix_job_leases l WHERE l.job_id = ix_jobs.job_id`);
+    FROM ix_job_leases l CROSS JOIN unnest(l.job_ids) AS e(job_id) WHERE e.job_id = ix_jobs.job_id`);
   await pool.query(`INSERT INTO ix_workers (worker_id, hostname, pid)
     SELECT md5('worker' || i)::uuid, 'bench', i FROM generate_series(0, 9) i`);
   await pool.query(`INSERT INTO ix_callback_queue (job_id, attempt)

@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { createPool, migrateUp } from '../src/store/index.js';
+import { HELD_JOBS } from '../src/store/jobs/leases.js';
 import { clusterCpuMicros } from './cpu.js';
 import { env } from './env.js';
 import { databaseName, databaseUrl, onServer, startIxApi } from './ix-process.js';
@@ -91,7 +92,7 @@ async function sample(probe: pg.Pool, workers: number, until: Promise<void>): Pr
     const { rows } = await probe.query<{ queued: number; idle: number }>(
       `SELECT (SELECT count(*) FROM ix_job_queue WHERE ready_at <= now())::int AS queued,
          (SELECT count(*) FROM ix_workers w
-          WHERE NOT EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.worker_id = w.worker_id))::int AS idle`,
+          WHERE NOT EXISTS (SELECT 1 FROM ${HELD_JOBS} h WHERE h.worker_id = w.worker_id))::int AS idle`,
     );
     seen.samples += 1;
     if (rows[0]!.queued > workers * (Number(C) + Number(PREFETCH)) && rows[0]!.idle > 0)

@@ -9,6 +9,7 @@ import type { JobStatus, JobSummary, Overview } from '../contracts/index.js';
 import type { Db } from './db.js';
 import { jobIdAt } from './ids.js';
 import { isoTimestamp, RAW_TIMESTAMPS } from './jobs/hydrate.js';
+import { HELD_JOBS } from './jobs/leases.js';
 
 export interface JobSearch {
   status?: JobStatus | null;
@@ -84,8 +85,8 @@ export function jobSearchQuery(search: JobSearch): { text: string; values: unkno
   const { status } = search;
   // Pending and running jobs are the small live tables' (their rows live while the job does).
   if (status === 'pending')
-    where.push('j.job_id IN (SELECT job_id FROM ix_job_queue UNION ALL SELECT job_id FROM ix_job_leases)');
-  if (status === 'running') where.push('j.job_id IN (SELECT job_id FROM ix_job_leases)');
+    where.push(`j.job_id IN (SELECT job_id FROM ix_job_queue UNION ALL SELECT job_id FROM ${HELD_JOBS} h)`);
+  if (status === 'running') where.push(`j.job_id IN (SELECT job_id FROM ${HELD_JOBS} h)`);
   if (status) where.push(`j.status = ${param(status)}`);
   // A client: the primary key walked back, keeping its rows (a client with many jobs fills a page
   // at once), or its range of the correlation index, sorted (a client with few): the planner
@@ -136,9 +137,8 @@ export interface LiveCounts {
 const LIVE_SQL = `
   SELECT
     (SELECT count(*) FROM ix_job_queue)::int AS queued,
-    (SELECT count(*) FROM ix_job_leases)::int AS claimed,
-    (SELECT count(*) FROM ix_job_leases l JOIN ix_jobs j ON j.job_id = l.job_id WHERE j.status = 'running')::int
-      AS running,
+    (SELECT count(*) FROM ${HELD_JOBS} h)::int AS claimed,
+    (SELECT count(*) FROM ${HELD_JOBS} h WHERE h.status = 'running')::int AS running,
     (SELECT extract(epoch FROM now() - min(ready_at)) FROM ix_job_queue WHERE ready_at <= now())::float8
       AS oldest_pending_seconds,
     (SELECT count(*) FROM ix_workers WHERE heartbeat_at > now() - make_interval(secs => $1))::int AS live_workers,
@@ -199,7 +199,7 @@ const LAST_HOUR_SQL = `
   ), live_ids AS MATERIALIZED (
     -- Materialized, so the join below is not planned in parallel: starting the workers took
     -- 30 ms of a 110 ms read with a million jobs, for a join of 1,050 live rows.
-    SELECT job_id FROM ix_job_queue UNION ALL SELECT job_id FROM ix_job_leases
+    SELECT job_id FROM ix_job_queue UNION ALL SELECT job_id FROM ${HELD_JOBS} h
   ), live AS (
     SELECT j.client_id, count(*) FILTER (WHERE j.status = 'pending')::int AS pending,
       count(*) FILTER (WHERE j.status = 'running')::int AS running
@@ -226,7 +226,7 @@ const WORKERS_SQL = `
   SELECT w.worker_id, w.hostname, w.pid,
     to_char(w.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS started_at,
     round(extract(epoch FROM now() - w.heartbeat_at)::numeric, 1)::float8 AS heartbeat_age_seconds,
-    (SELECT count(*)::int FROM ix_job_leases l WHERE l.worker_id = w.worker_id) AS held,
+    (SELECT count(*)::int FROM ${HELD_JOBS} h WHERE h.worker_id = w.worker_id) AS held,
     to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS now
   FROM ix_workers w ORDER BY w.started_at`;
 

@@ -4,15 +4,18 @@
  */
 import { hostname } from 'node:os';
 import type { Db } from './db.js';
+import { entryHolds, leaseEntries } from './jobs/leases.js';
 
-// The second half reads the leases this worker holds (a small table of live claims only): the
-// jobs among them a client asked to cancel, for a worker whose cancel notification was lost.
+// The second half reads the jobs this worker's leases hold (a small table of live claims only):
+// those a client asked to cancel, for a worker whose cancel notification was lost.
 const HEARTBEAT_SQL = `
   WITH beat AS (
     INSERT INTO ix_workers (worker_id, hostname, pid) VALUES ($1, $2, $3)
     ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()
   )
-  SELECT j.job_id FROM ix_job_leases l JOIN ix_jobs j ON j.job_id = l.job_id
+  SELECT j.job_id FROM ix_job_leases l
+  CROSS JOIN LATERAL ${leaseEntries('l')}
+  JOIN ix_jobs j ON ${entryHolds('j')}
   WHERE l.worker_id = $1 AND j.status = 'running' AND j.cancel_requested_at IS NOT NULL`;
 
 /**

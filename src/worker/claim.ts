@@ -18,6 +18,8 @@ export interface Claim {
   readonly rescues: number;
   /** It holds one of its client's `max_running` slots: its end lets another job of the client run. */
   readonly limited: boolean;
+  /** The lease of the claim statement that took it (see LeaseBook). */
+  readonly leaseId: string;
   /** `running` in the database: from then on a dead worker costs the job an attempt. */
   marked: boolean;
   /** When its pipeline was called; null while it waits. */
@@ -42,6 +44,7 @@ export function newClaim({
   rescues,
   waitedSeconds,
   limited,
+  leaseId,
 }: Claimed): Claim {
   return {
     job,
@@ -49,6 +52,7 @@ export function newClaim({
     inputBytes,
     rescues,
     limited,
+    leaseId,
     marked: started,
     invokedAt: null,
     abort: null,

@@ -33,6 +33,8 @@ export interface Finished {
   cancelled?: boolean;
   /** Set once the outcome was replaced by an `unstorable` one: it is not replaced twice. */
   replaced?: boolean;
+  /** Not even that could be recorded: the job is still held, for the sweeper to rescue. */
+  unrecorded?: boolean;
 }
 
 export interface CompleterOptions {
@@ -53,6 +55,8 @@ export interface CompleterOptions {
 
 export class Completer {
   private queue: Finished[] = [];
+  /** Leases that hold nothing any more, deleted with the next statement (see LeaseBook). */
+  private endedLeases: string[] = [];
   /** Outcomes in the statement being written. */
   private writing = 0;
   private flushing: Promise<void> | null = null;
@@ -66,8 +70,18 @@ export class Completer {
     return this.queue.length + this.writing;
   }
 
+  /** Whether anything is left to write: outcomes, or ended leases. */
+  get idle(): boolean {
+    return this.size === 0 && this.endedLeases.length === 0;
+  }
+
   add(finished: Finished): void {
     this.queue.push(finished);
+    void this.flush();
+  }
+
+  endLease(leaseId: string): void {
+    this.endedLeases.push(leaseId);
     void this.flush();
   }
 
@@ -76,7 +90,7 @@ export class Completer {
    * recorded. Past the deadline nothing more is tried: those jobs are left to the sweeper.
    */
   async drain(deadline: number): Promise<boolean> {
-    while (this.size > 0) {
+    while (!this.idle) {
       if (!(await settlesWithin(this.flush(), deadline - Date.now()))) {
         this.givenUp = true;
         const left = this.queue.splice(0);
@@ -102,7 +116,7 @@ export class Completer {
   }
 
   private async flushLoop(): Promise<void> {
-    while (this.queue.length > 0 && !this.givenUp) {
+    while (!this.idle && !this.givenUp) {
       const batch = this.queue.splice(0);
       this.writing = batch.length;
       try {
@@ -116,13 +130,25 @@ export class Completer {
   /** Records `batch`; false when it was put back to be tried again after a backoff. */
   private async record(batch: Finished[]): Promise<boolean> {
     let applied: Map<string, JobStatus>;
+    const endedLeases = this.endedLeases.splice(0);
     try {
       const { workerId, maxAttempts } = this.options;
-      applied = await jobCompleteMany(this.options.pool, batch.map(toOutcome), { workerId, maxAttempts });
+      applied = await jobCompleteMany(this.options.pool, batch.map(toOutcome), {
+        workerId,
+        maxAttempts,
+        endedLeases,
+      });
     } catch (error) {
+      if (batch.length === 0 && !isTransientDatabaseError(error)) {
+        // Left to the sweeper, which deletes a worker's leases once it has stopped.
+        this.options.logger.error({ err: error, leases: endedLeases }, 'could not delete ended leases');
+        return true;
+      }
+      this.endedLeases.push(...endedLeases);
       return this.recover(batch, error);
     }
     this.backoff.reset();
+    if (batch.length === 0) return true;
     const done: Finished[] = [];
     const stale: Finished[] = [];
     for (const finished of batch) {
@@ -198,7 +224,7 @@ export class Completer {
     if (finished.replaced) {
       // Not even the plain error could be written: a fault of the database, not of the outcome.
       this.options.logger.error(context, 'outcome could not be recorded; the job will be rescued');
-      this.options.onSettled([], [finished]);
+      this.options.onSettled([], [{ ...finished, unrecorded: true }]);
       return true;
     }
     this.options.logger.warn(context, 'outcome could not be stored; recording it as an error');
@@ -226,5 +252,7 @@ function toOutcome({ claim, outcome, retryInSeconds, cancelled }: Finished): Out
       ? { status: 'retry', retryInSeconds }
       : { status: ended }),
     responseJson: outcome.json,
+    limited: claim.limited,
+    leaseId: claim.leaseId,
   };
 }

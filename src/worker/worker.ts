@@ -20,6 +20,7 @@ import { ClaimWakes } from './claim-wakes.js';
 import { Completer, type Finished } from './completer.js';
 import { handBack } from './hand-back.js';
 import { Heartbeat } from './heartbeat.js';
+import { LeaseBook } from './leases.js';
 import { finishedRun } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
 import { ProgressRecorder } from './progress.js';
@@ -67,6 +68,7 @@ export class Worker {
   private readonly wakes = new ClaimWakes(() => this.wake());
   private readonly completer: Completer;
   private readonly held = new Set<Claim>();
+  private readonly leases = new LeaseBook((leaseId) => this.completer.endLease(leaseId));
   private heldBytes = 0;
   private buffer: Claim[] = [];
   /** A claim that runs alone (see startsAlone): nothing else starts until it has finished. */
@@ -261,7 +263,9 @@ export class Worker {
       defaultMaxRunning: this.options.defaultMaxRunning ?? null,
     });
     const started: string[] = [];
-    for (const claim of claimed.map(newClaim)) {
+    const claims = claimed.map(newClaim);
+    this.leases.claimed(claims);
+    for (const claim of claims) {
       this.held.add(claim);
       this.heldBytes += claim.inputBytes;
       if (claim.marked) {
@@ -332,7 +336,7 @@ export class Worker {
       if (claim.job.callback_url) callbacksDue = true;
       this.forget(claim);
     }
-    for (const { claim } of dropped) this.forget(claim);
+    for (const { claim, unrecorded } of dropped) this.forget(claim, !unrecorded);
     // Only then: a delivery pass per batch of callback-less jobs would be a wasted query.
     if (callbacksDue) this.options.onCallbacksDue?.();
     for (const { retryInSeconds } of applied)
@@ -340,9 +344,12 @@ export class Worker {
     this.wakes.roomMade([...applied, ...dropped].some((f) => f.claim.limited));
   }
 
-  private forget(claim: Claim): void {
+  /** `claim` is no longer this worker's; `left`: nor its lease's (see LeaseBook), as the database shows. */
+  private forget(claim: Claim, left = true): void {
     if (this.alone === claim) this.alone = null;
-    if (this.held.delete(claim)) this.heldBytes -= claim.inputBytes;
+    if (!this.held.delete(claim)) return;
+    this.heldBytes -= claim.inputBytes;
+    if (left) this.leases.left(claim);
   }
 
   /** Waits until nothing is buffered, starting, running or unrecorded. */
@@ -350,7 +357,7 @@ export class Worker {
     for (;;) {
       if (this.running.size > 0) await Promise.all(this.running.values());
       else if (this.starter.starting > 0) await this.starter.settled();
-      else if (this.completer.size > 0) await this.completer.drain(Number.POSITIVE_INFINITY);
+      else if (!this.completer.idle) await this.completer.drain(Number.POSITIVE_INFINITY);
       else if (this.buffer.length > 0 && !this.stopping) {
         const waiting = this.buffer.length;
         this.startBuffered();
@@ -360,8 +367,10 @@ export class Worker {
   }
 
   private async handBack(claims: Claim[], ms: number): Promise<void> {
-    for (const claim of claims) this.forget(claim);
-    await handBack(this.options.pool, this.logger, claims, ms);
+    const held = claims.filter((claim) => this.held.has(claim));
+    for (const claim of held) this.forget(claim, false);
+    if (await handBack(this.options.pool, this.logger, claims, ms))
+      for (const claim of held) this.leases.left(claim);
   }
 
   private async shutDown(): Promise<void> {

@@ -83,7 +83,7 @@ describe('fair claiming', () => {
     await queue('b', 600);
     await queue('c', 600);
     expect(counts((await claim(501)).map((c) => c.job.client_id))).toEqual({ a: 167, b: 167, c: 167 });
-    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue, ix_job_leases, ix_client_turns');
+    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue, ix_job_leases, ix_job_slots, ix_client_turns');
     await queue('a', 600);
     await queue('b', 600);
     await queue('c', 50);
@@ -114,7 +114,7 @@ describe('fair claiming', () => {
     // Two each: priority picked which of a client's jobs, not which client.
     expect(priorities('a')).toEqual([5, 5]);
     expect(priorities('b')).toEqual([9, 0]);
-    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue, ix_job_leases, ix_client_turns');
+    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue, ix_job_leases, ix_job_slots, ix_client_turns');
     await queue('urgent', 10, 9);
     await queue('calm', 10, 0);
     expect(counts((await claim(6)).map((c) => c.job.client_id))).toEqual({ urgent: 3, calm: 3 });
@@ -157,7 +157,7 @@ describe('fair claiming', () => {
       expect(new Set(ids).size).toBe(ids.length);
       expect(counts(all.map((c) => c.job.client_id))).toMatchObject({ limited: 5, 'limited-too': 7 });
       const { rows } = await db.pool.query<{ client_id: string; n: number }>(
-        `SELECT client_id, count(*)::int AS n FROM ix_job_leases WHERE client_id LIKE 'limited%' GROUP BY 1 ORDER BY 1`,
+        `SELECT client_id, count(*)::int AS n FROM ix_job_slots WHERE client_id LIKE 'limited%' GROUP BY 1 ORDER BY 1`,
       );
       expect(rows).toEqual([
         { client_id: 'limited', n: 5 },

@@ -21,7 +21,7 @@ import {
   workerHeartbeat,
   workerPruneStale,
 } from '../../src/store/index.js';
-import { useTestDatabase } from '../support/db.js';
+import { heldJobCount, useTestDatabase } from '../support/db.js';
 import { differingReplays, FIRST_CALLBACK_URL, failure, makeRequest, success } from '../support/factories.js';
 import { admitted, claimNextPending, claimPending, finishJob, insertPending } from '../support/jobs.js';
 import { eventually } from '../support/worker.js';
@@ -359,8 +359,7 @@ describe('jobCompleteMany', () => {
     expect(da!.finished_at).not.toBeNull();
     expect(db_).toMatchObject({ status: 'error', response: { error: 'bad scan' } });
     expect(dc).toMatchObject({ status: 'error', response: { error: 'timed out' } });
-    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_job_leases');
-    expect(rows[0].n).toBe(0);
+    expect(await heldJobCount(db.pool)).toBe(0);
   });
 
   it('terminal states are stable: marking a done or error job again changes nothing', async () => {

@@ -319,7 +319,7 @@ describe('claim cost does not grow with finished jobs', () => {
 describe('a claim planned before the tables had statistics', () => {
   it('reads each claimed job by primary key and no table whole, never comparing every claimed job with every other', async () => {
     await migrateUp(db.pool);
-    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue, ix_job_leases, ix_client_turns');
+    await db.pool.query('TRUNCATE ix_jobs, ix_job_queue, ix_job_leases, ix_job_slots, ix_client_turns');
     const { CLAIM_SQL } = await import('../../src/store/jobs/claim.js');
     // A connection as a worker's pool makes it: its plans are made once, generic.
     const workerPool = createPool(db.url, { max: 1, genericPlans: true });

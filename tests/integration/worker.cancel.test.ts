@@ -11,7 +11,7 @@ import {
   workerHeartbeat,
 } from '../../src/store/index.js';
 import { type Pipeline, Sweeper } from '../../src/worker/index.js';
-import { useTestDatabase } from '../support/db.js';
+import { heldJobCount, useTestDatabase } from '../support/db.js';
 import { FIRST_CALLBACK_URL, makeRequest, success } from '../support/factories.js';
 import { claimNextPending, finishJob, insertPending } from '../support/jobs.js';
 import { eventually, makeWorker, silentLogger, submitMany, workerConfig } from '../support/worker.js';
@@ -43,11 +43,6 @@ function abortablePipeline(): { pipeline: Pipeline; calls: string[]; abortedAt: 
   return { pipeline, calls, abortedAt };
 }
 
-async function leaseCount(): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_job_leases');
-  return rows[0]!.n;
-}
-
 describe('cancelling a pending job', () => {
   it('a queued job ends cancelled at once, and no worker ever calls its pipeline', async () => {
     const [id] = await submitMany(db.pool, 1);
@@ -64,7 +59,7 @@ describe('cancelling a pending job', () => {
     // Out of the queue at once: no claim takes it, nor leaves a lease behind for it.
     const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_job_queue');
     expect(rows[0]!.n).toBe(0);
-    expect(await leaseCount()).toBe(0);
+    expect(await heldJobCount(db.pool)).toBe(0);
     expect(await jobGet(db.pool, id!)).toMatchObject({ status: 'cancelled' });
   });
 
@@ -73,7 +68,7 @@ describe('cancelling a pending job', () => {
     const [claim] = await jobClaimMany(db.pool, { limit: 1, workerId: WORKER, startNow: 0 });
     expect(claim?.started).toBe(false);
     expect((await cancel(db.pool, job.job_id))?.status).toBe('cancelled');
-    expect(await leaseCount()).toBe(0);
+    expect(await heldJobCount(db.pool)).toBe(0);
     expect((await jobStartMany(db.pool, WORKER, [claim!])).size).toBe(0);
     expect(await finishJob(db.pool, job.job_id, 0, success(job.ix_id))).toBe(false);
     expect(await jobGet(db.pool, job.job_id)).toMatchObject({ status: 'cancelled' });
@@ -188,7 +183,7 @@ describe('cancelling a running job', () => {
     expect(final?.attempt_history).toEqual([
       expect.objectContaining({ attempt: 1, outcome: 'worker_lost', worker_id: WORKER }),
     ]);
-    expect(await leaseCount()).toBe(0);
+    expect(await heldJobCount(db.pool)).toBe(0);
     const { rows } = await db.pool.query('SELECT job_id FROM ix_callback_queue');
     expect(rows).toEqual([{ job_id: job.job_id }]);
   });

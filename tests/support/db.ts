@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
 import { createPool } from '../../src/store/index.js';
+import { HELD_JOBS } from '../../src/store/jobs/leases.js';
 import { withDatabase } from './urls.js';
 
 export interface TestDatabase {
@@ -26,7 +27,11 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-export const TABLES = ['ix_jobs', 'ix_job_queue', 'ix_job_leases', 'ix_workers', 'ix_callback_queue'];
+/** How many jobs leases still hold (claimed, started or not): none once every claim has ended. */
+export async function heldJobCount(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${HELD_JOBS} h`);
+  return rows[0]!.n;
+}
 
 export async function truncateAll(pool: pg.Pool): Promise<void> {
   const { rows } = await pool.query<{ tablename: string }>(

@@ -30,11 +30,12 @@ export const CANCELLED_ERROR = 'cancelled';
 
 // The queue row first: a claim holds it (FOR UPDATE SKIP LOCKED) until it commits, so waiting
 // for it here means the job row read next is the claim's result, never a job about to be claimed.
-// The job row next, locked like completion and the sweep lock it before its lease.
+// The job row next, locked like completion and the sweep lock it before its slot.
 const DEQUEUE_SQL = 'DELETE FROM ix_job_queue WHERE job_id = $1';
 const LOCK_SQL = 'SELECT status FROM ix_jobs WHERE job_id = $1 FOR UPDATE';
-// A pending job, queued or claimed but unstarted: its lease goes, and its claim_epoch moves on,
-// so a worker holding the claim can neither start it nor record an outcome for it.
+// A pending job, queued or claimed but unstarted: its claim_epoch moves on, so a worker holding the
+// claim can neither start it nor record an outcome for it, and its lease entry holds it no more
+// (leases.ts); a `max_running` slot it held is freed at once.
 const CANCEL_PENDING_SQL = `
   WITH cancelled AS (
     UPDATE ix_jobs SET status = 'cancelled', finished_at = now(), cancel_requested_at = now(), worker_id = NULL,
@@ -42,8 +43,8 @@ const CANCEL_PENDING_SQL = `
       response = jsonb_build_object('ix_id', ix_id, 'result', NULL, 'error', $2::text)
     WHERE job_id = $1 AND status = 'pending'
     RETURNING job_id, callback_url
-  ), released AS (
-    DELETE FROM ix_job_leases l USING cancelled c WHERE l.job_id = c.job_id
+  ), freed AS (
+    DELETE FROM ix_job_slots s USING cancelled c WHERE s.job_id = c.job_id
   )
   INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM cancelled WHERE callback_url IS NOT NULL`;
 const REQUEST_SQL = `

@@ -60,24 +60,26 @@ function readyJobs(client: string, top: string, limit: string, condition = ''): 
 //   jobs than its share leaves part of the claim unfilled: `second_round` shares that part, in the
 //   same order, between the clients that had their whole share, so a batch is full whenever
 //   enough jobs are ready.
-// - `leased`: a job of a client with `max_running` takes a free slot; a slot that a concurrent claim
-//   took first makes the insert do nothing (the partial unique index on (client_id, slot)), and the
-//   job stays queued: no more than `max_running` of its jobs are ever claimed at once.
+// - `slotted`: a job of a client with `max_running` takes a free slot (ix_job_slots); a slot that a
+//   concurrent claim took first makes the insert do nothing (the unique key on (client_id, slot)),
+//   and the job stays queued: no more than `max_running` of its jobs are ever claimed at once.
+// - `leased`: one lease for the whole claim, listing each job taken with its attempt and claim
+//   epoch (migrations/0014_batch_leases.ts); its id comes back with every row.
 // - `turns`: while more than one client has queued jobs, the passes of the clients served move on
 //   (from the latest committed pass: concurrent claims add up), and a client seen for the first
 //   time gets one (v), so that it keeps its place from then on instead of being placed at v again
 //   at every claim. A single client's claim writes nothing more than before.
 // Waits, and why they cannot deadlock: queue rows are skipped, never waited for; a slot a
 // concurrent claim inserted is waited for until it commits, and passes are upserted after all
-// leases; both in client (and slot) order, the same in every claim.
+// slots; both in client (and slot) order, the same in every claim. A lease is a new row: no wait.
 // `= ANY(ARRAY(…))` makes every step index lookups of exactly the picked rows: written as a join,
 // the planner hashed the whole queue and sequentially scanned ix_jobs (docs/design.md, "Costs
 // measured on the hot path"). Never as a filter, though: `x = ANY(array)` scans the array for each
 // row, and a claim of 1,000 then compares a million uuids (`taken` is a hash join instead).
-// The final SELECT reads each taken job by its primary key, in a LIMIT 1 subquery the planner
-// cannot flatten into a join: a generic plan is made once per connection, and one made before the
-// tables had statistics joined `taken` to ix_jobs by a nested loop that compared every pair
-// (1,019,090 comparisons in a claim of 1,010; 78 of 714 claims in one `bench:worker` run).
+// `taken` reads each granted job by its primary key, in a LIMIT 1 subquery the planner cannot
+// flatten into a join: a generic plan is made once per connection, and one made before the
+// tables had statistics joined the picked jobs to ix_jobs by a nested loop that compared every
+// pair (1,019,090 comparisons in a claim of 1,010; 78 of 714 claims in one `bench:worker` run).
 // It reads ix_jobs as it was before `started` changed it (a statement sees one snapshot), so a
 // started job's status, started_at and worker_id come from `started`.
 export const CLAIM_SQL = `
@@ -85,7 +87,7 @@ export const CLAIM_SQL = `
     SELECT c.client_id, c.priority AS top_priority, coalesce(k.weight, 1)::float8 AS weight, t.pass AS stored_pass, t.served_at,
       coalesce(k.max_running, $5::integer) AS max_running,
       CASE WHEN coalesce(k.max_running, $5::integer) IS NOT NULL THEN (
-        SELECT count(*)::integer FROM ix_job_leases l WHERE l.client_id = c.client_id AND l.slot IS NOT NULL) END AS used
+        SELECT count(*)::integer FROM ix_job_slots l WHERE l.client_id = c.client_id) END AS used
     FROM queued_clients c
     LEFT JOIN ix_clients k ON k.client_id = c.client_id
     LEFT JOIN ix_client_turns t ON t.client_id = c.client_id
@@ -142,20 +144,31 @@ export const CLAIM_SQL = `
     SELECT c.client_id, s.slot, row_number() OVER (PARTITION BY c.client_id ORDER BY s.slot) AS n
     FROM clients c CROSS JOIN LATERAL generate_series(1, least(c.max_running, c.used + c.free)) s(slot)
     WHERE c.max_running IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.client_id = c.client_id AND l.slot = s.slot)
-  ), leased AS (
-    INSERT INTO ix_job_leases (job_id, worker_id, client_id, slot)
-    SELECT ch.job_id, $2, ch.client_id, s.slot FROM chosen ch
-    LEFT JOIN slots s ON s.client_id = ch.client_id AND s.n = ch.n
+      AND NOT EXISTS (SELECT 1 FROM ix_job_slots l WHERE l.client_id = c.client_id AND l.slot = s.slot)
+  ), slotted AS (
+    INSERT INTO ix_job_slots (job_id, client_id, slot)
+    SELECT ch.job_id, ch.client_id, s.slot FROM chosen ch
+    JOIN slots s ON s.client_id = ch.client_id AND s.n = ch.n
+    WHERE ch.limited
     ORDER BY ch.client_id, s.slot
     ON CONFLICT DO NOTHING
     RETURNING job_id
-  ), taken AS (
-    SELECT ch.* FROM chosen ch WHERE ch.job_id IN (SELECT job_id FROM leased)
+  ), granted AS (
+    SELECT ch.* FROM chosen ch WHERE NOT ch.limited OR ch.job_id IN (SELECT job_id FROM slotted)
   ), picked AS (
     -- By ctid: the rows are locked by this statement, so none has moved (the queue has no index
     -- on seq; see migrations/0013_clients.ts).
-    DELETE FROM ix_job_queue WHERE ctid = ANY (ARRAY (SELECT ctid FROM taken))
+    DELETE FROM ix_job_queue WHERE ctid = ANY (ARRAY (SELECT ctid FROM granted))
+  ), taken AS (
+    SELECT c.ctid, c.position, c.input_bytes, c.ready_at, c.limited, j.* FROM granted c
+    CROSS JOIN LATERAL (
+      SELECT ${JOB_COLUMNS_OF_J}, j.claim_epoch, j.rescues FROM ix_jobs j
+      WHERE j.job_id = c.job_id AND j.status = 'pending' LIMIT 1
+    ) j
+  ), leased AS (
+    INSERT INTO ix_job_leases (worker_id, job_ids, attempts, claim_epochs)
+    SELECT $2, array_agg(job_id), array_agg(attempts), array_agg(claim_epoch) FROM taken HAVING count(*) > 0
+    RETURNING lease_id
   ), started AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
     WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM taken WHERE position <= $3))
@@ -174,11 +187,10 @@ export const CLAIM_SQL = `
       pass = greatest(t.pass + (SELECT n.delta FROM turns n WHERE n.client_id = excluded.client_id), excluded.pass),
       served_at = coalesce(excluded.served_at, t.served_at)
   )
-  SELECT ${JOB_COLUMNS_OF_J.replace('j.status', "CASE WHEN s.job_id IS NULL THEN j.status ELSE 'running' END AS status").replace('j.started_at', 'coalesce(s.started_at, j.started_at) AS started_at').replace('j.worker_id', 'CASE WHEN s.job_id IS NULL THEN j.worker_id ELSE $2::uuid END AS worker_id')},
-    j.claim_epoch, j.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds,
-    c.limited
+  SELECT ${JOB_COLUMNS_OF_J.replaceAll('j.', 'c.').replace('c.status', "CASE WHEN s.job_id IS NULL THEN c.status ELSE 'running' END AS status").replace('c.started_at', 'coalesce(s.started_at, c.started_at) AS started_at').replace('c.worker_id', 'CASE WHEN s.job_id IS NULL THEN c.worker_id ELSE $2::uuid END AS worker_id')},
+    c.claim_epoch, c.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds,
+    c.limited, (SELECT lease_id FROM leased)::text AS lease_id
   FROM taken c
-  CROSS JOIN LATERAL (SELECT * FROM ix_jobs j WHERE j.job_id = c.job_id AND j.status = 'pending' LIMIT 1) j
   LEFT JOIN started s ON s.job_id = c.job_id
   ORDER BY c.position`;
 
@@ -197,6 +209,11 @@ export interface Claimed {
   waitedSeconds: number;
   /** Its client has a `max_running`: the claim holds one of the client's slots until it ends. */
   limited: boolean;
+  /**
+   * The lease of the claim that took it, shared by every job of that claim: its holder deletes it
+   * (jobCompleteMany's `endedLeases`) once none of them is held any more.
+   */
+  leaseId: string;
 }
 
 export interface ClaimOptions {
@@ -231,6 +248,7 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
       input_bytes: number;
       waited_seconds: number;
       limited: boolean;
+      lease_id: string;
     }
   >(
     prepared('ix_job_claim', CLAIM_SQL, [
@@ -249,6 +267,7 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
     inputBytes: row.input_bytes,
     waitedSeconds: row.waited_seconds,
     limited: row.limited,
+    leaseId: row.lease_id,
   }));
 }
 

@@ -28,15 +28,25 @@ export interface Outcome {
   retryInSeconds?: number;
   /** `response` as JSON, when the caller has written it already (and so knows it can be). */
   responseJson?: string;
+  /**
+   * false: its claim took no `max_running` slot for it (Claimed.limited), so none is looked for;
+   * absent: any slot it holds is released.
+   */
+  limited?: boolean;
+  /** Its claim's lease (Claimed.leaseId): needed for a job whose start was never marked. */
+  leaseId?: string;
 }
 
 /** How an outcome is told apart from another attempt's outcome of the same job. */
 export const outcomeKey = (jobId: string, attempt: number): string => `${jobId}/${attempt}`;
 
 // An outcome belongs to the claim that ran it: the job is still held at the same attempt and
-// claim epoch, either `running` or claimed but never marked started (a worker runs fresh jobs
-// without waiting for that mark; see jobStartMany). A lease row exists while a job is claimed,
-// and every way back to the queue deletes it and moves the attempt or the epoch on.
+// claim epoch, either `running` or claimed but never marked started, still `pending` (a worker
+// runs fresh jobs without waiting for that mark; see jobStartMany). Every way back to the queue
+// moves the attempt or the epoch on, so a pending job at the claim's attempt and epoch is still
+// that claim's (the lease's own rule: leases.ts), provided it was claimed at all: a pending
+// outcome names its claim's lease, which must still exist (a primary-key probe, where reading the
+// lease's entries would detoast its arrays for every job).
 // A retry is a way back: `attempts + 1` (the run is charged), the job `pending` again with the
 // error in `last_error` (only a terminal job has a `response`: migrations/0001_jobs.ts), the run
 // moved into `earlier_runs` (migrations/0009_attempt_history.ts), its progress cleared, and a queue row that is ready
@@ -50,7 +60,7 @@ const COMPLETE_SQL = `
   WITH outcome AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
       AS o(job_id uuid, attempt integer, claim_epoch integer, started_at timestamptz, status text, response jsonb,
-        retry_in double precision)
+        retry_in double precision, limited boolean, lease_id bigint)
   ), finished AS (
     UPDATE ix_jobs j SET
       status = CASE WHEN ${RETRYING} THEN 'pending' WHEN o.status = 'retry' THEN 'error' ELSE o.status END,
@@ -74,10 +84,14 @@ const COMPLETE_SQL = `
     WHERE j.job_id = o.job_id AND j.attempts = o.attempt AND j.claim_epoch = o.claim_epoch
       AND (o.status <> 'cancelled' OR j.cancel_requested_at IS NOT NULL)
       AND (j.status = 'running'
-        OR (j.status = 'pending' AND EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.job_id = j.job_id)))
-    RETURNING j.job_id, j.client_id, j.priority, o.attempt, j.callback_url, j.status, j.run_after, pg_column_size(j.input) AS input_bytes
-  ), released AS (
-    DELETE FROM ix_job_leases l USING finished WHERE l.job_id = finished.job_id
+        OR (j.status = 'pending' AND EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.lease_id = o.lease_id)))
+    RETURNING j.job_id, j.client_id, j.priority, o.attempt, o.limited, j.callback_url, j.status, j.run_after,
+      pg_column_size(j.input) AS input_bytes
+  ), freed AS (
+    -- Only a limited client's job holds a slot: the others' outcomes probe nothing here.
+    DELETE FROM ix_job_slots s USING finished f WHERE f.limited IS NOT FALSE AND s.job_id = f.job_id
+  ), ended_leases AS (
+    DELETE FROM ix_job_leases WHERE lease_id = ANY ($4::bigint[])
   ), requeued AS (
     INSERT INTO ix_job_queue (job_id, client_id, priority, input_bytes, ready_at)
     SELECT job_id, client_id, priority, input_bytes, run_after FROM finished WHERE status = 'pending' ORDER BY job_id
@@ -92,6 +106,11 @@ export interface CompleteOptions {
   workerId?: string | null;
   /** The server's budget of runs (IX_MAX_ATTEMPTS) for a job without its own; null: none. */
   maxAttempts?: number | null;
+  /**
+   * Leases (Claimed.leaseId) that hold none of the caller's jobs any more, deleted in the same
+   * statement: a lease outlives its last outcome by one statement, and costs none of its own.
+   */
+  endedLeases?: readonly string[];
 }
 
 /**
@@ -110,7 +129,8 @@ export async function jobCompleteMany(
   outcomes: readonly Outcome[],
   options: CompleteOptions = {},
 ): Promise<Map<string, JobStatus>> {
-  if (outcomes.length === 0) return new Map();
+  const endedLeases = options.endedLeases ?? [];
+  if (outcomes.length === 0 && endedLeases.length === 0) return new Map();
   const parts = outcomes.map((o) => {
     if (o.status === 'retry' && !(o.response.error !== null && (o.retryInSeconds ?? -1) >= 0)) {
       throw new Error(`job ${o.jobId}: a retry needs an error and a retryInSeconds ≥ 0`);
@@ -127,13 +147,16 @@ export async function jobCompleteMany(
     const response = o.responseJson ?? JSON.stringify(o.response);
     const startedAt = o.startedAt ? `"${o.startedAt}"` : 'null';
     const retryIn = o.status === 'retry' ? o.retryInSeconds : null;
-    return `{"job_id":"${o.jobId}","attempt":${o.attempt},"claim_epoch":${o.claimEpoch ?? 0},"started_at":${startedAt},"status":"${o.status}","response":${response},"retry_in":${retryIn}}`;
+    const limited = o.limited === false ? ',"limited":false' : '';
+    const lease = o.leaseId === undefined ? '' : `,"lease_id":"${o.leaseId}"`;
+    return `{"job_id":"${o.jobId}","attempt":${o.attempt},"claim_epoch":${o.claimEpoch ?? 0},"started_at":${startedAt},"status":"${o.status}","response":${response},"retry_in":${retryIn}${limited}${lease}}`;
   });
   const { rows } = await db.query<{ job_id: string; attempt: number; status: JobStatus }>(
     prepared('ix_job_complete_many', COMPLETE_SQL, [
       `[${parts.join(',')}]`,
       options.workerId ?? null,
       options.maxAttempts ?? null,
+      endedLeases,
     ]),
   );
   return new Map(rows.map((r) => [outcomeKey(r.job_id, r.attempt), r.status]));

@@ -5,6 +5,7 @@
 import type { Db } from '../db.js';
 import { jobNotifyChanged, jobNotifyPending } from '../notify.js';
 import { CANCELLED_ERROR } from './cancel.js';
+import { entryHolds, leaseEntries } from './leases.js';
 import { appendRun, isLastAttempt } from './runs.js';
 
 export interface SweepOptions {
@@ -43,10 +44,12 @@ export interface SweepResult {
 // back: its pipeline was to be aborted anyway. Its claim_epoch moves on, so the stale claim can never start it nor record an
 // outcome. A started job's run ends here: it moves into `earlier_runs`, `worker_lost` for a
 // rescue (with `lost_error`, why), `interrupted` for a release (migrations/0009_attempt_history.ts).
-// Used by the sweep and by a worker's own release; `held` names the job rows, locked (as UPDATE targets) before their
-// lease rows, the same order as completion, so one racing another waits instead of deadlocking,
-// and the re-checked status, attempts and epoch then skip what the other already moved.
-const HAND_BACK = `
+// Used by the sweep and by a worker's own release; `held` names the job rows, locked (as UPDATE
+// targets) before their slot rows and leases, the same order as completion, so one racing another
+// waits instead of deadlocking, and the re-checked status, attempts and epoch then skip what the
+// other already moved. A release leaves the lease to its worker, which deletes it once it holds
+// nothing (jobCompleteMany's `endedLeases`).
+const handBack = (after = '') => `
   charged AS (
     SELECT h.*, h.status = 'running' AND h.rescue AND c.cancel_requested_at IS NULL AS charge,
       h.status = 'running' AND c.cancel_requested_at IS NOT NULL AS cancel,
@@ -77,8 +80,8 @@ const HAND_BACK = `
     FROM charged h
     WHERE j.job_id = h.job_id AND j.status = h.status AND j.attempts = h.attempt AND j.claim_epoch = h.claim_epoch
     RETURNING j.job_id, j.client_id, j.priority, j.status, h.charge, j.callback_url, pg_column_size(j.input) AS input_bytes
-  ), released AS (
-    DELETE FROM ix_job_leases l USING moved WHERE l.job_id = moved.job_id
+  ), freed AS (
+    DELETE FROM ix_job_slots s USING moved WHERE s.job_id = moved.job_id
   ), requeued AS (
     INSERT INTO ix_job_queue (job_id, client_id, priority, input_bytes)
     SELECT job_id, client_id, priority, input_bytes FROM moved WHERE status = 'pending' ORDER BY job_id
@@ -86,6 +89,7 @@ const HAND_BACK = `
     INSERT INTO ix_callback_queue (job_id)
     SELECT job_id FROM moved WHERE status IN ('error', 'cancelled') AND callback_url IS NOT NULL
   )
+${after}
   SELECT job_id, status, charge FROM moved`;
 
 interface HandedBack {
@@ -107,26 +111,38 @@ function handedBack(rows: readonly HandedBack[]): SweepResult {
 // The age rule applies to started jobs only: a claim waiting in a live worker's buffer is that
 // worker's, however long it waits. `finished_at = now()` in HAND_BACK is the database clock; the
 // injected clock only decides who is stale.
+// A silent worker's lease goes once nothing it held is left behind: a job that a racing statement
+// of that worker moved first (a start, say: HAND_BACK re-checks the status and skips it) keeps
+// the lease, for the next sweep to judge again.
+const EXPIRED = `, expired AS (
+    DELETE FROM ix_job_leases x USING leases l
+    WHERE x.lease_id = l.lease_id AND l.silent
+      AND NOT EXISTS (
+        SELECT 1 FROM judged d WHERE d.lease_id = l.lease_id AND d.job_id NOT IN (SELECT job_id FROM moved))
+  )`;
 const SWEEP_SQL = `
   WITH params AS (
     SELECT coalesce($1::timestamptz, now()) AS now, $2::integer AS max_running, $3::integer AS heartbeat_timeout,
       $4::integer AS max_attempts
-  ), judged AS (
-    SELECT j.job_id, j.status, j.attempts AS attempt, j.claim_epoch, p.max_attempts, p.max_running,
-      j.status = 'running' AND j.started_at < p.now - make_interval(secs => p.max_running) AS overran,
-      p.heartbeat_timeout IS NOT NULL AND l.worker_id IS NOT NULL
+  ), leases AS (
+    SELECT l.*, p.heartbeat_timeout IS NOT NULL AND l.worker_id IS NOT NULL
         AND (w.worker_id IS NULL OR w.heartbeat_at < p.now - make_interval(secs => p.heartbeat_timeout)) AS silent
     FROM ix_job_leases l
-    JOIN ix_jobs j ON j.job_id = l.job_id
     LEFT JOIN ix_workers w ON w.worker_id = l.worker_id
     CROSS JOIN params p
-    WHERE j.status IN ('running', 'pending')
+  ), judged AS (
+    SELECT j.job_id, j.status, j.attempts AS attempt, j.claim_epoch, p.max_attempts, p.max_running, l.lease_id, l.silent,
+      j.status = 'running' AND j.started_at < p.now - make_interval(secs => p.max_running) AS overran
+    FROM leases l
+    CROSS JOIN LATERAL ${leaseEntries('l')}
+    JOIN ix_jobs j ON ${entryHolds('j')}
+    CROSS JOIN params p
   ), held AS (
     SELECT job_id, status, attempt, claim_epoch, max_attempts, true AS rescue,
       CASE WHEN silent THEN 'worker lost: it stopped sending heartbeats'
         ELSE format('worker lost: the run took over %s s, the longest a run may take', max_running) END AS lost_error
     FROM judged WHERE overran OR silent
-  ), ${HAND_BACK}`;
+  ), ${handBack(EXPIRED)}`;
 
 /**
  * Rescues the jobs of workers that are gone (stale heartbeat, or no worker row) and started jobs
@@ -160,7 +176,7 @@ const RELEASE_SQL = `
     SELECT job_id, CASE WHEN started THEN 'running' ELSE 'pending' END AS status, attempt, claim_epoch,
       NULL::integer AS max_attempts, false AS rescue, NULL::text AS lost_error
     FROM jsonb_to_recordset($1::jsonb) AS h(job_id uuid, attempt integer, claim_epoch integer, started boolean)
-  ), ${HAND_BACK}`;
+  ), ${handBack()}`;
 
 /**
  * Puts jobs a worker holds back to `pending` at once (graceful shutdown), each as it was, with no

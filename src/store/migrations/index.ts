@@ -11,6 +11,7 @@ import { retention } from './0010_retention.js';
 import { progress } from './0011_progress.js';
 import { operators } from './0012_operators.js';
 import { clients } from './0013_clients.js';
+import { batchLeases } from './0014_batch_leases.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -30,4 +31,5 @@ export const MIGRATIONS: readonly Migration[] = [
   progress,
   operators,
   clients,
+  batchLeases,
 ];
