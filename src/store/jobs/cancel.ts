@@ -44,7 +44,7 @@ const CANCEL_PENDING_SQL = `
     WHERE job_id = $1 AND status = 'pending'
     RETURNING job_id, callback_url
   ), freed AS (
-    DELETE FROM ix_job_slots s USING cancelled c WHERE s.job_id = c.job_id
+    DELETE FROM ix_job_slots WHERE job_id = ANY (ARRAY (SELECT job_id FROM cancelled))
   )
   INSERT INTO ix_callback_queue (job_id) SELECT job_id FROM cancelled WHERE callback_url IS NOT NULL`;
 const REQUEST_SQL = `

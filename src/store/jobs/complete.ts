@@ -88,8 +88,10 @@ const COMPLETE_SQL = `
     RETURNING j.job_id, j.client_id, j.priority, o.attempt, o.limited, j.callback_url, j.status, j.run_after,
       pg_column_size(j.input) AS input_bytes
   ), freed AS (
-    -- Only a limited client's job holds a slot: the others' outcomes probe nothing here.
-    DELETE FROM ix_job_slots s USING finished f WHERE f.limited IS NOT FALSE AND s.job_id = f.job_id
+    -- Only a limited client's job holds a slot: the others' outcomes probe nothing here. Index
+    -- lookups of exactly those jobs: a plan made on an empty table joined by scanning every slot
+    -- for each outcome.
+    DELETE FROM ix_job_slots WHERE job_id = ANY (ARRAY (SELECT job_id FROM finished WHERE limited IS NOT FALSE))
   ), ended_leases AS (
     DELETE FROM ix_job_leases WHERE lease_id = ANY ($4::bigint[])
   ), requeued AS (

@@ -81,7 +81,7 @@ const handBack = (after = '') => `
     WHERE j.job_id = h.job_id AND j.status = h.status AND j.attempts = h.attempt AND j.claim_epoch = h.claim_epoch
     RETURNING j.job_id, j.client_id, j.priority, j.status, h.charge, j.callback_url, pg_column_size(j.input) AS input_bytes
   ), freed AS (
-    DELETE FROM ix_job_slots s USING moved WHERE s.job_id = moved.job_id
+    DELETE FROM ix_job_slots WHERE job_id = ANY (ARRAY (SELECT job_id FROM moved))
   ), requeued AS (
     INSERT INTO ix_job_queue (job_id, client_id, priority, input_bytes)
     SELECT job_id, client_id, priority, input_bytes FROM moved WHERE status = 'pending' ORDER BY job_id
