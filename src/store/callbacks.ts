@@ -28,7 +28,8 @@ export interface CallbackClaimOptions {
 // The lease is the claim: pushing next_attempt_at forward hides the row from other deliverers
 // until it runs out, so one that died mid-delivery leaves the attempt to be made again, and no
 // lock is held across the HTTP request. SKIP LOCKED keeps concurrent claims from waiting on or
-// taking each other's rows.
+// taking each other's rows. The job rows are read by their ids (\`= ANY\`), whatever the plan: one
+// made on a small table could hash ix_jobs whole for every claim (see jobs/complete.ts).
 const CALLBACK_CLAIM_SQL = `
   WITH due AS (
     SELECT q.job_id FROM ix_callback_queue q
@@ -44,7 +45,8 @@ const CALLBACK_CLAIM_SQL = `
     RETURNING q.job_id, q.attempt
   )
   SELECT leased.attempt AS queue_attempt, ${JOB_COLUMNS_OF_J}
-  FROM leased JOIN ix_jobs j ON j.job_id = leased.job_id`;
+  FROM leased JOIN ix_jobs j ON j.job_id = leased.job_id
+  WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM leased))`;
 
 /** Claims up to `limit` due deliveries in one statement; none is handed to two callers at once. */
 export async function callbackClaimDue(
@@ -103,7 +105,7 @@ const CALLBACK_RECORD_SQL = `
       'error', $4::text)),
     callback_status = coalesce(p.final, j.callback_status)
   FROM applied a CROSS JOIN params p
-  WHERE j.job_id = a.job_id`;
+  WHERE j.job_id = $1 AND j.job_id = a.job_id`;
 
 /**
  * Records attempt `attempt` of a job's delivery: appends it to `callback_attempts` and either

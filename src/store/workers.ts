@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import type { Db } from './db.js';
-import { entryHolds, leaseEntries } from './jobs/leases.js';
+import { heldJob, leaseEntries } from './jobs/leases.js';
 
 // The second half reads the jobs this worker's leases hold (a small table of live claims only):
 // those a client asked to cancel, for a worker whose cancel notification was lost.
@@ -15,7 +15,7 @@ const HEARTBEAT_SQL = `
   )
   SELECT j.job_id FROM ix_job_leases l
   CROSS JOIN LATERAL ${leaseEntries('l')}
-  JOIN ix_jobs j ON ${entryHolds('j')}
+  CROSS JOIN LATERAL ${heldJob('j')}
   WHERE l.worker_id = $1 AND j.status = 'running' AND j.cancel_requested_at IS NOT NULL`;
 
 /**

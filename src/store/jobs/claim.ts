@@ -293,11 +293,12 @@ export async function jobNextReadyInMs(db: Db): Promise<number | null> {
 // A claim is held, unstarted, while its job is `pending` at the claim's attempt and epoch: every
 // way back to the queue moves the epoch on. Running already, at the same attempt and epoch, by
 // this worker: an earlier try of this very start that committed but whose answer was lost.
+// \`= ANY ($1)\`: the job rows by their ids, whatever the plan (see complete.ts).
 const START_SQL = `
   UPDATE ix_jobs j SET status = 'running', worker_id = $4,
     started_at = CASE WHEN j.status = 'pending' THEN now() ELSE j.started_at END
   FROM unnest($1::uuid[], $2::integer[], $3::integer[]) AS s(job_id, attempt, claim_epoch)
-  WHERE j.job_id = s.job_id AND j.attempts = s.attempt AND j.claim_epoch = s.claim_epoch
+  WHERE j.job_id = ANY ($1::uuid[]) AND j.job_id = s.job_id AND j.attempts = s.attempt AND j.claim_epoch = s.claim_epoch
     AND (j.status = 'pending' OR (j.status = 'running' AND j.worker_id = $4))
   RETURNING j.job_id, j.started_at`;
 

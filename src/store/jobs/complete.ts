@@ -46,7 +46,10 @@ export const outcomeKey = (jobId: string, attempt: number): string => `${jobId}/
 // moves the attempt or the epoch on, so a pending job at the claim's attempt and epoch is still
 // that claim's (the lease's own rule: leases.ts), provided it was claimed at all: a pending
 // outcome names its claim's lease, which must still exist (a primary-key probe, where reading the
-// lease's entries would detoast its arrays for every job).
+// lease's entries would detoast its arrays for every job). The job rows are looked up by the
+// outcomes' ids (\`= ANY\`), so no plan can read ix_jobs whole: a worker plans this once per
+// connection (generic plans), and one made while ix_jobs held a few hundred rows hashed the whole
+// table for every batch, 120–165 ms a statement beside 100,000 jobs (auto_explain).
 // A retry is a way back: `attempts + 1` (the run is charged), the job `pending` again with the
 // error in `last_error` (only a terminal job has a `response`: migrations/0001_jobs.ts), the run
 // moved into `earlier_runs` (migrations/0009_attempt_history.ts), its progress cleared, and a queue row that is ready
@@ -81,7 +84,8 @@ const COMPLETE_SQL = `
         retryAt: 'now() + make_interval(secs => o.retry_in)',
       })} ELSE j.earlier_runs END
     FROM outcome o
-    WHERE j.job_id = o.job_id AND j.attempts = o.attempt AND j.claim_epoch = o.claim_epoch
+    WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM outcome)) AND j.job_id = o.job_id
+      AND j.attempts = o.attempt AND j.claim_epoch = o.claim_epoch
       AND (o.status <> 'cancelled' OR j.cancel_requested_at IS NOT NULL)
       AND (j.status = 'running'
         OR (j.status = 'pending' AND EXISTS (SELECT 1 FROM ix_job_leases l WHERE l.lease_id = o.lease_id)))

@@ -9,10 +9,14 @@
 export const leaseEntries = (lease: string): string =>
   `unnest(${lease}.job_ids, ${lease}.attempts, ${lease}.claim_epochs) AS e(job_id, attempt, claim_epoch)`;
 
-/** Join condition: entry `e` still holds job row `job`. */
-export const entryHolds = (job: string): string =>
-  `${job}.job_id = e.job_id AND ${job}.attempts = e.attempt AND ${job}.claim_epoch = e.claim_epoch
-    AND ${job}.status IN ('pending', 'running')`;
+/**
+ * The job row entry `e` still holds, as `job`, for a CROSS JOIN LATERAL: none when it holds none.
+ * A primary-key probe per entry, in a LIMIT 1 subquery no plan can turn into a join that reads
+ * ix_jobs whole (workers plan once per connection, maybe while the table is small: complete.ts).
+ */
+export const heldJob = (job: string): string =>
+  `(SELECT * FROM ix_jobs ${job} WHERE ${job}.job_id = e.job_id AND ${job}.attempts = e.attempt
+    AND ${job}.claim_epoch = e.claim_epoch AND ${job}.status IN ('pending', 'running') LIMIT 1) ${job}`;
 
 /**
  * Every job a lease still holds, with its lease's worker: `(job_id, worker_id, status)`. A read
@@ -21,4 +25,4 @@ export const entryHolds = (job: string): string =>
 export const HELD_JOBS = `(
   SELECT j.job_id, l.worker_id, j.status FROM ix_job_leases l
   CROSS JOIN LATERAL ${leaseEntries('l')}
-  JOIN ix_jobs j ON ${entryHolds('j')})`;
+  CROSS JOIN LATERAL ${heldJob('j')})`;

@@ -5,7 +5,7 @@
 import type { Db } from '../db.js';
 import { jobNotifyChanged, jobNotifyPending } from '../notify.js';
 import { CANCELLED_ERROR } from './cancel.js';
-import { entryHolds, leaseEntries } from './leases.js';
+import { heldJob, leaseEntries } from './leases.js';
 import { appendRun, isLastAttempt } from './runs.js';
 
 export interface SweepOptions {
@@ -55,6 +55,7 @@ const handBack = (after = '') => `
       h.status = 'running' AND c.cancel_requested_at IS NOT NULL AS cancel,
       coalesce(${isLastAttempt('c', 'h.max_attempts')}, false) AS last_attempt
     FROM held h JOIN ix_jobs c ON c.job_id = h.job_id
+    WHERE c.job_id = ANY (ARRAY (SELECT job_id FROM held))
   ), moved AS (
     UPDATE ix_jobs j SET
       attempts = j.attempts + CASE WHEN h.charge THEN 1 ELSE 0 END,
@@ -78,7 +79,7 @@ const handBack = (after = '') => `
         'ix_id', j.ix_id, 'result', NULL,
         'error', format('abandoned after %s attempts: the last one''s worker died or stalled', j.attempts + 1)) END
     FROM charged h
-    WHERE j.job_id = h.job_id AND j.status = h.status AND j.attempts = h.attempt AND j.claim_epoch = h.claim_epoch
+    WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM charged)) AND j.job_id = h.job_id AND j.status = h.status AND j.attempts = h.attempt AND j.claim_epoch = h.claim_epoch
     RETURNING j.job_id, j.client_id, j.priority, j.status, h.charge, j.callback_url, pg_column_size(j.input) AS input_bytes
   ), freed AS (
     DELETE FROM ix_job_slots WHERE job_id = ANY (ARRAY (SELECT job_id FROM moved))
@@ -135,7 +136,7 @@ const SWEEP_SQL = `
       j.status = 'running' AND j.started_at < p.now - make_interval(secs => p.max_running) AS overran
     FROM leases l
     CROSS JOIN LATERAL ${leaseEntries('l')}
-    JOIN ix_jobs j ON ${entryHolds('j')}
+    CROSS JOIN LATERAL ${heldJob('j')}
     CROSS JOIN params p
   ), held AS (
     SELECT job_id, status, attempt, claim_epoch, max_attempts, true AS rescue,
