@@ -62,3 +62,33 @@ export function ownCpuMicros(): number {
   const { user, system } = process.cpuUsage();
   return user + system;
 }
+
+/**
+ * CPU time of each PostgreSQL process alive now, in µs, by pid, with what it serves: its
+ * connection's application_name (`ix worker`, `ix api`, `ix listener`), else its backend type
+ * (`walwriter`, `checkpointer`, …). Processes /proc cannot show are left out.
+ */
+export async function backendCpuMicros(db: pg.Pool): Promise<Map<number, { kind: string; micros: number }>> {
+  const { rows } = await db.query<{ pid: number; kind: string }>(
+    `SELECT pid, coalesce(nullif(application_name, ''), backend_type) AS kind FROM pg_stat_activity`,
+  );
+  const cpu = new Map<number, { kind: string; micros: number }>();
+  for (const { pid, kind } of rows) {
+    const read = await stat(String(pid));
+    if (read !== null) cpu.set(pid, { kind, micros: micros(read.fields, UTIME, STIME) });
+  }
+  return cpu;
+}
+
+/** What each kind of PostgreSQL process spent between two `backendCpuMicros` readings, in µs. */
+export function backendCpuSpent(
+  before: Map<number, { kind: string; micros: number }>,
+  after: Map<number, { kind: string; micros: number }>,
+): Map<string, number> {
+  const spent = new Map<string, number>();
+  for (const [pid, { kind, micros }] of after) {
+    const since = micros - (before.get(pid)?.micros ?? 0);
+    spent.set(kind, (spent.get(kind) ?? 0) + since);
+  }
+  return spent;
+}

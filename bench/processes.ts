@@ -3,7 +3,8 @@
  * processes (the built CLI, as users run it) against one database, while SUBMITTERS concurrent
  * HTTP clients submit JOBS jobs spread over the APIs. Prints one JSON line per N: jobs/s end to
  * end, PostgreSQL CPU per job (this cluster's alone), connections used, lock waits seen in
- * pg_stat_activity, and how often a worker held nothing while jobs waited. Run: npm run bench:processes
+ * pg_stat_activity, how often a worker held nothing while jobs waited, and the committed
+ * transactions and WAL flushes per job. Run: npm run bench:processes
  * Env: WORKERS (1,2,4), APIS (2), JOBS (20000), SUBMITTERS (32), C (10), PREFETCH (100),
  *      IX_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/bench_procs, recreated).
  */
@@ -13,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { createPool, migrateUp } from '../src/store/index.js';
 import { HELD_JOBS } from '../src/store/jobs/leases.js';
-import { clusterCpuMicros } from './cpu.js';
+import { backendCpuMicros, backendCpuSpent, clusterCpuMicros } from './cpu.js';
 import { env } from './env.js';
 import { databaseName, databaseUrl, onServer, startIxApi } from './ix-process.js';
 import { makePayload } from './workload.js';
@@ -102,6 +103,20 @@ async function sample(probe: pg.Pool, workers: number, until: Promise<void>): Pr
   return seen;
 }
 
+/**
+ * The database's committed transactions and the cluster's WAL flushes so far. A commit that wrote
+ * something waits for its WAL to reach the disk: what each costs PostgreSQL, whoever sends it.
+ * Backends report these about once a second, hence the wait.
+ */
+async function commitCounters(probe: pg.Pool): Promise<{ commits: number; walFlushes: number }> {
+  await sleep(1_500);
+  const { rows } = await probe.query<{ commits: string; wal_flushes: string }>(
+    `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS commits,
+       (SELECT wal_sync FROM pg_stat_wal) AS wal_flushes`,
+  );
+  return { commits: Number(rows[0]!.commits), walFlushes: Number(rows[0]!.wal_flushes) };
+}
+
 async function run(workers: number): Promise<void> {
   await onServer(database, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await onServer(database, `CREATE DATABASE ${name}`);
@@ -116,6 +131,8 @@ async function run(workers: number): Promise<void> {
     )
       await sleep(50);
     const cpuBefore = await clusterCpuMicros(probe);
+    const countersBefore = await commitCounters(probe);
+    const backendsBefore = await backendCpuMicros(probe);
     const started = performance.now();
     let next = 0;
     const submitters = Array.from({ length: SUBMITTERS }, async (_, s) => {
@@ -145,6 +162,8 @@ async function run(workers: number): Promise<void> {
     await allDone;
     const ms = performance.now() - started;
     const cpuAfter = await clusterCpuMicros(probe);
+    const backendsAfter = await backendCpuMicros(probe);
+    const countersAfter = await commitCounters(probe);
     const { rows: spread } = await probe.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM ix_jobs GROUP BY worker_id ORDER BY 1',
     );
@@ -163,6 +182,14 @@ async function run(workers: number): Promise<void> {
         samples: seen.samples,
         idle_worker_while_pending_samples: seen.idleWhilePending,
         jobs_per_worker: spread.map((r) => r.n),
+        // Backends that exited meanwhile are missing here (none should: pools keep theirs).
+        postgres_cpu_us_per_job_by_process: Object.fromEntries(
+          [...backendCpuSpent(backendsBefore, backendsAfter)]
+            .filter(([, micros]) => micros > 0)
+            .map(([kind, micros]) => [kind, round(micros / JOBS)]),
+        ),
+        commits_per_job: round((countersAfter.commits - countersBefore.commits) / JOBS, 2),
+        wal_flushes_per_job: round((countersAfter.walFlushes - countersBefore.walFlushes) / JOBS, 2),
       }),
     );
   } finally {

@@ -1,0 +1,131 @@
+/**
+ * What each of a worker's statements costs PostgreSQL's CPU when jobs come one at a time, as
+ * they do when submits trickle in: the backend's own CPU time (/proc) per call, on one connection
+ * that plans as a worker's does (generic plans), for a statement that does nothing (`SELECT 1`), a
+ * one-row update with its durable commit, the claim on an empty queue, the next-due probe, a
+ * claim of one job, the completion of one job, and then the same claim and completion of 100
+ * jobs, per job. Blocks of CALLS calls, ROUNDS times; prints one JSON line of medians.
+ * Run: npm run bench:statement-costs
+ * Env: CALLS (1000), ROUNDS (3), PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres; the server must be
+ *      on this machine), IX_BENCH_DB (bench_statement_costs, recreated).
+ */
+import {
+  type Claimed,
+  createPool,
+  jobClaimMany,
+  jobCompleteMany,
+  jobInsertMany,
+  jobNextReadyInMs,
+  migrateUp,
+  workerHeartbeat,
+} from '../src/store/index.js';
+import { processCpuMicros } from './cpu.js';
+import { env, recreateDatabase, serverUrl } from './env.js';
+import { makePayload } from './workload.js';
+
+const CALLS = Number(env('CALLS', '1000'));
+const ROUNDS = Number(env('ROUNDS', '3'));
+const DB = env('IX_BENCH_DB', 'bench_statement_costs');
+const WORKER = '00000000-0000-7000-8000-00000000c057';
+const BATCH = 100;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main() {
+  await recreateDatabase(DB);
+  const url = `${serverUrl()}/${DB}`;
+  const submitter = createPool(url, { max: 1 });
+  await migrateUp(submitter);
+  const worker = createPool(url, { max: 1, genericPlans: true });
+  await workerHeartbeat(worker, WORKER);
+  const { rows } = await worker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  const backend = rows[0]!.pid;
+  const backendCpu = async () => {
+    const micros = await processCpuMicros(backend);
+    if (micros === null) throw new Error('bench: no /proc for the backend; run on the server’s machine');
+    return micros;
+  };
+
+  let submitted = 0;
+  const submit = async (jobs: number) => {
+    const submissions = Array.from({ length: jobs }, (_, i) => ({
+      request: { ix_client_id: `client-${i % 8}`, request_id: `r-${submitted++}`, input: makePayload(i) },
+      callbackUrl: null,
+    }));
+    await jobInsertMany(submitter, submissions);
+  };
+  const claim = (limit: number) => jobClaimMany(worker, { limit, workerId: WORKER, startNow: 10 });
+  const complete = (claims: readonly Claimed[]) =>
+    jobCompleteMany(
+      worker,
+      claims.map((c) => ({
+        jobId: c.job.job_id,
+        attempt: c.job.attempts,
+        claimEpoch: c.claimEpoch,
+        leaseId: c.leaseId,
+        limited: c.limited,
+        status: 'done' as const,
+        response: { ix_id: c.job.ix_id, error: null, result: { ok: true } },
+      })),
+      { workerId: WORKER, endedLeases: [...new Set(claims.map((c) => c.leaseId))] },
+    );
+
+  /** Backend CPU µs per call of `step`, over CALLS calls; `prepare` runs first, unmeasured. */
+  const perCall = async (step: (call: number) => Promise<unknown>, prepare?: () => Promise<void>) => {
+    await prepare?.();
+    const before = await backendCpu();
+    for (let call = 0; call < CALLS; call++) await step(call);
+    return ((await backendCpu()) - before) / CALLS;
+  };
+
+  const held: Claimed[] = [];
+  const steps: Record<string, () => Promise<number>> = {
+    select_1: () => perCall(() => worker.query('SELECT 1')),
+    one_row_update_committed: () =>
+      perCall(() =>
+        worker.query('UPDATE ix_workers SET heartbeat_at = now() WHERE worker_id = $1', [WORKER]),
+      ),
+    claim_empty_queue: () => perCall(() => claim(110)),
+    next_due_probe: () => perCall(() => jobNextReadyInMs(worker)),
+    claim_1_job: () =>
+      perCall(
+        async () => held.push(...(await claim(1))),
+        () => submit(CALLS),
+      ),
+    complete_1_job: () => perCall((call) => complete([held[call]!])),
+    [`claim_${BATCH}_jobs_per_job`]: async () =>
+      (await perCall(
+        async () => held.push(...(await claim(BATCH))),
+        async () => {
+          held.length = 0;
+          for (let i = 0; i < CALLS; i++) await submit(BATCH);
+        },
+      )) / BATCH,
+    [`complete_${BATCH}_jobs_per_job`]: async () =>
+      (await perCall((call) => complete(held.slice(call * BATCH, (call + 1) * BATCH)))) / BATCH,
+  };
+
+  const results = new Map<string, number[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    held.length = 0;
+    for (const [name, step] of Object.entries(steps)) {
+      const micros = await step();
+      results.set(name, [...(results.get(name) ?? []), micros]);
+    }
+  }
+  console.log(
+    JSON.stringify({
+      bench: 'statement-costs',
+      calls: CALLS,
+      rounds: ROUNDS,
+      backend_cpu_us: Object.fromEntries([...results].map(([name, xs]) => [name, Math.round(median(xs))])),
+    }),
+  );
+  await worker.end();
+  await submitter.end();
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
