@@ -6,7 +6,10 @@
  * workers would make N claims per job, and N − 1 of them would find nothing. A claim made in
  * answer to a notification that finds nothing is evidence that another worker is taking the jobs:
  * for QUIET_MS after it, the worker answers the notifications it hears once, at the end of that
- * time. A claim that finds jobs ends the quiet at once.
+ * time; each further such claim in a row doubles the quiet, up to QUIET_MAX_MS. A claim that
+ * finds jobs ends the quiet at once, and the next one starts from QUIET_MS again. With 4 workers
+ * and jobs submitted one at a time, a fixed 25 ms quiet still left 0.62 claims a job finding
+ * nothing (bench/RESULTS.md): the workers that lost a race answered again 40 times a second.
  *
  * Room. After a claim that found nothing ready, a job of this worker's ending is no reason to
  * claim: jobs that become ready later announce themselves (a submit, a hand-back, a rescue or an
@@ -18,17 +21,22 @@
  * a job that became due between the claim and the probe).
  *
  * Notifications and room are hints, never the only way to a job: a worker still claims at its
- * idle poll, and a job waits at most QUIET_MS longer for a worker that lost a race.
+ * idle poll, and a job waits at most QUIET_MAX_MS longer for a worker that keeps losing races
+(when the worker winning them has no room left: otherwise that one takes it at once).
  */
 
-/**
- * How long a worker that lost the race for a notification stays quiet: at most 1000 / QUIET_MS
- * claims a second that find nothing per such worker, whatever the rate of submissions.
- */
+/** How long a worker that lost the race for a notification stays quiet, the first time. */
 export const QUIET_MS = 25;
+/**
+ * The longest quiet, after races lost in a row: at most 1000 / QUIET_MAX_MS claims a second that
+ * find nothing per such worker, whatever the rate of submissions.
+ */
+export const QUIET_MAX_MS = 100;
 
 export class ClaimWakes {
   private quietUntil = 0;
+  /** The quiet the next notification-answering claim that finds nothing starts. */
+  private quietMs = QUIET_MS;
   private answering = false;
   private deferred: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
@@ -86,8 +94,13 @@ export class ClaimWakes {
   /** Called as a claim ends, with how many jobs it found and what claimBegins returned for it. */
   claimEnded(found: number, answering: boolean): void {
     this.drained = found === 0;
-    if (found > 0) this.quietUntil = 0;
-    else if (answering) this.quietUntil = Date.now() + QUIET_MS;
+    if (found > 0) {
+      this.quietUntil = 0;
+      this.quietMs = QUIET_MS;
+    } else if (answering) {
+      this.quietUntil = Date.now() + this.quietMs;
+      this.quietMs = Math.min(QUIET_MAX_MS, this.quietMs * 2);
+    }
   }
 
   /** Drops the claims still waiting (a deferred answer, due retries), and asks for no more. */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ClaimWakes, QUIET_MS } from '../../src/worker/claim-wakes.js';
+import { ClaimWakes, QUIET_MAX_MS, QUIET_MS } from '../../src/worker/claim-wakes.js';
 
 describe('ClaimWakes', () => {
   let wakes = 0;
@@ -38,12 +38,36 @@ describe('ClaimWakes', () => {
     expect(wakes).toBe(1);
     vi.advanceTimersByTime(QUIET_MS);
     expect(wakes).toBe(2);
-    // That deferred answer is a claim answering a notification: finding nothing quiets it again.
+    // That deferred answer is a claim answering a notification: finding nothing quiets it again,
+    // twice as long, a race lost in a row.
     claim(0);
     gate.heard();
     expect(wakes).toBe(2);
-    vi.advanceTimersByTime(QUIET_MS);
+    vi.advanceTimersByTime(2 * QUIET_MS - 1);
+    expect(wakes).toBe(2);
+    vi.advanceTimersByTime(1);
     expect(wakes).toBe(3);
+  });
+
+  it('races lost in a row double the quiet up to QUIET_MAX_MS; a claim that finds jobs starts it over', () => {
+    /** Milliseconds from a notification to the claim that answers it. */
+    const answeredAfterMs = (): number => {
+      const before = wakes;
+      gate.heard();
+      let ms = 0;
+      for (; wakes === before; ms += 1) vi.advanceTimersByTime(1);
+      return ms;
+    };
+    const lostRaces = (n: number) =>
+      Array.from({ length: n }, () => {
+        const ms = answeredAfterMs();
+        claim(0);
+        return ms;
+      });
+    expect(lostRaces(6)).toEqual([0, QUIET_MS, 2 * QUIET_MS, QUIET_MAX_MS, QUIET_MAX_MS, QUIET_MAX_MS]);
+    expect(answeredAfterMs()).toBe(QUIET_MAX_MS);
+    claim(1);
+    expect(lostRaces(2)).toEqual([0, QUIET_MS]);
   });
 
   it('a claim that finds jobs ends the quiet', () => {
