@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/contracts/index.js';
 import { backoffSeconds, JobAbort, RetryableError, runPipeline } from '../../src/worker/index.js';
+import type { PipelineContext, ProgressReport } from '../../src/worker/pipeline.js';
 
 const policy = { retryBaseSeconds: 5, retryMaxSeconds: 60 };
 
@@ -73,5 +74,37 @@ describe('runPipeline: which failures are retryable', () => {
     expect(slow.response.error).toMatch(/timed out/);
     expect(slow.retry).toEqual({ afterSeconds: null });
     expect((await run(async () => ({}) as never)).retry).toBeNull();
+  });
+
+  it('hands the pipeline its job’s ids, a signal its timeout aborts, a logger made once when asked, and its progress', async () => {
+    let loggers = 0;
+    const reports: ProgressReport[] = [];
+    let seen: PipelineContext | undefined;
+    const outcome = await runPipeline(
+      (_request, ctx) => {
+        seen = ctx;
+        ctx.progress({ percent: 50 });
+        return new Promise(() => {});
+      },
+      job,
+      {
+        timeoutSeconds: 0.01,
+        abort: new JobAbort(),
+        logger: () => {
+          loggers++;
+          return pino({ level: 'silent' });
+        },
+        progress: (report) => reports.push(report),
+      },
+    );
+    expect(outcome.response.error).toMatch(/timed out/);
+    const ctx = seen!;
+    // What a pipeline that logs or spreads its context sees: the ids, nothing of the worker's.
+    expect({ ...ctx }).toEqual({ ix_id: job.ix_id, job_id: job.job_id, attempt: 0 });
+    expect(ctx.signal.aborted).toBe(true);
+    expect(reports).toEqual([{ percent: 50 }]);
+    expect(loggers).toBe(0);
+    expect(ctx.logger).toBe(ctx.logger);
+    expect(loggers).toBe(1);
   });
 });
