@@ -111,7 +111,9 @@ class JobContext implements PipelineContext {
 export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOptions): Promise<RunOutcome> {
   const ctx = new JobContext(job, options);
   try {
-    const outcome = await withTimeout(pipeline(job.request, ctx), options.timeoutSeconds * 1000, () => {
+    // A pipeline written in JavaScript may return its result itself rather than a promise.
+    const running = Promise.resolve(pipeline(job.request, ctx));
+    const outcome = await withTimeout(running, options.timeoutSeconds * 1000, () => {
       const error = new PipelineTimeoutError(options.timeoutSeconds);
       options.abort.abort(error);
       return error;

@@ -76,6 +76,14 @@ describe('runPipeline: which failures are retryable', () => {
     expect((await run(async () => ({}) as never)).retry).toBeNull();
   });
 
+  it('takes a result a JavaScript pipeline returns without a promise', async () => {
+    const plain = (() => ({ result: 'plain' })) as unknown as Parameters<typeof runPipeline>[0];
+    expect(await run(plain)).toEqual({
+      response: { ix_id: job.ix_id, error: null, result: 'plain' },
+      retry: null,
+    });
+  });
+
   it('hands the pipeline its job’s ids, a signal its timeout aborts, a logger made once when asked, and its progress', async () => {
     let loggers = 0;
     const reports: ProgressReport[] = [];
