@@ -112,6 +112,21 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () =>
   });
 }
 
+let formattedMs = Number.NaN;
+let formatted = '';
+
+/**
+ * `new Date(ms).toISOString()`, the last one kept: a busy worker starts many jobs in the same
+ * millisecond, and each format costs ~0.5 µs (docs/design.md, "Costs measured on the hot path").
+ */
+export function isoString(ms: number): string {
+  if (ms !== formattedMs) {
+    formatted = new Date(ms).toISOString();
+    formattedMs = ms;
+  }
+  return formatted;
+}
+
 class Late extends Error {}
 
 /** Waits for `promise` at most `ms`; says whether it settled (fulfilled or rejected) in time. */

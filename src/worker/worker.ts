@@ -14,7 +14,7 @@ import {
   Notifier,
   PENDING_CHANNEL,
 } from '../store/index.js';
-import { settlesWithin } from '../time.js';
+import { isoString, settlesWithin } from '../time.js';
 import { type Claim, newClaim, startsAlone, startsCarefully } from './claim.js';
 import { ClaimWakes } from './claim-wakes.js';
 import { Completer, type Finished } from './completer.js';
@@ -300,15 +300,10 @@ export class Worker {
 
   private run(claim: Claim): void {
     const now = Date.now();
-    claim.invokedAt = new Date(now).toISOString();
+    claim.invokedAt = isoString(now);
     this.options.metrics?.queueWaited(claim.waitedSeconds + (now - claim.claimedAtMs) / 1000);
-    const running = this.execute(claim).finally(() => {
-      this.running.delete(claim);
-      if (this.alone === claim) this.alone = null;
-      this.startBuffered();
-      this.wakes.roomMade(false);
-    });
-    this.running.set(claim, running);
+    // execute() always awaits before its `finally`, so the claim is in `running` by then.
+    this.running.set(claim, this.execute(claim));
   }
 
   private async execute(claim: Claim): Promise<void> {
@@ -317,16 +312,23 @@ export class Worker {
       this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
     claim.abort = new JobAbort();
     const started = performance.now();
-    const run = await runPipeline(this.options.pipeline, job, {
-      timeoutSeconds: this.config.requestTimeoutSeconds,
-      abort: claim.abort,
-      logger: jobLogger,
-      progress: (report) => this.progress.report(claim, report),
-    });
-    claim.runSeconds = (performance.now() - started) / 1000;
-    // Handed back at shutdown: its outcome no longer belongs to this worker.
-    if (!this.held.has(claim)) return;
-    this.completer.add(finishedRun(claim, run, this.config));
+    try {
+      const run = await runPipeline(this.options.pipeline, job, {
+        timeoutSeconds: this.config.requestTimeoutSeconds,
+        abort: claim.abort,
+        logger: jobLogger,
+        progress: (report) => this.progress.report(claim, report),
+      });
+      claim.runSeconds = (performance.now() - started) / 1000;
+      // Handed back at shutdown: its outcome no longer belongs to this worker.
+      if (!this.held.has(claim)) return;
+      this.completer.add(finishedRun(claim, run, this.config));
+    } finally {
+      this.running.delete(claim);
+      if (this.alone === claim) this.alone = null;
+      this.startBuffered();
+      this.wakes.roomMade(false);
+    }
   }
 
   private settled(applied: readonly Finished[], dropped: readonly Finished[]): void {
