@@ -242,15 +242,15 @@ export class Completer {
 
 function toOutcome({ claim, outcome, retryInSeconds, cancelled }: Finished): Outcome {
   const ended = cancelled ? 'cancelled' : outcome.response.error === null ? 'done' : 'error';
+  const retries = ended === 'error' && retryInSeconds !== null;
   return {
     jobId: claim.job.job_id,
     attempt: claim.job.attempts,
     claimEpoch: claim.claimEpoch,
     startedAt: claim.marked ? null : claim.invokedAt,
     response: outcome.response,
-    ...(ended === 'error' && retryInSeconds !== null
-      ? { status: 'retry', retryInSeconds }
-      : { status: ended }),
+    status: retries ? 'retry' : ended,
+    retryInSeconds: retries ? retryInSeconds : undefined,
     responseJson: outcome.json,
     limited: claim.limited,
     leaseId: claim.leaseId,
