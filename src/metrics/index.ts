@@ -138,6 +138,11 @@ export class Metrics {
   /** Ends counted since the registry last read `finished`, by outcome, then client ('' unlabelled). */
   private readonly endsUnadded = new Map<FinishedOutcome, Map<string, number>>();
   private live: { at: number; read: Promise<LiveCounts> } | null = null;
+  /**
+   * The last submission time parsed: jobs submitted in one statement share it and tend to end
+   * together, and each Date.parse costs ~0.2 µs.
+   */
+  private createdAt = { text: '', ms: 0 };
 
   constructor(private readonly options: MetricsOptions) {
     const registers = [this.registry];
@@ -267,7 +272,8 @@ export class Metrics {
     }
     const client = this.options.clientLabels ? clientId : '';
     byClient.set(client, (byClient.get(client) ?? 0) + 1);
-    this.endToEnd.observe(Math.max(0, this.now - Date.parse(createdAt)) / 1000, outcome);
+    if (createdAt !== this.createdAt.text) this.createdAt = { text: createdAt, ms: Date.parse(createdAt) };
+    this.endToEnd.observe(Math.max(0, this.now - this.createdAt.ms) / 1000, outcome);
   }
 
   private addEnds(): void {
