@@ -10,7 +10,9 @@ const SECONDS = [0, 0.0004, 0.001, 0.0011, 0.05, 0.3, 1, 7.25, 300, 999.9, 1000,
 const family = (text: string, name: string) =>
   text
     .split('\n')
-    .filter((line) => line.startsWith(`${name}_`) || line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .filter(
+      (line) => line.startsWith(`${name}_`) || line.startsWith(`${name}{`) || line.startsWith(`${name} `),
+    )
     .sort();
 
 describe('Metrics: what a worker tallies is shown as prom-client shows it', () => {
@@ -34,7 +36,12 @@ describe('Metrics: what a worker tallies is shown as prom-client shows it', () =
       buckets: BUCKETS,
       registers,
     });
-    const runs = new Counter({ name: 'ix_pipeline_runs_total', help: '-', labelNames: ['outcome'], registers });
+    const runs = new Counter({
+      name: 'ix_pipeline_runs_total',
+      help: '-',
+      labelNames: ['outcome'],
+      registers,
+    });
     const finished = new Counter({
       name: 'ix_jobs_finished_total',
       help: '-',
