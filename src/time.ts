@@ -90,7 +90,8 @@ const timeoutLists = new Map<number, TimeoutList>();
 export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   // setTimeout would take anything past 2^31 - 1 ms as 1 ms.
   if (ms > MAX_TIMER_MS) return promise;
-  const duration = Math.max(0, ms);
+  // NaN as 0, as setTimeout takes it: a deadline of NaN would never fall due.
+  const duration = Number.isNaN(ms) ? 0 : Math.max(0, ms);
   let list = timeoutLists.get(duration);
   if (list === undefined) {
     list = new TimeoutList(duration, () => timeoutLists.delete(duration));

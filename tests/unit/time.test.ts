@@ -61,6 +61,8 @@ describe('withTimeout', () => {
     await Promise.all([long, short]);
     expect(order).toEqual(['30 ms', '90 ms']);
     expect(await settlesWithin(never(), 10)).toBe(false);
+    // As setTimeout takes it: at once.
+    expect(await settlesWithin(never(), Number.NaN)).toBe(false);
     expect(await settlesWithin(Promise.reject(new Error('settled')), 10)).toBe(true);
   });
 
