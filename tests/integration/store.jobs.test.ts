@@ -760,6 +760,24 @@ describe('jobInsertMany in batches', () => {
     ]);
   });
 
+  it('each job it creates is returned as it reads back: scheduled, delayed, budgeted, urgent, with or without callback and input', async () => {
+    const ahead = new Date(Date.now() + 3_600_000).toISOString();
+    const past = new Date(Date.now() - 3_600_000).toISOString();
+    const submissions = [
+      { request: makeRequest(), callbackUrl: null },
+      { request: makeRequest({ input: null }), callbackUrl: 'https://example.com/cb' },
+      { request: makeRequest(), callbackUrl: null, runAfter: ahead, maxAttempts: 3, priority: 9 },
+      { request: makeRequest(), callbackUrl: null, runAfter: past },
+      { request: makeRequest(), callbackUrl: null, delaySeconds: 90.25, priority: 4 },
+      { request: makeRequest(), callbackUrl: null, delaySeconds: 0 },
+    ];
+    const results = admitted(await jobInsertMany(db.pool, submissions));
+    expect(results.map((r) => r.created)).toEqual(submissions.map(() => true));
+    for (const { job } of results) expect(await jobGet(db.pool, job.job_id)).toEqual(job);
+    expect(results.map((r) => r.job.run_after !== null)).toEqual([false, false, true, false, true, false]);
+    expect(results[2]!.job.run_after).toBe(ahead);
+  });
+
   it('an empty batch does nothing', async () => {
     expect(await jobInsertMany(db.pool, [])).toEqual([]);
   });

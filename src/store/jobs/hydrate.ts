@@ -168,7 +168,7 @@ function durationMs(startedAt: string, finishedAt: string | null): number | null
 }
 
 /** When a waiting job's next run is due; null once that time has come, or for a job not waiting. */
-function runAfter(row: JobRow): string | null {
+export function runAfter(row: Pick<JobRow, 'run_after' | 'status'>): string | null {
   if (row.run_after === null || row.status !== 'pending') return null;
   const at = isoTimestamp(row.run_after);
   return Date.parse(at) > Date.now() ? at : null;
