@@ -5,7 +5,7 @@
 import type { Job, JsonValue, RequestIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
 import { newIxId, newJobId } from '../ids.js';
-import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared, runAfter } from './hydrate.js';
+import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared, runAfterOf } from './hydrate.js';
 import { JobGoneError, TOMBSTONE_COLUMNS_OF_T, type TombstoneRow, tombstoneOf } from './tombstones.js';
 
 /**
@@ -70,9 +70,13 @@ export type InsertResult = Admitted | Pruned;
 const requestDigest = (alias: string) =>
   `sha256(convert_to(jsonb_build_array(${alias}.input, ${alias}.callback_url)::text, 'UTF8'))`;
 
-// Returns only what PostgreSQL decides (the commit-time created_at): the rest of a new job is
+// Returns one row, only what PostgreSQL decides: the commit-time created_at, which submissions were
+// inserted (only when some were not), and the run_after of scheduled ones. The rest of a new job is
 // what was sent plus the column defaults, which spares the API reading back and checking every
-// column (docs/design.md, "Costs measured on the hot path").
+// column (docs/design.md, "Costs measured on the hot path"), and Node parsing a row per job.
+// Each submission's keys that hold a default (callback_url, run_after, delay_seconds,
+// max_attempts, priority) are left out of $1 when it has the default: jsonb_to_recordset reads an
+// absent key as NULL.
 const INSERT_SQL = `
   WITH submitted AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
@@ -82,7 +86,7 @@ const INSERT_SQL = `
     INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, request_digest, run_after, max_attempts, priority)
     -- jsonb_to_recordset reads a JSON null as SQL NULL; input null is valid JSON, kept as such.
     SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb), ${requestDigest('s')},
-      coalesce(s.run_after, now() + make_interval(secs => s.delay_seconds)), max_attempts, priority
+      coalesce(s.run_after, now() + make_interval(secs => s.delay_seconds)), max_attempts, coalesce(priority, 0)
     FROM submitted s
     -- A pruned job's key stays taken while its tombstone lives: one probe of the tombstones'
     -- primary key per submission (docs/design.md, "Retention").
@@ -90,13 +94,25 @@ const INSERT_SQL = `
       SELECT 1 FROM ix_job_tombstones t WHERE t.client_id = s.client_id AND t.request_id = s.request_id)
     ORDER BY job_id
     ON CONFLICT (client_id, request_id) DO NOTHING
-    RETURNING job_id, client_id, priority, created_at, run_after, pg_column_size(input) AS input_bytes
+    RETURNING job_id, client_id, priority, run_after, pg_column_size(input) AS input_bytes
   ), queued AS (
     -- A time already past is ready now: it does not jump ahead of jobs that were ready before.
     INSERT INTO ix_job_queue (job_id, client_id, priority, input_bytes, ready_at)
     SELECT job_id, client_id, priority, input_bytes, greatest(run_after, now()) FROM inserted ORDER BY job_id
   )
-  SELECT job_id, created_at, run_after FROM inserted`;
+  SELECT now() AS created_at,
+    CASE WHEN count(*) < jsonb_array_length($1::jsonb) THEN coalesce(array_agg(job_id), '{}') END AS inserted_ids,
+    json_object_agg(job_id, run_after) FILTER (WHERE run_after IS NOT NULL) AS run_after_by_id
+  FROM inserted`;
+
+interface InsertedRow {
+  /** Every job's created_at: the transaction's start, now(). */
+  created_at: string;
+  /** The job ids inserted; null when every submission was. */
+  inserted_ids: string[] | null;
+  /** The run_after of each inserted job that has one, as JSON encodes a timestamptz. */
+  run_after_by_id: Record<string, string> | null;
+}
 
 /**
  * The jobs already holding the keys of submissions that were not inserted, one row per
@@ -116,17 +132,18 @@ const SELECT_PRUNED_SQL = `
     AS r(i integer, client_id text, request_id text, callback_url text, input jsonb)
   JOIN ix_job_tombstones t ON t.client_id = r.client_id AND t.request_id = r.request_id`;
 
+/** A submission as $1 of INSERT_SQL carries it; a key holding its column's default is left out. */
 interface PendingRow {
   job_id: string;
   ix_id: string;
   client_id: string;
   request_id: string;
-  callback_url: string | null;
   input: JsonValue;
-  run_after: string | null;
-  delay_seconds: number | null;
-  max_attempts: number | null;
-  priority: number;
+  callback_url?: string;
+  run_after?: string;
+  delay_seconds?: number;
+  max_attempts?: number;
+  priority?: number;
 }
 
 interface Replayed {
@@ -162,28 +179,17 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
 export async function jobInsertMany(db: Db, submissions: readonly Submission[]): Promise<InsertResult[]> {
   if (submissions.length === 0) return [];
   let rows: PendingRow[] = [];
-  let created = new Map<string, { created_at: string; run_after: string | null }>();
+  let inserted: InsertedRow | undefined;
   for (let tries = 0; ; tries++) {
     // Ascending ids in submission order: the queue takes the batch in job_id order, so a batch
     // is claimed in the order it was submitted (UUIDv7s drawn within one millisecond are not).
     const jobIds = submissions.map(() => newJobId()).sort();
-    rows = submissions.map(({ request, callbackUrl, runAfter, delaySeconds, maxAttempts, priority }, i) => ({
-      job_id: jobIds[i]!,
-      ix_id: newIxId(),
-      client_id: request.ix_client_id,
-      request_id: request.request_id,
-      callback_url: callbackUrl,
-      input: request.input === undefined ? null : request.input,
-      run_after: runAfter ?? null,
-      delay_seconds: delaySeconds ?? null,
-      max_attempts: maxAttempts ?? null,
-      priority: priority ?? 0,
-    }));
+    rows = submissions.map((submission, i) => pendingRow(submission, jobIds[i]!));
     try {
-      const inserted = await db.query<{ job_id: string; created_at: string; run_after: string | null }>(
+      const result = await db.query<InsertedRow>(
         prepared('ix_job_insert_many', INSERT_SQL, [JSON.stringify(rows)]),
       );
-      created = new Map(inserted.rows.map((row) => [row.job_id, row]));
+      inserted = result.rows[0];
       break;
     } catch (error) {
       // 2^64 ix_ids make a collision all but impossible; if one happens, draw again.
@@ -191,10 +197,14 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
       throw error;
     }
   }
+  if (inserted === undefined) throw new Error('jobInsertMany: the insert returned no row');
+  const { created_at: createdAt, run_after_by_id: runAfterById } = inserted;
+  const insertedIds = inserted.inserted_ids === null ? null : new Set(inserted.inserted_ids);
+  const created = (row: PendingRow) => insertedIds === null || insertedIds.has(row.job_id);
   // A submission whose row was not inserted met an existing key: an earlier job, or an earlier
   // submission of this batch (the first of a key in the batch is the one inserted).
   const replayed = new Map<number, ReplayedRow>();
-  const missing = rows.flatMap((row, i) => (created.has(row.job_id) ? [] : [{ ...row, i }]));
+  const missing = rows.flatMap((row, i) => (created(row) ? [] : [{ ...row, i }]));
   if (missing.length > 0) {
     const { rows: found } = await db.query<ReplayedRow>(
       prepared('ix_job_get_replayed', SELECT_REPLAYED_SQL, [JSON.stringify(missing)]),
@@ -210,8 +220,12 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
     for (const row of found) pruned.set(row.i, row);
   }
   return rows.map((row, i) => {
-    const inserted = created.get(row.job_id);
-    if (inserted !== undefined) return { job: pendingJob(row, inserted), created: true, conflict: null };
+    if (created(row))
+      return {
+        job: pendingJob(row, createdAt, runAfterById?.[row.job_id] ?? null),
+        created: true,
+        conflict: null,
+      };
     const found = replayed.get(i);
     const tombstone = pruned.get(i);
     if (!found && tombstone) {
@@ -234,13 +248,33 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
   });
 }
 
+/** A submission as INSERT_SQL takes it, with the ids the server assigns it. */
+function pendingRow(
+  { request, callbackUrl, runAfter, delaySeconds, maxAttempts, priority }: Submission,
+  jobId: string,
+): PendingRow {
+  const row: PendingRow = {
+    job_id: jobId,
+    ix_id: newIxId(),
+    client_id: request.ix_client_id,
+    request_id: request.request_id,
+    input: request.input === undefined ? null : request.input,
+  };
+  if (callbackUrl !== null) row.callback_url = callbackUrl;
+  if (runAfter != null) row.run_after = runAfter;
+  if (delaySeconds != null) row.delay_seconds = delaySeconds;
+  if (maxAttempts != null) row.max_attempts = maxAttempts;
+  if (priority) row.priority = priority;
+  return row;
+}
+
 /**
  * A job just inserted, as `hydrate` reads it back: the row as sent, the column defaults, and what
  * PostgreSQL decided. Written out rather than spread into a row for `hydrate`: the spread and the
  * checks of values ix itself generated took ~25 µs a job, most of a bulk submit's CPU in Node
  * (CPU profile of 1,000-job inserts).
  */
-function pendingJob(row: PendingRow, inserted: { created_at: string; run_after: string | null }): Job {
+function pendingJob(row: PendingRow, createdAt: string, storedRunAfter: string | null): Job {
   return {
     job_id: row.job_id,
     ix_id: row.ix_id,
@@ -249,17 +283,17 @@ function pendingJob(row: PendingRow, inserted: { created_at: string; run_after: 
     status: 'pending',
     request: { ix_client_id: row.client_id, request_id: row.request_id, ix_id: row.ix_id, input: row.input },
     response: null,
-    callback_url: row.callback_url,
+    callback_url: row.callback_url ?? null,
     callback_status: null,
     callback_attempts: null,
     attempts: 0,
-    max_attempts: row.max_attempts,
-    priority: row.priority,
-    run_after: runAfter({ run_after: inserted.run_after, status: 'pending' }),
+    max_attempts: row.max_attempts ?? null,
+    priority: row.priority ?? 0,
+    run_after: runAfterOf({ run_after: storedRunAfter, status: 'pending' }),
     last_error: null,
     progress: null,
     attempt_history: [],
-    created_at: isoTimestamp(inserted.created_at),
+    created_at: isoTimestamp(createdAt),
     started_at: null,
     finished_at: null,
   };
