@@ -191,6 +191,83 @@ describe('jobInsertMany', () => {
   });
 });
 
+describe('jobInsertMany in batches of 100 or more', () => {
+  const fresh = (n: number) =>
+    Array.from({ length: n }, () => ({ request: makeRequest(), callbackUrl: null }));
+
+  /** `work` on a connection of its own; the inserts that ran on it, by their prepared statements. */
+  async function onOwnConnection<T>(work: (client: pg.Client) => Promise<T>) {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const result = await work(client);
+      const { rows } = await client.query<{ name: string }>(
+        `SELECT name FROM pg_prepared_statements WHERE name LIKE 'ix\\_job\\_insert%' ORDER BY name`,
+      );
+      return { result, inserts: rows.map((r) => r.name) };
+    } finally {
+      await client.end();
+    }
+  }
+
+  // In this order: after a failed try without ON CONFLICT (the last test), every batch of this
+  // process goes through ON CONFLICT for a while.
+  it('new keys go in without ON CONFLICT, and are queued in submission order', async () => {
+    const batch = fresh(150);
+    const { result, inserts } = await onOwnConnection((client) => jobInsertMany(client, batch));
+    expect(inserts).toEqual(['ix_job_insert_new']);
+    const results = admitted(result);
+    expect(results.every((r) => r.created && r.conflict === null)).toBe(true);
+    expect(await jobGet(db.pool, results[149]!.job.job_id)).toEqual(results[149]!.job);
+    const claimed = await claimPending(db.pool, 200);
+    expect(claimed.map((j) => j.request_id)).toEqual(batch.map((s) => s.request.request_id));
+  });
+
+  it('inside a transaction block, a batch goes through ON CONFLICT at once: a failed try would end the transaction', async () => {
+    const known = await insertPending(db.pool, makeRequest(), null);
+    const batch = [...fresh(120), { request: known.job.request, callbackUrl: null }];
+    const { result, inserts } = await onOwnConnection(async (client) => {
+      await client.query('BEGIN');
+      const results = await jobInsertMany(client, batch);
+      await client.query('COMMIT');
+      return results;
+    });
+    expect(inserts).toEqual(['ix_job_insert_many']);
+    expect(result.map((r) => r.created)).toEqual([...Array(120).fill(true), false]);
+    expect(result[120]).toEqual({ job: known.job, created: false, conflict: null });
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
+    expect(rows[0].n).toBe(121);
+  });
+
+  it('a key in use fails the try without ON CONFLICT; the batch then gets the answers a small one gets', async () => {
+    const known = await insertPending(db.pool, makeRequest(), 'https://known.example.com/cb');
+    const batch = [
+      ...fresh(120),
+      { request: known.job.request, callbackUrl: 'https://known.example.com/cb' },
+      { request: known.job.request, callbackUrl: 'https://other.example.com/cb' },
+    ];
+    batch.push({
+      request: { ...batch[0]!.request, input: 'another request under a key of this batch' },
+      callbackUrl: null,
+    });
+    const { result, inserts } = await onOwnConnection((client) => jobInsertMany(client, batch));
+    expect(inserts).toEqual(['ix_job_insert_many', 'ix_job_insert_new']);
+    const results = admitted(result);
+    expect(results.map((r) => r.created)).toEqual([...Array(120).fill(true), false, false, false]);
+    expect(results[120]).toEqual({ job: known.job, created: false, conflict: null });
+    expect(results[121]!.job).toEqual(known.job);
+    expect(results[121]!.conflict?.jobId).toBe(known.job.job_id);
+    expect(results[122]!.job).toEqual(results[0]!.job);
+    expect(results[122]!.conflict?.jobId).toBe(results[0]!.job.job_id);
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_job_queue');
+    expect(rows[0].n).toBe(121);
+    // Keys in use come in runs: for a while, batches of new keys go through ON CONFLICT at once.
+    const next = await onOwnConnection((client) => jobInsertMany(client, fresh(100)));
+    expect(next.inserts).toEqual(['ix_job_insert_many']);
+    expect(next.result.every((r) => r.created)).toBe(true);
+  });
+});
+
 describe('jobGet and jobGetByCorrelation', () => {
   it('find a job by id and by (client_id, request_id); unknown ones are null', async () => {
     const { job } = await insertPending(db.pool, makeRequest(), null);
