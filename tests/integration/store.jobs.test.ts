@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { JobSchema } from '../../src/contracts/index.js';
+import { JobSchema, type JsonValue } from '../../src/contracts/index.js';
 import {
   CorruptJobError,
   callbackClaimDue,
@@ -34,6 +35,17 @@ async function insertMany(n: number, clientId = 'acme') {
   for (let i = 0; i < n; i++)
     jobs.push((await insertPending(db.pool, makeRequest({ ix_client_id: clientId }), null)).job);
   return jobs;
+}
+
+/** `value` with the keys of every object in it in reverse order: the same JSON document to jsonb. */
+function keysReversed(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(keysReversed);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([k, v]) => [k, keysReversed(v)]),
+  );
 }
 
 describe('jobInsertMany', () => {
@@ -97,6 +109,45 @@ describe('jobInsertMany', () => {
       expect(rows[0].n).toBe(1);
     },
   );
+
+  it('the request digest is the SHA-256 of jsonb_build_array(input, callback_url)::text, whatever they hold', async () => {
+    // PostgreSQL text cannot hold NUL, nor jsonb the escape \u0000.
+    const storable = (value: unknown) => !JSON.stringify(value).includes('\\u0000');
+    const batches = fc.array(
+      fc.record({
+        input: fc
+          .oneof(fc.jsonValue({ stringUnit: 'grapheme' }), fc.jsonValue({ stringUnit: 'binary-ascii' }))
+          .filter(storable)
+          .map((value): JsonValue => JSON.parse(JSON.stringify(value))),
+        callbackUrl: fc.option(fc.string({ unit: 'grapheme' }).filter(storable)),
+      }),
+      { minLength: 1, maxLength: 30 },
+    );
+    await fc.assert(
+      fc.asyncProperty(batches, async (batch) => {
+        const submissions = batch.map(({ input, callbackUrl }) => ({
+          request: makeRequest({ input }),
+          callbackUrl,
+        }));
+        admitted(await jobInsertMany(db.pool, submissions));
+        const { rows } = await db.pool.query(`
+          SELECT count(*)::int AS n FROM ix_jobs
+          WHERE request_digest IS DISTINCT FROM sha256(convert_to(jsonb_build_array(input, callback_url)::text, 'UTF8'))`);
+        expect(rows[0].n).toBe(0);
+        const replays = admitted(
+          await jobInsertMany(
+            db.pool,
+            submissions.map((s) => ({
+              ...s,
+              request: { ...s.request, input: keysReversed(s.request.input) },
+            })),
+          ),
+        );
+        expect(replays.filter((r) => r.created || r.conflict !== null)).toEqual([]);
+      }),
+      { numRuns: 30 },
+    );
+  });
 
   it('a job stored before request digests existed (NULL) never conflicts', async () => {
     const request = makeRequest();
