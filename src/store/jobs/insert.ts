@@ -79,9 +79,11 @@ const requestDigest = (alias: string) =>
 // inserted (only when some were not), and the run_after of scheduled ones. The rest of a new job is
 // what was sent plus the column defaults, which spares the API reading back and checking every
 // column (docs/design.md, "Costs measured on the hot path"), and Node parsing a row per job.
-// Each submission's keys that hold a default (callback_url, run_after, delay_seconds,
-// max_attempts, priority) are left out of $1 when it has the default: jsonb_to_recordset reads an
-// absent key as NULL.
+//
+// $1 holds the batch as one array a column, each in submission order (BatchColumns), not as one
+// object a submission: jsonb_to_recordset over objects cost ~2.1 µs more a job of PostgreSQL's ~18
+// (each object's keys sorted as it is parsed, then looked up for each column). A column whose
+// values are all its default is left out: ROWS FROM pads a function's missing rows with NULLs.
 //
 // `conflicts` says what becomes of a submission whose key holds a job: with ON CONFLICT DO NOTHING
 // (INSERT_SQL) it is skipped; without (INSERT_NEW_SQL) it fails the statement. The speculative
@@ -89,14 +91,24 @@ const requestDigest = (alias: string) =>
 // ~2.3 µs of PostgreSQL's ~20 a job in inserts of 1,000 new keys (the backend's CPU time).
 const insertSql = (conflicts: 'ON CONFLICT (client_id, request_id) DO NOTHING' | '') => `
   WITH submitted AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb)
-      AS s(job_id uuid, ix_id text, client_id text, request_id text, callback_url text, input jsonb,
-        run_after timestamptz, delay_seconds double precision, max_attempts integer, priority smallint)
+    SELECT job_id::uuid, ix_id, client_id, request_id, callback_url, input, run_after::timestamptz,
+      delay_seconds::double precision, max_attempts::integer, coalesce(priority::smallint, 0) AS priority
+    FROM ROWS FROM (
+      jsonb_array_elements_text($1::jsonb -> 'job_id'),
+      jsonb_array_elements_text($1::jsonb -> 'ix_id'),
+      jsonb_array_elements_text($1::jsonb -> 'client_id'),
+      jsonb_array_elements_text($1::jsonb -> 'request_id'),
+      jsonb_array_elements_text($1::jsonb -> 'callback_url'),
+      jsonb_array_elements($1::jsonb -> 'input'),
+      jsonb_array_elements_text($1::jsonb -> 'run_after'),
+      jsonb_array_elements_text($1::jsonb -> 'delay_seconds'),
+      jsonb_array_elements_text($1::jsonb -> 'max_attempts'),
+      jsonb_array_elements_text($1::jsonb -> 'priority')
+    ) AS s(job_id, ix_id, client_id, request_id, callback_url, input, run_after, delay_seconds, max_attempts, priority)
   ), inserted AS (
     INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, request_digest, run_after, max_attempts, priority)
-    -- jsonb_to_recordset reads a JSON null as SQL NULL; input null is valid JSON, kept as such.
-    SELECT job_id, ix_id, client_id, request_id, callback_url, coalesce(input, 'null'::jsonb), ${requestDigest('s')},
-      coalesce(s.run_after, now() + make_interval(secs => s.delay_seconds)), max_attempts, coalesce(priority, 0)
+    SELECT job_id, ix_id, client_id, request_id, callback_url, input, ${requestDigest('s')},
+      coalesce(s.run_after, now() + make_interval(secs => s.delay_seconds)), max_attempts, priority
     FROM submitted s
     -- A pruned job's key stays taken while its tombstone lives: one probe of the tombstones'
     -- primary key per submission (docs/design.md, "Retention").
@@ -111,7 +123,7 @@ const insertSql = (conflicts: 'ON CONFLICT (client_id, request_id) DO NOTHING' |
     SELECT job_id, client_id, priority, input_bytes, greatest(run_after, now()) FROM inserted ORDER BY job_id
   )
   SELECT now() AS created_at,
-    CASE WHEN count(*) < jsonb_array_length($1::jsonb) THEN coalesce(array_agg(job_id), '{}') END AS inserted_ids,
+    CASE WHEN count(*) < jsonb_array_length($1::jsonb -> 'job_id') THEN coalesce(array_agg(job_id), '{}') END AS inserted_ids,
     json_object_agg(job_id, run_after) FILTER (WHERE run_after IS NOT NULL) AS run_after_by_id
   FROM inserted`;
 
@@ -145,18 +157,21 @@ const SELECT_PRUNED_SQL = `
     AS r(i integer, client_id text, request_id text, callback_url text, input jsonb)
   JOIN ix_job_tombstones t ON t.client_id = r.client_id AND t.request_id = r.request_id`;
 
-/** A submission as $1 of INSERT_SQL carries it; a key holding its column's default is left out. */
-interface PendingRow {
-  job_id: string;
-  ix_id: string;
-  client_id: string;
-  request_id: string;
-  input: JsonValue;
-  callback_url?: string;
-  run_after?: string;
-  delay_seconds?: number;
-  max_attempts?: number;
-  priority?: number;
+/**
+ * A batch as $1 of INSERT_SQL takes it: one array a column, in submission order. The optional
+ * columns are left out (undefined) when every value in them is the column's default (null).
+ */
+interface BatchColumns {
+  job_id: string[];
+  ix_id: string[];
+  client_id: string[];
+  request_id: string[];
+  input: JsonValue[];
+  callback_url: (string | null)[] | undefined;
+  run_after: (string | null)[] | undefined;
+  delay_seconds: (number | null)[] | undefined;
+  max_attempts: (number | null)[] | undefined;
+  priority: (number | null)[] | undefined;
 }
 
 interface Replayed {
@@ -191,15 +206,17 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
  */
 export async function jobInsertMany(db: Db, submissions: readonly Submission[]): Promise<InsertResult[]> {
   if (submissions.length === 0) return [];
-  let rows: PendingRow[] = [];
+  let jobIds: string[] = [];
+  let ixIds: string[] = [];
   let inserted: InsertedRow | undefined;
   for (let tries = 0; ; tries++) {
     // Ascending ids in submission order: the queue takes the batch in job_id order, so a batch
     // is claimed in the order it was submitted (UUIDv7s drawn within one millisecond are not).
-    const jobIds = submissions.map(() => newJobId()).sort();
-    rows = submissions.map((submission, i) => pendingRow(submission, jobIds[i]!));
+    jobIds = submissions.map(() => newJobId()).sort();
+    ixIds = submissions.map(() => newIxId());
     try {
-      inserted = await insertRows(db, JSON.stringify(rows), rows.length);
+      const batch = JSON.stringify(batchColumns(submissions, jobIds, ixIds));
+      inserted = await insertBatch(db, batch, submissions.length);
       break;
     } catch (error) {
       // 2^64 ix_ids make a collision all but impossible; if one happens, draw again.
@@ -208,13 +225,26 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
     }
   }
   if (inserted === undefined) throw new Error('jobInsertMany: the insert returned no row');
-  const { created_at: createdAt, run_after_by_id: runAfterById } = inserted;
+  const createdAt = isoTimestamp(inserted.created_at);
+  const runAfterById = inserted.run_after_by_id;
   const insertedIds = inserted.inserted_ids === null ? null : new Set(inserted.inserted_ids);
-  const created = (row: PendingRow) => insertedIds === null || insertedIds.has(row.job_id);
+  const created = (i: number) => insertedIds === null || insertedIds.has(jobIds[i]!);
   // A submission whose row was not inserted met an existing key: an earlier job, or an earlier
   // submission of this batch (the first of a key in the batch is the one inserted).
   const replayed = new Map<number, ReplayedRow>();
-  const missing = rows.flatMap((row, i) => (created(row) ? [] : [{ ...row, i }]));
+  const missing = submissions.flatMap(({ request, callbackUrl }, i) =>
+    created(i)
+      ? []
+      : [
+          {
+            i,
+            client_id: request.ix_client_id,
+            request_id: request.request_id,
+            callback_url: callbackUrl,
+            input: inputOf(request),
+          },
+        ],
+  );
   if (missing.length > 0) {
     const { rows: found } = await db.query<ReplayedRow>(
       prepared('ix_job_get_replayed', SELECT_REPLAYED_SQL, [JSON.stringify(missing)]),
@@ -229,13 +259,12 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
     );
     for (const row of found) pruned.set(row.i, row);
   }
-  return rows.map((row, i) => {
-    if (created(row))
-      return {
-        job: pendingJob(row, createdAt, runAfterById?.[row.job_id] ?? null),
-        created: true,
-        conflict: null,
-      };
+  return submissions.map((submission, i) => {
+    const jobId = jobIds[i]!;
+    if (created(i)) {
+      const job = pendingJob(submission, jobId, ixIds[i]!, createdAt, runAfterById?.[jobId] ?? null);
+      return { job, created: true, conflict: null };
+    }
     const found = replayed.get(i);
     const tombstone = pruned.get(i);
     if (!found && tombstone) {
@@ -247,7 +276,7 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
     if (!found) {
       // ON CONFLICT saw a row this snapshot cannot (a REPEATABLE READ caller racing another insert).
       throw new Error(
-        `jobInsertMany: (${row.client_id}, ${row.request_id}) conflicts with a row not visible to this transaction; retry`,
+        `jobInsertMany: (${submission.request.ix_client_id}, ${submission.request.request_id}) conflicts with a row not visible to this transaction; retry`,
       );
     }
     const job = hydrate(found);
@@ -270,24 +299,24 @@ const NEW_KEYS_PAUSE_MS = 30_000;
 let newKeysPausedUntil = 0;
 
 /**
- * Inserts the batch `json` of `count` submissions, and returns INSERT_SQL's row. A large batch
+ * Inserts `batch` (BatchColumns, as JSON) of `count` submissions, and returns INSERT_SQL's row. A large batch
  * whose failed statement rolls back nothing else (on a pool, or a client outside a transaction
  * block) is first tried as new keys only; a key in use (a replay, a duplicate within the batch,
  * a concurrent insert) fails that try, and the batch goes through ON CONFLICT as any other.
  * Replays tend to come in runs (clients retrying a batch, an overloaded API's timed-out
  * callers), so after a failed try every batch skips it for a while rather than fail again.
  */
-async function insertRows(db: Db, json: string, count: number): Promise<InsertedRow | undefined> {
+async function insertBatch(db: Db, batch: string, count: number): Promise<InsertedRow | undefined> {
   if (count >= NEW_KEYS_MIN_BATCH && Date.now() >= newKeysPausedUntil && outsideTransaction(db)) {
     try {
-      const { rows } = await db.query<InsertedRow>(prepared('ix_job_insert_new', INSERT_NEW_SQL, [json]));
+      const { rows } = await db.query<InsertedRow>(prepared('ix_job_insert_new', INSERT_NEW_SQL, [batch]));
       return rows[0];
     } catch (error) {
       if (!isUniqueViolation(error, 'ix_jobs_correlation_key')) throw error;
       newKeysPausedUntil = Date.now() + NEW_KEYS_PAUSE_MS;
     }
   }
-  const { rows } = await db.query<InsertedRow>(prepared('ix_job_insert_many', INSERT_SQL, [json]));
+  const { rows } = await db.query<InsertedRow>(prepared('ix_job_insert_many', INSERT_SQL, [batch]));
   return rows[0];
 }
 
@@ -301,52 +330,69 @@ function outsideTransaction(db: Db): boolean {
   return client.getTransactionStatus?.() === 'I';
 }
 
-/** A submission as INSERT_SQL takes it, with the ids the server assigns it. */
-function pendingRow(
-  { request, callbackUrl, runAfter, delaySeconds, maxAttempts, priority }: Submission,
-  jobId: string,
-): PendingRow {
-  const row: PendingRow = {
-    job_id: jobId,
-    ix_id: newIxId(),
-    client_id: request.ix_client_id,
-    request_id: request.request_id,
-    input: request.input === undefined ? null : request.input,
+/** A submission's input: a missing one is JSON null. */
+function inputOf(request: RequestIX): JsonValue {
+  return request.input === undefined ? null : request.input;
+}
+
+/** `values`, or undefined when every one is null (the column's default). */
+function optional<T>(values: (T | null)[]): (T | null)[] | undefined {
+  return values.some((value) => value !== null) ? values : undefined;
+}
+
+/** The batch as INSERT_SQL takes it, with the ids the server assigns each submission. */
+function batchColumns(submissions: readonly Submission[], jobIds: string[], ixIds: string[]): BatchColumns {
+  return {
+    job_id: jobIds,
+    ix_id: ixIds,
+    client_id: submissions.map((s) => s.request.ix_client_id),
+    request_id: submissions.map((s) => s.request.request_id),
+    input: submissions.map((s) => inputOf(s.request)),
+    callback_url: optional(submissions.map((s) => s.callbackUrl)),
+    run_after: optional(submissions.map((s) => s.runAfter ?? null)),
+    delay_seconds: optional(submissions.map((s) => s.delaySeconds ?? null)),
+    max_attempts: optional(submissions.map((s) => s.maxAttempts ?? null)),
+    priority: optional(submissions.map((s) => s.priority || null)),
   };
-  if (callbackUrl !== null) row.callback_url = callbackUrl;
-  if (runAfter != null) row.run_after = runAfter;
-  if (delaySeconds != null) row.delay_seconds = delaySeconds;
-  if (maxAttempts != null) row.max_attempts = maxAttempts;
-  if (priority) row.priority = priority;
-  return row;
 }
 
 /**
- * A job just inserted, as `hydrate` reads it back: the row as sent, the column defaults, and what
- * PostgreSQL decided. Written out rather than spread into a row for `hydrate`: the spread and the
- * checks of values ix itself generated took ~25 µs a job, most of a bulk submit's CPU in Node
- * (CPU profile of 1,000-job inserts).
+ * A job just inserted, as `hydrate` reads it back: the submission, the ids it was given, the
+ * column defaults, and what PostgreSQL decided. Written out rather than spread into a row for
+ * `hydrate`: the spread and the checks of values ix itself generated took ~25 µs a job, most of a
+ * bulk submit's CPU in Node (CPU profile of 1,000-job inserts).
  */
-function pendingJob(row: PendingRow, createdAt: string, storedRunAfter: string | null): Job {
+function pendingJob(
+  { request, callbackUrl, maxAttempts, priority }: Submission,
+  jobId: string,
+  ixId: string,
+  createdAt: string,
+  storedRunAfter: string | null,
+): Job {
   return {
-    job_id: row.job_id,
-    ix_id: row.ix_id,
-    client_id: row.client_id,
-    request_id: row.request_id,
+    job_id: jobId,
+    ix_id: ixId,
+    client_id: request.ix_client_id,
+    request_id: request.request_id,
     status: 'pending',
-    request: { ix_client_id: row.client_id, request_id: row.request_id, ix_id: row.ix_id, input: row.input },
+    request: {
+      ix_client_id: request.ix_client_id,
+      request_id: request.request_id,
+      ix_id: ixId,
+      input: inputOf(request),
+    },
     response: null,
-    callback_url: row.callback_url ?? null,
+    callback_url: callbackUrl,
     callback_status: null,
     callback_attempts: null,
     attempts: 0,
-    max_attempts: row.max_attempts ?? null,
-    priority: row.priority ?? 0,
+    max_attempts: maxAttempts ?? null,
+    priority: priority ?? 0,
     run_after: runAfterOf({ run_after: storedRunAfter, status: 'pending' }),
     last_error: null,
     progress: null,
     attempt_history: [],
-    created_at: isoTimestamp(createdAt),
+    created_at: createdAt,
     started_at: null,
     finished_at: null,
   };
