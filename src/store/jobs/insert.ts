@@ -65,8 +65,8 @@ export type InsertResult = Admitted | Pruned;
  * is the server's, the key is the key), as SQL over the columns of `alias`: the SHA-256 of
  * `jsonb_build_array(input, callback_url)::text`. jsonb's text is canonical (keys sorted, one
  * spacing), so key order does not matter; numbers reach it through JSON.parse, so neither does
- * 1.0 against 1. A JSON null input and a missing one are both SQL NULL here and both `null` in
- * the array. The array's text is written out (`[`, the input's text, `, `, the callback URL's,
+ * 1.0 against 1. A JSON null input and a missing one print `null` alike, whether they reach it
+ * as jsonb null or (through jsonb_to_recordset) as SQL NULL. The array's text is written out (`[`, the input's text, `, `, the callback URL's,
  * `]`, as jsonb prints an array) rather than built: building the array took ~40% of the digest
  * (32,000 digests in psql: 194-277 ms built, 113-148 ms written out). Stored digests were made by
  * the array: a digest that differs from it makes every replay of an older job a conflict
@@ -196,9 +196,10 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
  * from the first one's is a `conflict` (its result says so; nothing else in the batch is
  * affected). A key whose job was pruned while its tombstone lives is never inserted again: its
  * result carries a JobGoneError (or a conflict, for a different request). Results come in the
- * order of `submissions`. One statement for the whole batch, plus one read-only one when some
- * keys already existed, and another when some of those were pruned. The callers' `ix_id`s are
- * ignored: the server always assigns its own.
+ * order of `submissions`. One statement for the whole batch (a second when a large batch's first
+ * try meets a key in use: insertBatch), plus one read-only one when some keys already existed,
+ * and another when some of those were pruned. The callers' `ix_id`s are ignored: the server
+ * always assigns its own.
  *
  * It sends no NOTIFY itself: PostgreSQL serialises the commits of transactions that notify,
  * which turns concurrent submitters into one (measured in docs/design.md, "Waking workers").
@@ -299,11 +300,11 @@ const NEW_KEYS_PAUSE_MS = 30_000;
 let newKeysPausedUntil = 0;
 
 /**
- * Inserts `batch` (BatchColumns, as JSON) of `count` submissions, and returns INSERT_SQL's row. A large batch
- * whose failed statement rolls back nothing else (on a pool, or a client outside a transaction
- * block) is first tried as new keys only; a key in use (a replay, a duplicate within the batch,
- * a concurrent insert) fails that try, and the batch goes through ON CONFLICT as any other.
- * Replays tend to come in runs (clients retrying a batch, an overloaded API's timed-out
+ * Inserts `batch` (BatchColumns, as JSON) of `count` submissions and returns the insert's row. A
+ * large batch whose failed statement rolls back nothing else (on a pool, or a client outside a
+ * transaction block) is first tried as new keys only; a key in use (a replay, a key twice in the
+ * batch, a concurrent insert) fails that try, and the batch goes through ON CONFLICT as any
+ * other. Replays come in runs (a client resending a batch, an overloaded API's timed-out
  * callers), so after a failed try every batch skips it for a while rather than fail again.
  */
 async function insertBatch(db: Db, batch: string, count: number): Promise<InsertedRow | undefined> {
