@@ -13,13 +13,20 @@ import { listenUrlFor, poolOptions } from '../../src/cli/database.js';
 import { startWorkerParts, type WorkerParts } from '../../src/cli/worker.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { Job, RequestIX } from '../../src/contracts/index.js';
-import { checkServerSettings, closePool, jobGet, openPool, workerHeartbeat } from '../../src/store/index.js';
+import {
+  checkServerSettings,
+  closePool,
+  jobGet,
+  jobInsertMany,
+  openPool,
+  workerHeartbeat,
+} from '../../src/store/index.js';
 import { echoPipeline, type Pipeline, Sweeper } from '../../src/worker/index.js';
 import { JSON_HEADERS } from '../support/api.js';
 import { newSecret } from '../support/callbacks.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
-import { claimPending, insertPending } from '../support/jobs.js';
+import { admitted, claimPending, insertPending } from '../support/jobs.js';
 import { type CapturedLogs, captureLogs } from '../support/logs.js';
 import { type PgBouncer, startPgBouncer } from '../support/pgbouncer.js';
 import { startReceiver } from '../support/receiver.js';
@@ -317,6 +324,24 @@ describe('behind PgBouncer (transaction pooling)', () => {
       ]);
     } finally {
       await ix.stop();
+      await closePool(pool);
+    }
+  });
+
+  it('a batch of 150 goes in without ON CONFLICT; with a key in use among them, it gets the answers of ON CONFLICT', async () => {
+    const pool = await openPool(bouncerUrl, poolOptions(configWith({}), 'ix test'));
+    const fresh = () => Array.from({ length: 150 }, () => ({ request: makeRequest(), callbackUrl: null }));
+    try {
+      const batch = fresh();
+      const first = admitted(await jobInsertMany(pool, batch));
+      expect(first.every((r) => r.created)).toBe(true);
+      expect(await jobGet(db.pool, first[0]!.job.job_id)).toEqual(first[0]!.job);
+      const more = fresh();
+      const second = admitted(await jobInsertMany(pool, [...more, batch[0]!]));
+      expect(second.map((r) => r.created)).toEqual([...more.map(() => true), false]);
+      expect(second[150]).toEqual({ job: first[0]!.job, created: false, conflict: null });
+      expect(await statusCounts(db.pool)).toEqual({ pending: 300 });
+    } finally {
       await closePool(pool);
     }
   });

@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { JobSchema } from '../../src/contracts/index.js';
+import { JobSchema, type JsonValue } from '../../src/contracts/index.js';
 import {
   CorruptJobError,
   callbackClaimDue,
@@ -34,6 +35,17 @@ async function insertMany(n: number, clientId = 'acme') {
   for (let i = 0; i < n; i++)
     jobs.push((await insertPending(db.pool, makeRequest({ ix_client_id: clientId }), null)).job);
   return jobs;
+}
+
+/** `value` with the keys of every object in it in reverse order: the same JSON document to jsonb. */
+function keysReversed(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(keysReversed);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([k, v]) => [k, keysReversed(v)]),
+  );
 }
 
 describe('jobInsertMany', () => {
@@ -97,6 +109,45 @@ describe('jobInsertMany', () => {
       expect(rows[0].n).toBe(1);
     },
   );
+
+  it('the request digest is the SHA-256 of jsonb_build_array(input, callback_url)::text, whatever they hold', async () => {
+    // PostgreSQL text cannot hold NUL, nor jsonb the escape \u0000.
+    const storable = (value: unknown) => !JSON.stringify(value).includes('\\u0000');
+    const batches = fc.array(
+      fc.record({
+        input: fc
+          .oneof(fc.jsonValue({ stringUnit: 'grapheme' }), fc.jsonValue({ stringUnit: 'binary-ascii' }))
+          .filter(storable)
+          .map((value): JsonValue => JSON.parse(JSON.stringify(value))),
+        callbackUrl: fc.option(fc.string({ unit: 'grapheme' }).filter(storable)),
+      }),
+      { minLength: 1, maxLength: 30 },
+    );
+    await fc.assert(
+      fc.asyncProperty(batches, async (batch) => {
+        const submissions = batch.map(({ input, callbackUrl }) => ({
+          request: makeRequest({ input }),
+          callbackUrl,
+        }));
+        admitted(await jobInsertMany(db.pool, submissions));
+        const { rows } = await db.pool.query(`
+          SELECT count(*)::int AS n FROM ix_jobs
+          WHERE request_digest IS DISTINCT FROM sha256(convert_to(jsonb_build_array(input, callback_url)::text, 'UTF8'))`);
+        expect(rows[0].n).toBe(0);
+        const replays = admitted(
+          await jobInsertMany(
+            db.pool,
+            submissions.map((s) => ({
+              ...s,
+              request: { ...s.request, input: keysReversed(s.request.input) },
+            })),
+          ),
+        );
+        expect(replays.filter((r) => r.created || r.conflict !== null)).toEqual([]);
+      }),
+      { numRuns: 30 },
+    );
+  });
 
   it('a job stored before request digests existed (NULL) never conflicts', async () => {
     const request = makeRequest();
@@ -188,6 +239,83 @@ describe('jobInsertMany', () => {
       }),
     ).rejects.toThrow('caller changed its mind');
     expect(await jobGetByCorrelation(db.pool, request.ix_client_id, request.request_id)).toBeNull();
+  });
+});
+
+describe('jobInsertMany in batches of 100 or more', () => {
+  const fresh = (n: number) =>
+    Array.from({ length: n }, () => ({ request: makeRequest(), callbackUrl: null }));
+
+  /** `work` on a connection of its own; the inserts that ran on it, by their prepared statements. */
+  async function onOwnConnection<T>(work: (client: pg.Client) => Promise<T>) {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const result = await work(client);
+      const { rows } = await client.query<{ name: string }>(
+        `SELECT name FROM pg_prepared_statements WHERE name LIKE 'ix\\_job\\_insert%' ORDER BY name`,
+      );
+      return { result, inserts: rows.map((r) => r.name) };
+    } finally {
+      await client.end();
+    }
+  }
+
+  // In this order: after a failed try without ON CONFLICT (the last test), every batch of this
+  // process goes through ON CONFLICT for a while.
+  it('new keys go in without ON CONFLICT, and are queued in submission order', async () => {
+    const batch = fresh(150);
+    const { result, inserts } = await onOwnConnection((client) => jobInsertMany(client, batch));
+    expect(inserts).toEqual(['ix_job_insert_new']);
+    const results = admitted(result);
+    expect(results.every((r) => r.created && r.conflict === null)).toBe(true);
+    expect(await jobGet(db.pool, results[149]!.job.job_id)).toEqual(results[149]!.job);
+    const claimed = await claimPending(db.pool, 200);
+    expect(claimed.map((j) => j.request_id)).toEqual(batch.map((s) => s.request.request_id));
+  });
+
+  it('inside a transaction block, a batch goes through ON CONFLICT at once: a failed try would end the transaction', async () => {
+    const known = await insertPending(db.pool, makeRequest(), null);
+    const batch = [...fresh(120), { request: known.job.request, callbackUrl: null }];
+    const { result, inserts } = await onOwnConnection(async (client) => {
+      await client.query('BEGIN');
+      const results = await jobInsertMany(client, batch);
+      await client.query('COMMIT');
+      return results;
+    });
+    expect(inserts).toEqual(['ix_job_insert_many']);
+    expect(result.map((r) => r.created)).toEqual([...Array(120).fill(true), false]);
+    expect(result[120]).toEqual({ job: known.job, created: false, conflict: null });
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_jobs');
+    expect(rows[0].n).toBe(121);
+  });
+
+  it('a key in use fails the try without ON CONFLICT; the batch then gets the answers a small one gets', async () => {
+    const known = await insertPending(db.pool, makeRequest(), 'https://known.example.com/cb');
+    const batch = [
+      ...fresh(120),
+      { request: known.job.request, callbackUrl: 'https://known.example.com/cb' },
+      { request: known.job.request, callbackUrl: 'https://other.example.com/cb' },
+    ];
+    batch.push({
+      request: { ...batch[0]!.request, input: 'another request under a key of this batch' },
+      callbackUrl: null,
+    });
+    const { result, inserts } = await onOwnConnection((client) => jobInsertMany(client, batch));
+    expect(inserts).toEqual(['ix_job_insert_many', 'ix_job_insert_new']);
+    const results = admitted(result);
+    expect(results.map((r) => r.created)).toEqual([...Array(120).fill(true), false, false, false]);
+    expect(results[120]).toEqual({ job: known.job, created: false, conflict: null });
+    expect(results[121]!.job).toEqual(known.job);
+    expect(results[121]!.conflict?.jobId).toBe(known.job.job_id);
+    expect(results[122]!.job).toEqual(results[0]!.job);
+    expect(results[122]!.conflict?.jobId).toBe(results[0]!.job.job_id);
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM ix_job_queue');
+    expect(rows[0].n).toBe(121);
+    // Keys in use come in runs: for a while, batches of new keys go through ON CONFLICT at once.
+    const next = await onOwnConnection((client) => jobInsertMany(client, fresh(100)));
+    expect(next.inserts).toEqual(['ix_job_insert_many']);
+    expect(next.result.every((r) => r.created)).toBe(true);
   });
 });
 
@@ -757,6 +885,24 @@ describe('jobInsertMany in batches', () => {
       fresh[1]!.request_id,
       fresh[2]!.request_id,
     ]);
+  });
+
+  it('each job it creates is returned as it reads back: scheduled, delayed, budgeted, urgent, with or without callback and input', async () => {
+    const ahead = new Date(Date.now() + 3_600_000).toISOString();
+    const past = new Date(Date.now() - 3_600_000).toISOString();
+    const submissions = [
+      { request: makeRequest(), callbackUrl: null },
+      { request: makeRequest({ input: null }), callbackUrl: 'https://example.com/cb' },
+      { request: makeRequest(), callbackUrl: null, runAfter: ahead, maxAttempts: 3, priority: 9 },
+      { request: makeRequest(), callbackUrl: null, runAfter: past },
+      { request: makeRequest(), callbackUrl: null, delaySeconds: 90.25, priority: 4 },
+      { request: makeRequest(), callbackUrl: null, delaySeconds: 0 },
+    ];
+    const results = admitted(await jobInsertMany(db.pool, submissions));
+    expect(results.map((r) => r.created)).toEqual(submissions.map(() => true));
+    for (const { job } of results) expect(await jobGet(db.pool, job.job_id)).toEqual(job);
+    expect(results.map((r) => r.job.run_after !== null)).toEqual([false, false, true, false, true, false]);
+    expect(results[2]!.job.run_after).toBe(ahead);
   });
 
   it('an empty batch does nothing', async () => {

@@ -122,7 +122,7 @@ export function hydrate(row: JobRow): Job {
     attempts: row.attempts,
     max_attempts: row.max_attempts,
     priority: row.priority,
-    run_after: runAfter(row),
+    run_after: runAfterOf(row),
     last_error: row.last_error,
     progress,
     attempt_history: attemptHistory(row, earlierRuns, startedAt, finishedAt, response?.error ?? null),
@@ -168,7 +168,7 @@ function durationMs(startedAt: string, finishedAt: string | null): number | null
 }
 
 /** When a waiting job's next run is due; null once that time has come, or for a job not waiting. */
-function runAfter(row: JobRow): string | null {
+export function runAfterOf(row: Pick<JobRow, 'run_after' | 'status'>): string | null {
   if (row.run_after === null || row.status !== 'pending') return null;
   const at = isoTimestamp(row.run_after);
   return Date.parse(at) > Date.now() ? at : null;
