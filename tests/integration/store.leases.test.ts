@@ -13,7 +13,7 @@ import {
 } from '../../src/store/index.js';
 import { heldJobCount, useTestDatabase } from '../support/db.js';
 import { failure, makeRequest, success } from '../support/factories.js';
-import { insertPending } from '../support/jobs.js';
+import { doneOutcome, insertPending } from '../support/jobs.js';
 
 const db = useTestDatabase();
 const SILENT = '00000000-0000-7000-8000-00000000000a';
@@ -44,21 +44,13 @@ describe('leases', () => {
     expect(await leases()).toEqual([{ worker_id: LIVE, jobs: 5 }]);
     expect(await heldJobCount(db.pool)).toBe(5);
 
-    const outcome = (c: (typeof claimed)[number]) => ({
-      jobId: c.job.job_id,
-      attempt: c.job.attempts,
-      claimEpoch: c.claimEpoch,
-      leaseId: c.leaseId,
-      response: success(c.job.ix_id),
-      status: 'done' as const,
-    });
     // Unstarted and started jobs alike, the unstarted ones by their lease.
-    const applied = await jobCompleteMany(db.pool, claimed.slice(0, 3).map(outcome));
+    const applied = await jobCompleteMany(db.pool, claimed.slice(0, 3).map(doneOutcome));
     expect(applied.size).toBe(3);
     expect(await heldJobCount(db.pool)).toBe(2);
     expect(await leases()).toHaveLength(1);
 
-    await jobCompleteMany(db.pool, claimed.slice(3).map(outcome), { endedLeases: [claimed[0]!.leaseId] });
+    await jobCompleteMany(db.pool, claimed.slice(3).map(doneOutcome), { endedLeases: [claimed[0]!.leaseId] });
     expect(await heldJobCount(db.pool)).toBe(0);
     expect(await leases()).toEqual([]);
   });

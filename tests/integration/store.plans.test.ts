@@ -22,7 +22,8 @@ import {
   workerHeartbeat,
 } from '../../src/store/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { makeRequest, success } from '../support/factories.js';
+import { makeRequest } from '../support/factories.js';
+import { doneOutcome } from '../support/jobs.js';
 
 const db = useTestDatabase({ truncate: false });
 const WORKER = '00000000-0000-7000-8000-0000000000ee';
@@ -55,16 +56,6 @@ async function ixJobsReads(work: () => Promise<unknown>): Promise<number> {
   return (await read()) - before;
 }
 
-const outcome = (c: Claimed) => ({
-  jobId: c.job.job_id,
-  attempt: c.job.attempts,
-  claimEpoch: c.claimEpoch,
-  leaseId: c.leaseId,
-  limited: c.limited,
-  status: 'done' as const,
-  response: success(c.job.ix_id),
-});
-
 describe('statements planned beside a small ix_jobs', () => {
   const claims: Claimed[] = [];
 
@@ -83,7 +74,7 @@ describe('statements planned beside a small ix_jobs', () => {
         .slice(0, 1)
         .map((c) => ({ jobId: c.job.job_id, attempt: 0, claimEpoch: 0, report: { percent: 1 } })),
     );
-    await jobCompleteMany(connection, first.slice(0, 2).map(outcome), { workerId: WORKER });
+    await jobCompleteMany(connection, first.slice(0, 2).map(doneOutcome), { workerId: WORKER });
     await jobReleaseMany(
       connection,
       first.slice(2, 3).map((c) => ({ jobId: c.job.job_id, attempt: 0, claimEpoch: 0, started: false })),
@@ -126,7 +117,7 @@ describe('statements planned beside a small ix_jobs', () => {
 
   it('recording outcomes reads only those jobs', async () => {
     const applied = await ixJobsReads(() =>
-      jobCompleteMany(connection, claims.slice(0, 100).map(outcome), { workerId: WORKER }),
+      jobCompleteMany(connection, claims.slice(0, 100).map(doneOutcome), { workerId: WORKER }),
     );
     expect(applied).toBeLessThan(WITHIN);
   });

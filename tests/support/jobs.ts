@@ -5,6 +5,7 @@
 import type { Job, RequestIX, ResponseIX } from '../../src/contracts/index.js';
 import {
   type Admitted,
+  type Claimed,
   type Db,
   type InsertResult,
   jobClaimMany,
@@ -12,6 +13,7 @@ import {
   jobGet,
   jobInsertMany,
   jobStartMany,
+  type Outcome,
   outcomeKey,
 } from '../../src/store/index.js';
 import { failure, makeRequest, success } from './factories.js';
@@ -31,6 +33,19 @@ export async function insertPending(
   callbackUrl: string | null,
 ): Promise<Admitted> {
   return admitted(await jobInsertMany(db, [{ request, callbackUrl }]))[0]!;
+}
+
+/** The outcome that ends a claimed job `done`, as its worker would record it. */
+export function doneOutcome(claimed: Claimed): Outcome {
+  return {
+    jobId: claimed.job.job_id,
+    attempt: claimed.job.attempts,
+    claimEpoch: claimed.claimEpoch,
+    leaseId: claimed.leaseId,
+    limited: claimed.limited,
+    status: 'done',
+    response: success(claimed.job.ix_id),
+  };
 }
 
 /** Claims and starts up to `limit` jobs, oldest first, leased to `workerId` (null: to none). */
