@@ -233,10 +233,12 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = toApiError(error, maxBodyBytes);
     if (mapped) {
-      const context = { ...request.logContext, status: mapped.statusCode, code: mapped.code };
+      // The fields before the spread, not after it (a refusal can come by the thousand, a 429 say):
+      // see addLogContext.
+      const context = { status: mapped.statusCode, code: mapped.code, ...request.logContext };
       // An outage is not the client's doing: its cause is logged, for whoever is on call.
       if (mapped !== error && mapped.statusCode >= 500)
-        request.log.warn({ ...context, err: error }, mapped.message);
+        request.log.warn({ err: error, ...context }, mapped.message);
       else request.log.info(context, mapped.message);
       return reply.code(mapped.statusCode).headers(mapped.headers).send(mapped.toBody());
     }

@@ -106,6 +106,9 @@ async function buildWith(
     return503OnClosing: false,
   }) as unknown as FastifyInstance;
 
+  // Declared up front, as `caller` is (auth.ts), so every request object keeps one shape.
+  app.decorateRequest('logContext', null);
+
   // Node's close() drops only the connections idle at that moment; one busy then would, once its
   // response went out, idle for the whole keep-alive timeout (72 s) and hold the close open.
   let closing = false;
