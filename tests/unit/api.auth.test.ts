@@ -60,6 +60,20 @@ describe('createAuthenticator with a client directory', () => {
     expect(statusOf(() => exposed.authenticate(undefined))).toBe(401);
   });
 
+  it('a key that authenticated before is judged afresh by the table: disabled, then revoked', () => {
+    const holders: Record<string, { clientId: string; disabled: boolean }> = {
+      [digestOf(KEY)]: { clientId: 'acme', disabled: false },
+    };
+    const auth = createAuthenticator(new Map(), new Map(), { directory: directory(holders) });
+    expect(auth.authenticate(bearer(KEY))).toEqual({ kind: 'client', clientId: 'acme' });
+    expect(auth.authenticate(bearer(KEY))).toEqual({ kind: 'client', clientId: 'acme' });
+    holders[digestOf(KEY)] = { clientId: 'acme', disabled: true };
+    expect(() => auth.authenticate(bearer(KEY))).toThrow('client acme is disabled');
+    delete holders[digestOf(KEY)];
+    holders[digestOf('ix_a-second-key-0123456789')] = { clientId: 'acme', disabled: false };
+    expect(() => auth.authenticate(bearer(KEY))).toThrow('unknown API key');
+  });
+
   it('before the table is read: keys of the variables work, anything else answers 503', () => {
     const unread = directory({}, false);
     const open = createAuthenticator(new Map(), new Map(), { directory: unread });
