@@ -51,6 +51,16 @@ export async function jobNotifyChanged(db: Db, jobIds: readonly string[]): Promi
 const CHANGED_MIN_INTERVAL_MS = 2;
 
 /**
+ * A busy API's wake-ups of idle workers follow one another at least this far apart. One after
+ * every insert statement (~5 submits under bench:api) made a statement, a commit and a round trip
+ * each: ~70 µs of PostgreSQL's CPU (the sender's and every listening session's) and 40–80 µs of the
+ * API's, measured one notification at a time (docs/design.md, "Costs measured on the hot path"). A
+ * worker already awake claims without them; an idle one waits this much longer only within a
+ * burst, after its first notification, which goes out at once.
+ */
+const PENDING_MIN_INTERVAL_MS = 5;
+
+/**
  * Sends notifications after commits, coalescing: at most one is in flight per notifier, and every
  * call made meanwhile is covered by one more afterwards, carrying all the job ids asked for since
  * (at most one per `minIntervalMs`). Wakes idle workers (`pending`) or tells watchers which jobs
@@ -71,7 +81,7 @@ export class Notifier {
 
   /** Wakes idle workers: jobs became pending. */
   static pending(pool: Db, onError: (error: unknown) => void = () => {}): Notifier {
-    return new Notifier(pool, (db) => jobNotifyPending(db), onError, 0);
+    return new Notifier(pool, (db) => jobNotifyPending(db), onError, PENDING_MIN_INTERVAL_MS);
   }
 
   /** Tells watchers which jobs changed. */

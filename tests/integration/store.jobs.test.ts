@@ -230,6 +230,31 @@ describe('jobInsertMany', () => {
     expect(seen).toBe(2);
   });
 
+  it('the notifier sends at most one notification every 5 ms, however often it is asked', async () => {
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    let seen = 0;
+    listener.on('notification', () => {
+      seen += 1;
+    });
+    await listener.query('LISTEN ix_job_pending');
+    const notifier = Notifier.pending(db.pool);
+    const started = performance.now();
+    // Asked every millisecond or so, as a busy API would after each insert statement.
+    for (let i = 0; i < 60; i++) {
+      notifier.notify();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await notifier.settled();
+    const elapsedMs = performance.now() - started;
+    await eventually(async () => seen > 0, 'a notification arrives');
+    await new Promise((r) => setTimeout(r, 100));
+    await listener.end();
+    // 3 ms, not 5: the notifier reads a clock of whole milliseconds, and timers the event loop's.
+    expect(seen).toBeGreaterThanOrEqual(2);
+    expect(seen).toBeLessThanOrEqual(Math.floor(elapsedMs / 3) + 1);
+  });
+
   it('inside a caller transaction that rolls back, nothing is stored', async () => {
     const request = makeRequest();
     await expect(
