@@ -18,6 +18,7 @@ import {
   jobSweepOrphans,
   Notifier,
   outcomeKey,
+  PENDING_CHANNEL,
   withTransaction,
   workerHeartbeat,
   workerPruneStale,
@@ -28,6 +29,23 @@ import { admitted, claimNextPending, claimPending, finishJob, insertPending } fr
 import { eventually } from '../support/worker.js';
 
 const db = useTestDatabase();
+
+/** A connection listening on the channel idle workers are woken on, counting what it hears. */
+async function listenPending(): Promise<{ listener: pg.Client; readonly seen: number }> {
+  const listener = new pg.Client({ connectionString: db.url });
+  await listener.connect();
+  let seen = 0;
+  listener.on('notification', () => {
+    seen += 1;
+  });
+  await listener.query(`LISTEN ${PENDING_CHANNEL}`);
+  return {
+    listener,
+    get seen() {
+      return seen;
+    },
+  };
+}
 const WORKER = '00000000-0000-7000-8000-0000000000aa';
 
 async function insertMany(n: number, clientId = 'acme') {
@@ -212,32 +230,20 @@ describe('jobInsertMany', () => {
   });
 
   it('the notifier wakes listeners after inserts, coalescing a burst into few notifications', async () => {
-    const listener = new pg.Client({ connectionString: db.url });
-    await listener.connect();
-    let seen = 0;
-    listener.on('notification', () => {
-      seen += 1;
-    });
-    await listener.query('LISTEN ix_job_pending');
+    const pending = await listenPending();
     const notifier = Notifier.pending(db.pool);
     for (let i = 0; i < 100; i++) await insertPending(db.pool, makeRequest(), null);
     for (let i = 0; i < 100; i++) notifier.notify();
     await notifier.settled();
-    await eventually(async () => seen > 0, 'a notification arrives');
-    await listener.end();
+    await eventually(async () => pending.seen > 0, 'a notification arrives');
+    await pending.listener.end();
     await new Promise((r) => setTimeout(r, 100));
     // The first call sends; the 99 made while it was in flight are covered by one more.
-    expect(seen).toBe(2);
+    expect(pending.seen).toBe(2);
   });
 
   it('the notifier sends at most one notification every 5 ms, however often it is asked', async () => {
-    const listener = new pg.Client({ connectionString: db.url });
-    await listener.connect();
-    let seen = 0;
-    listener.on('notification', () => {
-      seen += 1;
-    });
-    await listener.query('LISTEN ix_job_pending');
+    const pending = await listenPending();
     const notifier = Notifier.pending(db.pool);
     const started = performance.now();
     // Asked every millisecond or so, as a busy API would after each insert statement.
@@ -247,12 +253,12 @@ describe('jobInsertMany', () => {
     }
     await notifier.settled();
     const elapsedMs = performance.now() - started;
-    await eventually(async () => seen > 0, 'a notification arrives');
+    await eventually(async () => pending.seen > 0, 'a notification arrives');
     await new Promise((r) => setTimeout(r, 100));
-    await listener.end();
+    await pending.listener.end();
     // 3 ms, not 5: the notifier reads a clock of whole milliseconds, and timers the event loop's.
-    expect(seen).toBeGreaterThanOrEqual(2);
-    expect(seen).toBeLessThanOrEqual(Math.floor(elapsedMs / 3) + 1);
+    expect(pending.seen).toBeGreaterThanOrEqual(2);
+    expect(pending.seen).toBeLessThanOrEqual(Math.floor(elapsedMs / 3) + 1);
   });
 
   it('inside a caller transaction that rolls back, nothing is stored', async () => {
