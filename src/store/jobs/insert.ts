@@ -3,10 +3,11 @@
  * `(client_id, request_id)`, and the rule that tells a retry from a different request.
  */
 import pg from 'pg';
-import type { Job, JsonValue, RequestIX } from '../../contracts/index.js';
+import type { Job, RequestIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
 import { newIxId, newJobId } from '../ids.js';
-import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared, runAfterOf } from './hydrate.js';
+import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared } from './hydrate.js';
+import { batchColumns, inputOf, pendingJob } from './insert-batch.js';
 import { JobGoneError, TOMBSTONE_COLUMNS_OF_T, type TombstoneRow, tombstoneOf } from './tombstones.js';
 
 /**
@@ -80,7 +81,7 @@ const requestDigest = (alias: string) =>
 // what was sent plus the column defaults, which spares the API reading back and checking every
 // column (docs/design.md, "Costs measured on the hot path"), and Node parsing a row per job.
 //
-// $1 holds the batch as one array a column, each in submission order (BatchColumns), not as one
+// $1 holds the batch as one array a column, each in submission order (BatchColumns, insert-batch.ts), not as one
 // object a submission: jsonb_to_recordset over objects cost ~2.1 µs more a job of PostgreSQL's ~18
 // (each object's keys sorted as it is parsed, then looked up for each column). A column whose
 // values are all its default is left out: ROWS FROM pads a function's missing rows with NULLs.
@@ -156,23 +157,6 @@ const SELECT_PRUNED_SQL = `
   FROM jsonb_to_recordset($1::jsonb)
     AS r(i integer, client_id text, request_id text, callback_url text, input jsonb)
   JOIN ix_job_tombstones t ON t.client_id = r.client_id AND t.request_id = r.request_id`;
-
-/**
- * A batch as $1 of INSERT_SQL takes it: one array a column, in submission order. The optional
- * columns are left out (undefined) when every value in them is the column's default (null).
- */
-interface BatchColumns {
-  job_id: string[];
-  ix_id: string[];
-  client_id: string[];
-  request_id: string[];
-  input: JsonValue[];
-  callback_url: (string | null)[] | undefined;
-  run_after: (string | null)[] | undefined;
-  delay_seconds: (number | null)[] | undefined;
-  max_attempts: (number | null)[] | undefined;
-  priority: (number | null)[] | undefined;
-}
 
 interface Replayed {
   /** The index of the submission in its batch. */
@@ -329,72 +313,4 @@ function outsideTransaction(db: Db): boolean {
   if (db instanceof pg.Pool) return true;
   const client = db as Partial<Pick<pg.ClientBase, 'getTransactionStatus'>>;
   return client.getTransactionStatus?.() === 'I';
-}
-
-/** A submission's input: a missing one is JSON null. */
-function inputOf(request: RequestIX): JsonValue {
-  return request.input === undefined ? null : request.input;
-}
-
-/** `values`, or undefined when every one is null (the column's default). */
-function optional<T>(values: (T | null)[]): (T | null)[] | undefined {
-  return values.some((value) => value !== null) ? values : undefined;
-}
-
-/** The batch as INSERT_SQL takes it, with the ids the server assigns each submission. */
-function batchColumns(submissions: readonly Submission[], jobIds: string[], ixIds: string[]): BatchColumns {
-  return {
-    job_id: jobIds,
-    ix_id: ixIds,
-    client_id: submissions.map((s) => s.request.ix_client_id),
-    request_id: submissions.map((s) => s.request.request_id),
-    input: submissions.map((s) => inputOf(s.request)),
-    callback_url: optional(submissions.map((s) => s.callbackUrl)),
-    run_after: optional(submissions.map((s) => s.runAfter ?? null)),
-    delay_seconds: optional(submissions.map((s) => s.delaySeconds ?? null)),
-    max_attempts: optional(submissions.map((s) => s.maxAttempts ?? null)),
-    priority: optional(submissions.map((s) => s.priority || null)),
-  };
-}
-
-/**
- * A job just inserted, as `hydrate` reads it back: the submission, the ids it was given, the
- * column defaults, and what PostgreSQL decided. Written out rather than spread into a row for
- * `hydrate`: the spread and the checks of values ix itself generated took ~25 µs a job, most of a
- * bulk submit's CPU in Node (CPU profile of 1,000-job inserts).
- */
-function pendingJob(
-  { request, callbackUrl, maxAttempts, priority }: Submission,
-  jobId: string,
-  ixId: string,
-  createdAt: string,
-  storedRunAfter: string | null,
-): Job {
-  return {
-    job_id: jobId,
-    ix_id: ixId,
-    client_id: request.ix_client_id,
-    request_id: request.request_id,
-    status: 'pending',
-    request: {
-      ix_client_id: request.ix_client_id,
-      request_id: request.request_id,
-      ix_id: ixId,
-      input: inputOf(request),
-    },
-    response: null,
-    callback_url: callbackUrl,
-    callback_status: null,
-    callback_attempts: null,
-    attempts: 0,
-    max_attempts: maxAttempts ?? null,
-    priority: priority ?? 0,
-    run_after: runAfterOf({ run_after: storedRunAfter, status: 'pending' }),
-    last_error: null,
-    progress: null,
-    attempt_history: [],
-    created_at: createdAt,
-    started_at: null,
-    finished_at: null,
-  };
 }
