@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { pino } from 'pino';
 import { env, recreateDatabase, serverUrl } from './env.js';
-import { makePayload } from './workload.js';
+import { makePayload, untilDrained } from './workload.js';
 
 // The code as `ix worker` runs it: tsx would wrap every function the worker makes per job.
 type Modules = [
@@ -75,14 +75,7 @@ async function main() {
   const started = performance.now();
   await worker.start();
   await handledAll;
-  // Every outcome recorded and every lease ended.
-  for (;;) {
-    const { rows } = await direct.query<{ held: boolean }>(
-      'SELECT EXISTS (SELECT 1 FROM ix_job_leases) AS held',
-    );
-    if (!rows[0]!.held) break;
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
+  await untilDrained(direct);
   const ms = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
   if (PROFILE) writeFileSync(PROFILE, JSON.stringify((await session.post('Profiler.stop')).profile));

@@ -35,7 +35,7 @@ import {
   type PruneResult,
 } from '../src/store/index.js';
 import { type Pipeline, retentionPolicy, Worker } from '../src/worker/index.js';
-import { FILLER, makePayload, pcts } from './workload.js';
+import { FILLER, makePayload, pcts, untilDrained } from './workload.js';
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
 const FINISHED = Number(env('FINISHED', '1000000'));
@@ -221,13 +221,7 @@ async function workloadRound(
   });
   await worker.start();
   await finished;
-  for (;;) {
-    const { rows } = await pool.query<{ left: boolean }>(
-      'SELECT EXISTS (SELECT 1 FROM ix_job_queue) OR EXISTS (SELECT 1 FROM ix_job_leases) AS left',
-    );
-    if (!rows[0]!.left) break;
-    await new Promise((r) => setTimeout(r, 2));
-  }
+  await untilDrained(pool);
   const t2 = performance.now();
   await worker.stop();
   await workerPool.end();

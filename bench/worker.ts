@@ -16,7 +16,7 @@ import { createPool, jobInsertMany, migrateUp, Notifier } from '../src/store/ind
 import { type Pipeline, Worker } from '../src/worker/index.js';
 import { clusterCpuMicros, ownCpuMicros } from './cpu.js';
 import { env, recreateDatabase, serverUrl } from './env.js';
-import { makePayload, pcts } from './workload.js';
+import { makePayload, pcts, untilDrained } from './workload.js';
 
 const N = Number(env('N', '20000'));
 const C = Number(env('C', '10'));
@@ -122,18 +122,9 @@ async function main() {
     const ownBefore = ownCpuMicros();
     const started = performance.now();
     await worker.start();
-    // As the peers' harness does: wait for every handler to have run, then poll every 2 ms
-    // until the database has nothing pending and nothing running. (Polling from the start
-    // would load PostgreSQL with 500 probes a second that the peers' runs do not have.)
-    // Every outcome is checked in full below.
+    // Every handler has run, then every outcome is recorded (checked in full below).
     await handlersDone;
-    for (;;) {
-      const { rows } = await probe.query<{ finished: boolean }>(
-        'SELECT NOT EXISTS (SELECT 1 FROM ix_job_queue) AND NOT EXISTS (SELECT 1 FROM ix_job_leases) AS finished',
-      );
-      if (rows[0]!.finished) break;
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    await untilDrained(probe);
     const ms = performance.now() - started;
     const workerCpu = ownCpuMicros() - ownBefore;
     const postgresAfter = await clusterCpuMicros(probe);
