@@ -6,6 +6,8 @@
  * pg_stat_activity, how often a worker held nothing while jobs waited, and the committed
  * transactions and WAL flushes per job. Run: npm run bench:processes
  * Env: WORKERS (1,2,4), APIS (2), JOBS (20000), SUBMITTERS (32), C (10), PREFETCH (100),
+ *      RATE (unset: as fast as the APIs take them; a number: submissions a second, job i no
+ *      sooner than i ÷ RATE s from the start, so runs with different N see the same load),
  *      IX_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/bench_procs, recreated).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -25,6 +27,7 @@ const JOBS = Number(env('JOBS', '20000'));
 const SUBMITTERS = Number(env('SUBMITTERS', '32'));
 const C = env('C', '10');
 const PREFETCH = env('PREFETCH', '100');
+const RATE = Number(env('RATE', '0'));
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const database = databaseUrl('postgres://postgres@127.0.0.1:5432/bench_procs');
 const name = databaseName(database);
@@ -138,6 +141,10 @@ async function run(workers: number): Promise<void> {
     const submitters = Array.from({ length: SUBMITTERS }, async (_, s) => {
       const api = apis[s % APIS]!.address;
       for (let i = next++; i < JOBS; i = next++) {
+        if (RATE > 0) {
+          const dueInMs = started + (i * 1000) / RATE - performance.now();
+          if (dueInMs > 0) await sleep(dueInMs);
+        }
         const response = await fetch(`${api}/jobs`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
@@ -173,6 +180,7 @@ async function run(workers: number): Promise<void> {
         workers,
         apis: APIS,
         jobs: JOBS,
+        rate: RATE > 0 ? RATE : null,
         jobs_per_s: round(JOBS / (ms / 1000)),
         postgres_cpu_us_per_job:
           cpuBefore === null || cpuAfter === null ? null : round((cpuAfter - cpuBefore) / JOBS),

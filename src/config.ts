@@ -64,6 +64,8 @@ export interface Config {
     concurrency: number;
     prefetch: number;
     pollIntervalMs: number;
+    /** IX_WORKER_BATCH_INTERVAL_MS: the fleet's spacing of claims and outcome writes under a trickle. */
+    batchIntervalMs: number;
     pipeline: PipelineSource;
     requestTimeoutSeconds: number;
     sweepIntervalSeconds: number;
@@ -176,6 +178,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       concurrency: read(worker.concurrency),
       prefetch: read(worker.prefetch),
       pollIntervalMs: read(worker.pollIntervalMs),
+      batchIntervalMs: read(worker.batchIntervalMs),
       pipeline: pipelineSource(read(pipeline.pipeline), read(pipeline.pipelineUrl)),
       requestTimeoutSeconds: read(pipeline.requestTimeoutSeconds),
       sweepIntervalSeconds: read(worker.sweepIntervalSeconds),

@@ -165,3 +165,28 @@ export class Backoff {
     this.nextMs = this.firstMs;
   }
 }
+
+/**
+ * Spaces out one kind of statement: once `paced()` is called, the next waits until `intervalMs()`
+ * (read each time: it may change) has passed since then. `unpaced()` lifts the wait.
+ */
+export class Pace {
+  private since: number | null = null;
+
+  constructor(private readonly intervalMs: () => number) {}
+
+  /** How long the next must still wait; 0: it may start now. */
+  waitMs(now = performance.now()): number {
+    if (this.since === null) return 0;
+    return Math.max(0, Math.ceil(this.since + this.intervalMs() - now));
+  }
+
+  /** One started at `at`: the next waits the interval from then. */
+  paced(at = performance.now()): void {
+    this.since = at;
+  }
+
+  unpaced(): void {
+    this.since = null;
+  }
+}

@@ -41,6 +41,13 @@ export const JOB_SETTINGS = {
       max: 3_600_000,
       doc: 'Fallback poll when no NOTIFY arrives.',
     }),
+    batchIntervalMs: integerSetting({
+      name: 'IX_WORKER_BATCH_INTERVAL_MS',
+      default: 5,
+      min: 0,
+      max: 10_000,
+      doc: 'Once the queue runs dry, the workers together claim, and write outcomes, about once per this interval (each worker waits it × the live workers), so more workers mean bigger batches, not more statements; 0: no wait.',
+    }),
     sweepIntervalSeconds: integerSetting({
       name: 'IX_SWEEP_INTERVAL_SECONDS',
       default: 10,

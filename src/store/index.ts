@@ -130,4 +130,4 @@ export {
   Notifier,
   PENDING_CHANNEL,
 } from './notify.js';
-export { workerHeartbeat, workerPruneStale, workerRemove } from './workers.js';
+export { type Beat, workerHeartbeat, workerPruneStale, workerRemove } from './workers.js';

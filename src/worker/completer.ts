@@ -17,7 +17,7 @@ import {
   type Outcome,
   outcomeKey,
 } from '../store/index.js';
-import { Backoff, settlesWithin, sleep } from '../time.js';
+import { Backoff, type Pace, settlesWithin, sleep } from '../time.js';
 import type { Claim } from './claim.js';
 import { type StorableResponse, unstorable } from './outcome.js';
 
@@ -46,6 +46,8 @@ export interface CompleterOptions {
   logger: Logger;
   /** Where each recorded run and ended job is counted. */
   metrics?: Metrics | null;
+  /** Spaces the statements: outcomes that end meanwhile join the next. Absent: none waits. */
+  pace?: Pace;
   /**
    * After each statement: the outcomes that applied, and those that no longer could (their job
    * was rescued and belongs to a newer attempt, or could not be recorded at all).
@@ -117,6 +119,12 @@ export class Completer {
 
   private async flushLoop(): Promise<void> {
     while (!this.idle && !this.givenUp) {
+      const pacedForMs = this.options.pace?.waitMs() ?? 0;
+      if (pacedForMs > 0) {
+        await sleep(pacedForMs);
+        continue;
+      }
+      this.options.pace?.paced();
       const batch = this.queue.splice(0);
       this.writing = batch.length;
       try {

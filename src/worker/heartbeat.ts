@@ -2,20 +2,22 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Loop } from '../loop.js';
-import { workerHeartbeat, workerRemove } from '../store/index.js';
+import { type Beat, workerHeartbeat, workerRemove } from '../store/index.js';
 import { settlesWithin } from '../time.js';
 
 /**
  * A worker's row in the registry: registered before its first claim, renewed every
  * IX_HEARTBEAT_INTERVAL_SECONDS (its claims stay its own while that is fresh), removed at stop.
  * Each beat also brings back the ids of this worker's running jobs a client cancelled, for when
- * their notification was lost.
+ * their notification was lost, and how many workers are live (whose beats are fresher than the
+ * timeout), which spaces this one's claims (see Worker).
  */
 export class Heartbeat {
   private readonly loop: Loop;
   private registered = false;
   /** When the current run of successful beats began; null after a failed one. */
   private beatingSince: number | null = null;
+  private live = 1;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -46,6 +48,11 @@ export class Heartbeat {
     this.loop.start();
   }
 
+  /** The workers live at the last beat, this one included (1 before the first). */
+  get liveWorkers(): number {
+    return this.live;
+  }
+
   /**
    * Whether this worker may judge others by their heartbeats: only once its own have held for a
    * whole timeout. Right after an outage every heartbeat is stale, the live workers' included,
@@ -67,14 +74,15 @@ export class Heartbeat {
   }
 
   private async beat(): Promise<string[]> {
-    let cancelled: string[];
+    let beat: Beat;
     try {
-      cancelled = await workerHeartbeat(this.pool, this.workerId);
+      beat = await workerHeartbeat(this.pool, this.workerId, this.config.heartbeatTimeoutSeconds);
     } catch (error) {
       this.beatingSince = null;
       throw error;
     }
     this.beatingSince ??= Date.now();
-    return cancelled;
+    this.live = beat.liveWorkers;
+    return beat.cancelled;
   }
 }

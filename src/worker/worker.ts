@@ -14,7 +14,7 @@ import {
   Notifier,
   PENDING_CHANNEL,
 } from '../store/index.js';
-import { isoString, settlesWithin } from '../time.js';
+import { isoString, Pace, settlesWithin } from '../time.js';
 import { type Claim, newClaim, startsAlone, startsCarefully } from './claim.js';
 import { ClaimWakes } from './claim-wakes.js';
 import { Completer, type Finished } from './completer.js';
@@ -67,6 +67,14 @@ export class Worker {
   /** When a notification or a job's end asks for a claim (see ClaimWakes). */
   private readonly wakes = new ClaimWakes(() => this.wake());
   private readonly completer: Completer;
+  /**
+   * Spaces the claims that follow one which emptied the queue: IX_WORKER_BATCH_INTERVAL_MS times
+   * the live workers, so the fleet claims about once an interval whatever its size, and a claim
+   * carries what arrived meanwhile. Answering every job's end or notification at once, 4 workers
+   * made 0.66 claims a job where one made 0.30, at ~700 µs of PostgreSQL's CPU each
+   * (bench/RESULTS.md, "Many processes: a pace").
+   */
+  private readonly claimPace = new Pace(() => this.batchIntervalMs());
   private readonly held = new Set<Claim>();
   private readonly leases = new LeaseBook((leaseId) => this.completer.endLease(leaseId));
   private heldBytes = 0;
@@ -110,6 +118,7 @@ export class Worker {
       maxAttempts: options.config.maxAttempts,
       logger: this.logger,
       metrics: options.metrics ?? null,
+      pace: new Pace(() => this.batchIntervalMs()),
       onSettled: (applied, dropped) => this.settled(applied, dropped),
     });
     this.changes = Notifier.changed(options.pool, (error) =>
@@ -141,12 +150,21 @@ export class Worker {
       pass: async () => {
         const free = this.freeSlots();
         if (free < this.minimumClaim()) return false;
+        const pacedForMs = this.claimPace.waitMs();
+        if (pacedForMs > 0) return pacedForMs;
         const answering = this.wakes.claimBegins();
+        const claimStarted = performance.now();
         const claimed = await this.claim();
         if (claimed === null) return false;
         this.wakes.claimEnded(claimed, answering);
-        // A full batch means more may be waiting: go on while slots are free.
-        if (claimed > 0) return claimed === free;
+        // A full batch means more may be waiting: go on at once while slots are free. A short one
+        // emptied the queue, and the next waits out the pace.
+        if (claimed === free) {
+          this.claimPace.unpaced();
+          return true;
+        }
+        this.claimPace.paced(claimStarted);
+        if (claimed > 0) return false;
         // Nothing ready: a job that becomes due later (scheduled, or a retry's backoff) sends no
         // NOTIFY, so sleep only until then. Asked only by a claim that found nothing, so a busy
         // worker pays no extra statement.
@@ -158,6 +176,10 @@ export class Worker {
 
   private get config(): Config['worker'] {
     return this.options.config;
+  }
+
+  private batchIntervalMs(): number {
+    return this.config.batchIntervalMs * this.heartbeat.liveWorkers;
   }
 
   /** Claims held here (buffered, starting, running, or with an unrecorded outcome). */

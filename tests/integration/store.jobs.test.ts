@@ -692,6 +692,21 @@ describe('jobSweepOrphans', () => {
     expect(await workerPruneStale(db.pool, 30)).toBe(1);
   });
 
+  it('counts the live workers with each beat: the beating one, registering or not, and those beating within the window', async () => {
+    const [first, second, silent] = ['0c', '0d', '0e'].map((n) => `00000000-0000-7000-8000-0000000000${n}`);
+    expect((await workerHeartbeat(db.pool, first!, 30)).liveWorkers).toBe(1);
+    expect((await workerHeartbeat(db.pool, second!, 30)).liveWorkers).toBe(2);
+    await workerHeartbeat(db.pool, silent!, 30);
+    expect((await workerHeartbeat(db.pool, first!, 30)).liveWorkers).toBe(3);
+    await db.pool.query(
+      `UPDATE ix_workers SET heartbeat_at = now() - interval '1 minute' WHERE worker_id = $1`,
+      [silent],
+    );
+    expect((await workerHeartbeat(db.pool, first!, 30)).liveWorkers).toBe(2);
+    // Without a window, every registered worker counts, silent or not.
+    expect((await workerHeartbeat(db.pool, first!)).liveWorkers).toBe(3);
+  });
+
   it('abandons a job rescued maxAttempts times: error, with the count in the response', async () => {
     const { job } = await insertPending(db.pool, makeRequest(), 'https://example.com/cb');
     const future = new Date(Date.now() + 3_600_000);

@@ -154,10 +154,10 @@ describe('cancelling a running job', () => {
     await workerHeartbeat(db.pool, WORKER);
     await claimNextPending(db.pool, WORKER);
     await claimNextPending(db.pool, WORKER);
-    expect(await workerHeartbeat(db.pool, WORKER)).toEqual([]);
+    expect((await workerHeartbeat(db.pool, WORKER)).cancelled).toEqual([]);
     await cancel(db.pool, job.job_id);
-    expect(await workerHeartbeat(db.pool, WORKER)).toEqual([job.job_id]);
-    expect(await workerHeartbeat(db.pool, '00000000-0000-7000-8000-0000000000ee')).toEqual([]);
+    expect((await workerHeartbeat(db.pool, WORKER)).cancelled).toEqual([job.job_id]);
+    expect((await workerHeartbeat(db.pool, '00000000-0000-7000-8000-0000000000ee')).cancelled).toEqual([]);
   });
 
   it('a success recorded first stands: the cancellation then finds the job done', async () => {

@@ -14,9 +14,11 @@ const db = useTestDatabase();
 interface Claims {
   made: number;
   empty: number;
+  /** Statements that recorded outcomes. */
+  completions: number;
 }
 
-/** The test database's pool as a worker sees it, counting the claims made through it. */
+/** The test database's pool as a worker sees it, counting the claims and completions made through it. */
 function countingClaims(pool: pg.Pool, claims: Claims): pg.Pool {
   return new Proxy(pool, {
     get(target, property) {
@@ -28,15 +30,27 @@ function countingClaims(pool: pg.Pool, claims: Claims): pg.Pool {
           claims.made += 1;
           if (result.rowCount === 0) claims.empty += 1;
         }
+        if (config?.name === 'ix_job_complete_many') claims.completions += 1;
         return result;
       };
     },
   });
 }
 
+/** Submits `jobs` one at a time, each announced, `everyMs` apart; resolves with the time it took. */
+async function trickle(pool: pg.Pool, jobs: number, everyMs: number): Promise<number> {
+  const startedAt = Date.now();
+  for (let i = 0; i < jobs; i++) {
+    await insertPending(pool, makeRequest(), null);
+    await jobNotifyPending(pool);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+  return Date.now() - startedAt;
+}
+
 describe('workers hearing every notification', () => {
   it('three idle workers do not all claim for every job: one that found nothing answers again only after a quiet', async () => {
-    const claims: Claims = { made: 0, empty: 0 };
+    const claims: Claims = { made: 0, empty: 0, completions: 0 };
     // Jobs that run until the end of the test: no slot frees up, so every claim answers a notification.
     let release = () => {};
     const released = new Promise<void>((resolve) => {
@@ -58,14 +72,8 @@ describe('workers hearing every notification', () => {
       await eventually(async () => claims.made >= 3, 'each worker made its first claim');
       const before = { ...claims };
       const jobs = 60;
-      const startedAt = Date.now();
-      for (let i = 0; i < jobs; i++) {
-        await insertPending(db.pool, makeRequest(), null);
-        await jobNotifyPending(db.pool);
-        await new Promise((resolve) => setTimeout(resolve, 2));
-      }
+      const elapsedMs = await trickle(db.pool, jobs, 2);
       await eventually(async () => (await statusCounts(db.pool)).running === jobs, 'every job running');
-      const elapsedMs = Date.now() - startedAt;
       const empty = claims.empty - before.empty;
       // Quiet after losing, each worker finds nothing at most once per QUIET_MS, and once more as
       // the quiet begins: ~30 here in ~250 ms. Answering every notification, the two workers
@@ -139,4 +147,44 @@ describe('a worker whose last claim found nothing', () => {
       await worker.stop();
     }
   }, 20_000);
+});
+
+describe('workers paced by IX_WORKER_BATCH_INTERVAL_MS', () => {
+  it('two workers under a trickle claim and record outcomes about once an interval between them, not once a job', async () => {
+    const claims: Claims = { made: 0, empty: 0, completions: 0 };
+    const intervalMs = 40;
+    const workers: Worker[] = [1, 2].map(() =>
+      makeWorker(
+        { pool: countingClaims(db.pool, claims), url: db.url },
+        async () => ({ result: { ok: true } }),
+        {
+          concurrency: 100,
+          prefetch: 0,
+          pollIntervalMs: 60_000,
+          batchIntervalMs: intervalMs,
+          heartbeatIntervalSeconds: 1,
+        },
+      ),
+    );
+    try {
+      await Promise.all(workers.map((w) => w.start()));
+      // The first to register counted itself alone: its next beat sees both.
+      await new Promise((resolve) => setTimeout(resolve, 1_300));
+      const before = { ...claims };
+      const jobs = 100;
+      const elapsedMs = await trickle(db.pool, jobs, 4);
+      await eventually(async () => (await statusCounts(db.pool)).done === jobs, 'every job done');
+      const made = claims.made - before.made;
+      const completions = claims.completions - before.completions;
+      // Each worker starts a claim at most once per 2 × 40 ms (the interval times the two live
+      // workers), plus the one in flight as the trickle began and the one that found the last
+      // jobs; the same for outcomes (20 and 18 in one run). Unpaced, the two made 163 claims and
+      // 168 completions here; each paced by 40 ms alone, not 80, 42 and 39.
+      const bound = 2 * (Math.ceil(elapsedMs / (2 * intervalMs)) + 2);
+      expect(made).toBeLessThanOrEqual(bound);
+      expect(completions).toBeLessThanOrEqual(bound);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+  }, 60_000);
 });

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { settlesWithin, sleep, withTimeout } from '../../src/time.js';
+import { Pace, settlesWithin, sleep, withTimeout } from '../../src/time.js';
 
 class TimedOut extends Error {}
 const never = () => new Promise<never>(() => {});
@@ -78,5 +78,21 @@ describe('withTimeout', () => {
       timeout: 30_000,
     });
     expect(performance.now() - started).toBeLessThan(20_000);
+  });
+});
+
+describe('Pace', () => {
+  it('lets the first start at once, then makes the next wait the interval from the last start', () => {
+    let intervalMs = 20;
+    const pace = new Pace(() => intervalMs);
+    expect(pace.waitMs(1_000)).toBe(0);
+    pace.paced(1_000);
+    expect(pace.waitMs(1_005)).toBe(15);
+    expect(pace.waitMs(1_020)).toBe(0);
+    // Read at every call: more live workers, a longer wait.
+    intervalMs = 80;
+    expect(pace.waitMs(1_020)).toBe(60);
+    pace.unpaced();
+    expect(pace.waitMs(1_020)).toBe(0);
   });
 });
