@@ -3,11 +3,13 @@
  * processes (the built CLI, as users run it) against one database, while SUBMITTERS concurrent
  * HTTP clients submit JOBS jobs spread over the APIs. Prints one JSON line per N: jobs/s end to
  * end, PostgreSQL CPU per job (this cluster's alone), connections used, lock waits seen in
- * pg_stat_activity, how often a worker held nothing while jobs waited, and the committed
- * transactions and WAL flushes per job. Run: npm run bench:processes
+ * pg_stat_activity, how often a worker held nothing while jobs waited, the committed
+ * transactions and WAL flushes per job, and each job's wait from its submit to its start and to
+ * its recorded outcome. Run: npm run bench:processes
  * Env: WORKERS (1,2,4), APIS (2), JOBS (20000), SUBMITTERS (32), C (10), PREFETCH (100),
  *      RATE (unset: as fast as the APIs take them; a number: submissions a second, job i no
  *      sooner than i ÷ RATE s from the start, so runs with different N see the same load),
+ *      IX_WORKER_BATCH_INTERVAL_MS (unset: ix's default), passed to the workers,
  *      IX_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/bench_procs, recreated).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -44,6 +46,9 @@ function startWorker(): ChildProcess {
       IX_LOG_LEVEL: 'warn',
       IX_WORKER_CONCURRENCY: C,
       IX_WORKER_PREFETCH: PREFETCH,
+      ...(process.env.IX_WORKER_BATCH_INTERVAL_MS === undefined
+        ? {}
+        : { IX_WORKER_BATCH_INTERVAL_MS: process.env.IX_WORKER_BATCH_INTERVAL_MS }),
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -174,6 +179,13 @@ async function run(workers: number): Promise<void> {
     const { rows: spread } = await probe.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM ix_jobs GROUP BY worker_id ORDER BY 1',
     );
+    // From the submit's commit (created_at) to the job's start and to its recorded outcome.
+    const { rows: latency } = await probe.query<{ started: number[]; finished: number[] }>(
+      `SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at) * 1000) AS started,
+         percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at) * 1000) AS finished
+       FROM ix_jobs`,
+    );
+    const percentiles = (ms: number[]) => ({ p50: round(ms[0]!), p95: round(ms[1]!), p99: round(ms[2]!) });
     console.log(
       JSON.stringify({
         bench: 'processes',
@@ -190,6 +202,8 @@ async function run(workers: number): Promise<void> {
         samples: seen.samples,
         idle_worker_while_pending_samples: seen.idleWhilePending,
         jobs_per_worker: spread.map((r) => r.n),
+        start_latency_ms: percentiles(latency[0]!.started),
+        finish_latency_ms: percentiles(latency[0]!.finished),
         // Backends that exited meanwhile are missing here (none should: pools keep theirs).
         postgres_cpu_us_per_job_by_process: Object.fromEntries(
           [...backendCpuSpent(backendsBefore, backendsAfter)]
