@@ -158,13 +158,19 @@ export class Worker {
         if (claimed === null) return false;
         this.wakes.claimEnded(claimed, answering);
         // A full batch means more may be waiting: go on at once while slots are free. A short one
-        // emptied the queue, and the next waits out the pace.
+        // emptied the queue, and the next waits out the pace. One that found nothing is not
+        // paced: every worker that answered the same notification would otherwise wait out the
+        // whole pace together, and a job arriving next would wait with them (the quiet after a
+        // lost race already spaces such claims).
         if (claimed === free) {
           this.claimPace.unpaced();
           return true;
         }
-        this.claimPace.paced(claimStarted);
-        if (claimed > 0) return false;
+        if (claimed > 0) {
+          this.claimPace.paced(claimStarted);
+          return false;
+        }
+        this.claimPace.unpaced();
         // Nothing ready: a job that becomes due later (scheduled, or a retry's backoff) sends no
         // NOTIFY, so sleep only until then. Asked only by a claim that found nothing, so a busy
         // worker pays no extra statement.

@@ -187,4 +187,37 @@ describe('workers paced by IX_WORKER_BATCH_INTERVAL_MS', () => {
       await Promise.all(workers.map((w) => w.stop()));
     }
   }, 60_000);
+
+  it('a worker whose paced claim found nothing takes the next job at once, not after another pace', async () => {
+    const worker = makeWorker(db, async () => ({ result: { ok: true } }), {
+      concurrency: 4,
+      prefetch: 0,
+      pollIntervalMs: 60_000,
+      batchIntervalMs: 200,
+    });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      await worker.start();
+      const firstAt = Date.now();
+      const first = await insertPending(db.pool, makeRequest(), null);
+      await jobNotifyPending(db.pool);
+      await eventually(
+        async () => (await jobGet(db.pool, first.job.job_id))?.status === 'done',
+        'the first job done',
+      );
+      // Its end asked for a claim, made once the pace (200 ms) was over, which found nothing.
+      await sleep(firstAt + 260 - Date.now());
+      const second = await insertPending(db.pool, makeRequest(), null);
+      await jobNotifyPending(db.pool);
+      await eventually(
+        async () => (await jobGet(db.pool, second.job.job_id))?.status === 'done',
+        'the second job done',
+      );
+      const job = (await jobGet(db.pool, second.job.job_id))!;
+      // Paced again after the empty claim, it waited until ~400 ms: ~140 ms.
+      expect(Date.parse(job.started_at!) - Date.parse(job.created_at)).toBeLessThan(70);
+    } finally {
+      await worker.stop();
+    }
+  }, 20_000);
 });
