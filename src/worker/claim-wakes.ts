@@ -23,7 +23,17 @@
  * Notifications and room are hints, never the only way to a job: a worker still claims at its
  * idle poll, and a job waits at most QUIET_MAX_MS longer for a worker that keeps losing races
 (when the worker winning them has no room left: otherwise that one takes it at once).
+ *
+ * Pace. Under a trickle each wake would still ask for a statement, and N workers sharing the jobs
+ * would make N times the claims, each with its fixed cost (~0.6–1 ms of PostgreSQL's CPU for a
+ * claim of one job). So a claim that came back short (it emptied the queue) makes the next one
+ * wait the pace: IX_WORKER_BATCH_INTERVAL_MS times the live workers, so the fleet claims about once
+ * an interval whatever its size (at 300 submits/s, 4 workers then cost PostgreSQL what one does:
+ * bench/RESULTS.md, "Many processes: a pace"). A full claim is not paced (a backlog already makes
+ * full batches), nor an empty one: every worker that answered the same notification would wait
+ * out the pace together, and a job arriving next with them.
  */
+import { Pace } from '../time.js';
 
 /** How long a worker that lost the race for a notification stays quiet, the first time. */
 export const QUIET_MS = 25;
@@ -34,6 +44,8 @@ export const QUIET_MS = 25;
 export const QUIET_MAX_MS = 100;
 
 export class ClaimWakes {
+  private readonly pace: Pace;
+  private claimStartedAt = 0;
   private quietUntil = 0;
   /** The quiet the next notification-answering claim that finds nothing starts. */
   private quietMs = QUIET_MS;
@@ -44,8 +56,18 @@ export class ClaimWakes {
   private drained = false;
   private readonly dueTimers = new Set<ReturnType<typeof setTimeout>>();
 
-  /** `wake` asks the worker for a claim (it claims if it has room). */
-  constructor(private readonly wake: () => void) {}
+  /** `wake` asks the worker for a claim (it claims if it has room); `paceMs`, the pace now. */
+  constructor(
+    private readonly wake: () => void,
+    paceMs: () => number,
+  ) {
+    this.pace = new Pace(paceMs);
+  }
+
+  /** How long the next claim must still wait for the pace; 0: it may start now. */
+  pacedForMs(): number {
+    return this.pace.waitMs();
+  }
 
   /** A "jobs pending" notification arrived: a claim now, or one at the end of the quiet. */
   heard(): void {
@@ -86,13 +108,19 @@ export class ClaimWakes {
    * the worker quiet (a claim for room made or by the idle poll that finds nothing does not).
    */
   claimBegins(): boolean {
+    this.claimStartedAt = performance.now();
     const answering = this.answering;
     this.answering = false;
     return answering;
   }
 
-  /** Called as a claim ends, with how many jobs it found and what claimBegins returned for it. */
-  claimEnded(found: number, answering: boolean): void {
+  /**
+   * Called as a claim ends, with how many jobs it found of how many it asked for, and what
+   * claimBegins returned for it.
+   */
+  claimEnded(found: number, asked: number, answering: boolean): void {
+    if (found > 0 && found < asked) this.pace.paced(this.claimStartedAt);
+    else this.pace.unpaced();
     this.drained = found === 0;
     if (found > 0) {
       this.quietUntil = 0;

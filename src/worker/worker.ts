@@ -64,17 +64,12 @@ export class Worker {
   private readonly logger: Logger;
   private readonly sweeper: Sweeper;
   private readonly listener: Listener;
-  /** When a notification or a job's end asks for a claim (see ClaimWakes). */
-  private readonly wakes = new ClaimWakes(() => this.wake());
+  /** When a notification or a job's end asks for a claim, and when the pace lets it (see ClaimWakes). */
+  private readonly wakes = new ClaimWakes(
+    () => this.wake(),
+    () => this.batchIntervalMs(),
+  );
   private readonly completer: Completer;
-  /**
-   * Spaces the claims that follow one which emptied the queue: IX_WORKER_BATCH_INTERVAL_MS times
-   * the live workers, so the fleet claims about once an interval whatever its size, and a claim
-   * carries what arrived meanwhile. Answering every job's end or notification at once, 4 workers
-   * made 0.66 claims a job where one made 0.30, at ~700 µs of PostgreSQL's CPU each
-   * (bench/RESULTS.md, "Many processes: a pace").
-   */
-  private readonly claimPace = new Pace(() => this.batchIntervalMs());
   private readonly held = new Set<Claim>();
   private readonly leases = new LeaseBook((leaseId) => this.completer.endLease(leaseId));
   private heldBytes = 0;
@@ -150,27 +145,14 @@ export class Worker {
       pass: async () => {
         const free = this.freeSlots();
         if (free < this.minimumClaim()) return false;
-        const pacedForMs = this.claimPace.waitMs();
+        const pacedForMs = this.wakes.pacedForMs();
         if (pacedForMs > 0) return pacedForMs;
         const answering = this.wakes.claimBegins();
-        const claimStarted = performance.now();
         const claimed = await this.claim();
         if (claimed === null) return false;
-        this.wakes.claimEnded(claimed, answering);
-        // A full batch means more may be waiting: go on at once while slots are free. A short one
-        // emptied the queue, and the next waits out the pace. One that found nothing is not
-        // paced: every worker that answered the same notification would otherwise wait out the
-        // whole pace together, and a job arriving next would wait with them (the quiet after a
-        // lost race already spaces such claims).
-        if (claimed === free) {
-          this.claimPace.unpaced();
-          return true;
-        }
-        if (claimed > 0) {
-          this.claimPace.paced(claimStarted);
-          return false;
-        }
-        this.claimPace.unpaced();
+        this.wakes.claimEnded(claimed, free, answering);
+        // A full batch means more may be waiting: go on while slots are free.
+        if (claimed > 0) return claimed === free;
         // Nothing ready: a job that becomes due later (scheduled, or a retry's backoff) sends no
         // NOTIFY, so sleep only until then. Asked only by a claim that found nothing, so a busy
         // worker pays no extra statement.
@@ -184,6 +166,7 @@ export class Worker {
     return this.options.config;
   }
 
+  /** The pace of claims and of outcome writes: the fleet's interval, shared by its live workers. */
   private batchIntervalMs(): number {
     return this.config.batchIntervalMs * this.heartbeat.liveWorkers;
   }

@@ -4,15 +4,20 @@ import { ClaimWakes, QUIET_MAX_MS, QUIET_MS } from '../../src/worker/claim-wakes
 describe('ClaimWakes', () => {
   let wakes = 0;
   let gate: ClaimWakes;
-  /** One claim as the worker makes it: begun, then ended having found `found` jobs. */
-  const claim = (found: number) => gate.claimEnded(found, gate.claimBegins());
+  let paceMs = 0;
+  /** One claim as the worker makes it: begun, then ended having found `found` of `asked` jobs. */
+  const claim = (found: number, asked = 100) => gate.claimEnded(found, asked, gate.claimBegins());
 
   beforeEach(() => {
-    vi.useFakeTimers();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
     wakes = 0;
-    gate = new ClaimWakes(() => {
-      wakes += 1;
-    });
+    paceMs = 0;
+    gate = new ClaimWakes(
+      () => {
+        wakes += 1;
+      },
+      () => paceMs,
+    );
   });
   afterEach(() => {
     gate.stop();
@@ -129,5 +134,24 @@ describe('ClaimWakes', () => {
     expect(wakes).toBe(0);
     vi.advanceTimersByTime(1);
     expect(wakes).toBe(1);
+  });
+
+  it('after a claim that came back short, the next waits out the pace; not after a full or an empty one', () => {
+    paceMs = 20;
+    claim(3, 10);
+    expect(gate.pacedForMs()).toBe(20);
+    vi.advanceTimersByTime(15);
+    expect(gate.pacedForMs()).toBe(5);
+    // The pace is read as it stands: more live workers, a longer wait.
+    paceMs = 40;
+    expect(gate.pacedForMs()).toBe(25);
+    vi.advanceTimersByTime(25);
+    expect(gate.pacedForMs()).toBe(0);
+    claim(3, 10);
+    claim(10, 10);
+    expect(gate.pacedForMs()).toBe(0);
+    claim(3, 10);
+    claim(0, 10);
+    expect(gate.pacedForMs()).toBe(0);
   });
 });
