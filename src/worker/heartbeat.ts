@@ -10,7 +10,7 @@ import { settlesWithin } from '../time.js';
  * IX_HEARTBEAT_INTERVAL_SECONDS (its claims stay its own while that is fresh), removed at stop.
  * Each beat also brings back the ids of this worker's running jobs a client cancelled, for when
  * their notification was lost, and how many workers are live (whose beats are fresher than the
- * timeout), which spaces this one's claims (see Worker).
+ * timeout), which spaces this one's claims and outcome writes (see ClaimWakes).
  */
 export class Heartbeat {
   private readonly loop: Loop;
