@@ -183,7 +183,12 @@ export class Worker {
     this.progress.start();
     await this.listener.start();
     this.logger.info(
-      { concurrency: this.config.concurrency, prefetch: this.config.prefetch },
+      {
+        concurrency: this.config.concurrency,
+        prefetch: this.config.prefetch,
+        batchIntervalMs: this.config.batchIntervalMs,
+        liveWorkers: this.heartbeat.liveWorkers,
+      },
       'worker started',
     );
     this.claimLoop.start();
