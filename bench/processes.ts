@@ -4,8 +4,9 @@
  * HTTP clients submit JOBS jobs spread over the APIs. Prints one JSON line per N: jobs/s end to
  * end, PostgreSQL CPU per job (this cluster's alone), connections used, lock waits seen in
  * pg_stat_activity, how often a worker held nothing while jobs waited, the committed
- * transactions and WAL flushes per job, and each job's wait from its submit to its start and to
- * its recorded outcome. Run: npm run bench:processes
+ * transactions and WAL flushes per job, each job's wait from its submit to its start and to its
+ * recorded outcome, and (where the server loads pg_stat_statements) the claims, completions,
+ * submits, notifications and next-due probes sent per job. Run: npm run bench:processes
  * Env: WORKERS (1,2,4), APIS (2), JOBS (20000), SUBMITTERS (32), C (10), PREFETCH (100),
  *      RATE (unset: as fast as the APIs take them; a number: submissions a second, job i no
  *      sooner than i ÷ RATE s from the start, so runs with different N see the same load),
@@ -125,6 +126,40 @@ async function commitCounters(probe: pg.Pool): Promise<{ commits: number; walFlu
   return { commits: Number(rows[0]!.commits), walFlushes: Number(rows[0]!.wal_flushes) };
 }
 
+/** The statements of a job's life, told apart by how their text begins (see src/store/). */
+const STATEMENT_KINDS = `CASE
+    WHEN query LIKE 'WITH RECURSIVE queued_clients%' AND query LIKE '%ix_job_slots%' THEN 'claims'
+    WHEN query LIKE 'WITH RECURSIVE queued_clients%' THEN 'next_due_probes'
+    WHEN query LIKE 'WITH outcome AS%' THEN 'completions'
+    WHEN query LIKE 'WITH submitted AS%' THEN 'submits'
+    WHEN query LIKE '%pg_notify%' THEN 'notifications'
+  END`;
+
+/**
+ * Starts counting statements, where the server loads pg_stat_statements (a cluster of the
+ * benchmark's own; see bench/RESULTS.md); false where it does not, and nothing is counted.
+ */
+async function countStatements(probe: pg.Pool): Promise<boolean> {
+  try {
+    await probe.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    await probe.query('SELECT pg_stat_statements_reset()');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Calls a job of each kind of STATEMENT_KINDS in this database since countStatements. */
+async function statementsPerJob(probe: pg.Pool): Promise<Record<string, number>> {
+  const { rows } = await probe.query<{ kind: string; calls: string }>(
+    `SELECT kind, sum(calls) AS calls FROM (
+       SELECT ${STATEMENT_KINDS} AS kind, calls FROM pg_stat_statements
+       WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     ) s WHERE kind IS NOT NULL GROUP BY kind ORDER BY kind`,
+  );
+  return Object.fromEntries(rows.map((r) => [r.kind, round(Number(r.calls) / JOBS, 3)]));
+}
+
 async function run(workers: number): Promise<void> {
   await onServer(database, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await onServer(database, `CREATE DATABASE ${name}`);
@@ -138,6 +173,7 @@ async function run(workers: number): Promise<void> {
       (await probe.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_workers')).rows[0]!.n < workers
     )
       await sleep(50);
+    const counting = await countStatements(probe);
     const cpuBefore = await clusterCpuMicros(probe);
     const countersBefore = await commitCounters(probe);
     const backendsBefore = await backendCpuMicros(probe);
@@ -211,6 +247,7 @@ async function run(workers: number): Promise<void> {
             .map(([kind, micros]) => [kind, round(micros / JOBS)]),
         ),
         commits_per_job: round((countersAfter.commits - countersBefore.commits) / JOBS, 2),
+        statements_per_job: counting ? await statementsPerJob(probe) : null,
         wal_flushes_per_job: round((countersAfter.walFlushes - countersBefore.walFlushes) / JOBS, 2),
       }),
     );
