@@ -18,7 +18,7 @@ export interface Claim {
   readonly rescues: number;
   /** It holds one of its client's `max_running` slots: its end lets another job of the client run. */
   readonly limited: boolean;
-  /** The lease of the claim statement that took it (see LeaseBook). */
+  /** The lease of the claim statement that took it (see HeldClaims). */
   readonly leaseId: string;
   /** `running` in the database: from then on a dead worker costs the job an attempt. */
   marked: boolean;

@@ -57,7 +57,7 @@ export interface CompleterOptions {
 
 export class Completer {
   private queue: Finished[] = [];
-  /** Leases that hold nothing any more, deleted with the next statement (see LeaseBook). */
+  /** Leases that hold nothing any more, deleted with the next statement (see HeldClaims). */
   private endedLeases: string[] = [];
   /** Outcomes in the statement being written. */
   private writing = 0;

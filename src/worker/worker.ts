@@ -20,7 +20,7 @@ import { ClaimWakes } from './claim-wakes.js';
 import { Completer, type Finished } from './completer.js';
 import { handBack } from './hand-back.js';
 import { Heartbeat } from './heartbeat.js';
-import { LeaseBook } from './leases.js';
+import { HeldClaims } from './held.js';
 import { finishedRun } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
 import { ProgressRecorder } from './progress.js';
@@ -70,9 +70,7 @@ export class Worker {
     () => this.batchIntervalMs(),
   );
   private readonly completer: Completer;
-  private readonly held = new Set<Claim>();
-  private readonly leases = new LeaseBook((leaseId) => this.completer.endLease(leaseId));
-  private heldBytes = 0;
+  private readonly held = new HeldClaims((leaseId) => this.completer.endLease(leaseId));
   private buffer: Claim[] = [];
   /** A claim that runs alone (see startsAlone): nothing else starts until it has finished. */
   private alone: Claim | null = null;
@@ -267,7 +265,7 @@ export class Worker {
   /** Claims for the free slots; the number claimed, or null when there was no room to claim. */
   private async claim(): Promise<number | null> {
     const free = this.freeSlots();
-    const budget = this.config.maxHeldBytes - this.heldBytes;
+    const budget = this.config.maxHeldBytes - this.held.bytes;
     if (free <= 0 || budget <= 0) return null;
     // The oldest start at once while slots are free; the rest wait in the buffer, unstarted.
     const startNow = Math.max(0, this.config.concurrency - this.startedOrStarting - this.buffer.length);
@@ -280,10 +278,8 @@ export class Worker {
     });
     const started: string[] = [];
     const claims = claimed.map(newClaim);
-    this.leases.claimed(claims);
+    this.held.claimed(claims);
     for (const claim of claims) {
-      this.held.add(claim);
-      this.heldBytes += claim.inputBytes;
       if (claim.marked) {
         started.push(claim.job.job_id);
         this.run(claim);
@@ -362,12 +358,10 @@ export class Worker {
     this.wakes.roomMade([...applied, ...dropped].some((f) => f.claim.limited));
   }
 
-  /** `claim` is no longer this worker's; `left`: nor its lease's (see LeaseBook), as the database shows. */
+  /** `claim` is no longer this worker's; `left`: nor its lease's (see HeldClaims.forget). */
   private forget(claim: Claim, left = true): void {
     if (this.alone === claim) this.alone = null;
-    if (!this.held.delete(claim)) return;
-    this.heldBytes -= claim.inputBytes;
-    if (left) this.leases.left(claim);
+    this.held.forget(claim, left);
   }
 
   /** Waits until nothing is buffered, starting, running or unrecorded. */
@@ -388,7 +382,7 @@ export class Worker {
     const held = claims.filter((claim) => this.held.has(claim));
     for (const claim of held) this.forget(claim, false);
     if (await handBack(this.options.pool, this.logger, claims, ms))
-      for (const claim of held) this.leases.left(claim);
+      for (const claim of held) this.held.left(claim);
   }
 
   private async shutDown(): Promise<void> {
