@@ -1,6 +1,6 @@
 /**
  * Handing jobs back: the sweep rescues the jobs of workers that died or stalled, and a stopping
- * worker releases what it holds. Both through one statement tail, HAND_BACK.
+ * worker releases what it holds. Both through one statement tail, handBack().
  */
 import type { Db } from '../db.js';
 import { jobNotifyChanged, jobNotifyPending } from '../notify.js';
@@ -110,10 +110,10 @@ function handedBack(rows: readonly HandedBack[]): SweepResult {
 }
 
 // The age rule applies to started jobs only: a claim waiting in a live worker's buffer is that
-// worker's, however long it waits. `finished_at = now()` in HAND_BACK is the database clock; the
+// worker's, however long it waits. `finished_at = now()` in handBack() is the database clock; the
 // injected clock only decides who is stale.
 // A silent worker's lease goes once nothing it held is left behind: a job that a racing statement
-// of that worker moved first (a start, say: HAND_BACK re-checks the status and skips it) keeps
+// of that worker moved first (a start, say: handBack() re-checks the status and skips it) keeps
 // the lease, for the next sweep to judge again.
 const EXPIRED = `, expired AS (
     DELETE FROM ix_job_leases x USING leases l
