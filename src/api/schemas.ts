@@ -1,16 +1,14 @@
 /** The API's own envelopes around the contracts of src/contracts (which stay the wire format). */
 import { z } from 'zod';
 import {
-  AdminJobSchema,
   ClientIdSchema,
-  JobPageSchema,
   JobSchema,
   JobStatusSchema,
-  OverviewSchema,
   RequestIdSchema,
   SubmitBodySchema,
   TombstoneSchema,
 } from '../contracts/index.js';
+import { AdminJobSchema, JobPageSchema, OverviewSchema } from '../contracts/operators.js';
 import { IX_ID_PREFIX_PATTERN } from '../store/index.js';
 
 export const JobParamsSchema = z.object({ job_id: z.uuid() });

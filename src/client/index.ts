@@ -1,22 +1,16 @@
 /**
  * A typed client of the ix API (`import { IxClient } from 'ix/client'`), on the global `fetch`.
- * It imports only types, so using it loads nothing of the server.
+ * Of the server's code it imports only types, so using it loads none of it.
  */
-import type { AdminJob, Job, JobPage, JobStatus, Overview, RequestIX } from '../contracts/index.js';
+import type { Job, JobStatus, RequestIX } from '../contracts/index.js';
+import type { AdminJob, JobPage, Overview } from '../contracts/operators.js';
+import { IxApiError, IxWaitTimeoutError, toApiError } from './errors.js';
+import { type JobEvent, serverSentEvents } from './events.js';
 
-export type {
-  AdminJob,
-  Job,
-  JobPage,
-  JobStatus,
-  JobSummary,
-  OperatorAction,
-  Overview,
-  RequestIX,
-  ResponseIX,
-  Run,
-  RunOutcome,
-} from '../contracts/index.js';
+export type { Job, JobStatus, RequestIX, ResponseIX, Run, RunOutcome } from '../contracts/index.js';
+export type { AdminJob, JobPage, JobSummary, OperatorAction, Overview } from '../contracts/operators.js';
+export { IxApiError, type IxErrorDetail, IxWaitTimeoutError } from './errors.js';
+export type { JobEvent } from './events.js';
 
 export interface IxClientOptions {
   /** e.g. `http://127.0.0.1:8080` */
@@ -27,44 +21,6 @@ export interface IxClientOptions {
   timeoutMs?: number;
   /** Injected for tests or custom agents; default the global `fetch`. */
   fetch?: typeof fetch;
-}
-
-export interface IxErrorDetail {
-  in: string;
-  path: string;
-  message: string;
-}
-
-/**
- * The API answered with an error: its status and the `{error: {code, message, details, job_id, job}}`
- * body. `jobId` is set on 409 `idempotency_conflict`: the job that already holds the request id,
- * submitted with a different input or callback_url. On 409 `job_finished` (a cancel came too
- * late), `jobId` names the job and `job` is the job as it stands, ended `done` or `error`.
- */
-export class IxApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details: IxErrorDetail[] = [],
-    readonly jobId: string | null = null,
-    readonly job: Job | null = null,
-  ) {
-    super(`${status} ${code}: ${message}`);
-    this.name = 'IxApiError';
-  }
-}
-
-/** `waitFor` gave up before the job finished. */
-export class IxWaitTimeoutError extends Error {
-  constructor(
-    readonly jobId: string,
-    readonly lastStatus: Job['status'],
-    timeoutMs: number,
-  ) {
-    super(`job ${jobId} still ${lastStatus} after ${timeoutMs} ms`);
-    this.name = 'IxWaitTimeoutError';
-  }
 }
 
 export interface SubmitResult {
@@ -89,15 +45,6 @@ export interface WaitOptions {
   /** Default 60 s. */
   timeoutMs?: number;
   signal?: AbortSignal;
-}
-
-/** One event of a job's stream: the whole job after a change, and what changed. */
-export interface JobEvent {
-  /** Grows with every change; what `events` resumes from after a dropped connection. */
-  id: string;
-  /** The job's new status, or `progress` for a progress report within a run. */
-  type: Job['status'] | 'progress';
-  job: Job;
 }
 
 export interface EventsOptions {
@@ -376,52 +323,4 @@ function parseJson(text: string): unknown {
   } catch {
     return null;
   }
-}
-
-/** The events of a text/event-stream body; comments (heartbeats) are skipped. */
-async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<JobEvent> {
-  const decoder = new TextDecoder();
-  let buffered = '';
-  for await (const chunk of body) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let end = buffered.indexOf('\n\n');
-    while (end >= 0) {
-      const block = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      end = buffered.indexOf('\n\n');
-      const fields = new Map<string, string>();
-      for (const line of block.split('\n')) {
-        const colon = line.indexOf(': ');
-        if (line.startsWith(':') || colon < 0) continue;
-        fields.set(line.slice(0, colon), line.slice(colon + 2));
-      }
-      const data = fields.get('data');
-      if (data === undefined) continue;
-      yield {
-        id: fields.get('id') ?? '',
-        type: (fields.get('event') ?? 'message') as JobEvent['type'],
-        job: JSON.parse(data) as Job,
-      };
-    }
-  }
-}
-
-function toApiError(status: number, body: unknown, text: string): IxApiError {
-  const error = (
-    body as {
-      error?: { code?: unknown; message?: unknown; details?: unknown; job_id?: unknown; job?: unknown };
-    } | null
-  )?.error;
-  if (error && typeof error.code === 'string' && typeof error.message === 'string') {
-    return new IxApiError(
-      status,
-      error.code,
-      error.message,
-      Array.isArray(error.details) ? (error.details as IxErrorDetail[]) : [],
-      typeof error.job_id === 'string' ? error.job_id : null,
-      error.job !== null && typeof error.job === 'object' ? (error.job as Job) : null,
-    );
-  }
-  // Not ix's error shape: a proxy or load balancer answered.
-  return new IxApiError(status, 'http_error', text.slice(0, 200) || `HTTP ${status}`);
 }

@@ -5,7 +5,8 @@
  * a status is found through the live tables (pending, running) or filtered along a range of
  * submission times (ended jobs). The plans are in docs/design.md, "Operators".
  */
-import type { JobStatus, JobSummary, Overview } from '../contracts/index.js';
+import type { JobStatus } from '../contracts/index.js';
+import type { JobSummary, Overview } from '../contracts/operators.js';
 import type { Db } from './db.js';
 import { jobIdAt } from './ids.js';
 import { isoTimestamp, RAW_TIMESTAMPS } from './jobs/hydrate.js';

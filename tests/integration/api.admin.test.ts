@@ -2,13 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  AdminJobSchema,
-  type Job,
-  JobPageSchema,
-  JobSchema,
-  OverviewSchema,
-} from '../../src/contracts/index.js';
+import { type Job, JobSchema } from '../../src/contracts/index.js';
+import { AdminJobSchema, JobPageSchema, OverviewSchema } from '../../src/contracts/operators.js';
 import { jobSearchQuery } from '../../src/store/admin.js';
 import { jobCompleteMany } from '../../src/store/index.js';
 import { buildTestApi } from '../support/api.js';

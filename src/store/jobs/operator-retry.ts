@@ -2,7 +2,8 @@
  * What operators do to a job: read it with their actions on it, and retry one that failed. Like
  * every other transition of a job, its statement lives with the others in this folder.
  */
-import type { Job, OperatorAction } from '../../contracts/index.js';
+import type { Job } from '../../contracts/index.js';
+import type { OperatorAction } from '../../contracts/operators.js';
 import type { Db } from '../db.js';
 import { jobNotifyPending } from '../notify.js';
 import { hydrate, JOB_COLUMNS, type JobRow, RAW_TIMESTAMPS } from './hydrate.js';
