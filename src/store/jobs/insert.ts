@@ -180,7 +180,7 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
  * from the first one's is a `conflict` (its result says so; nothing else in the batch is
  * affected). A key whose job was pruned while its tombstone lives is never inserted again: its
  * result carries a JobGoneError (or a conflict, for a different request). Results come in the
- * order of `submissions`. One statement for the whole batch (a second when a large batch's first
+ * order of `submissions`. One statement for the whole batch (a second when a batch's first
  * try meets a key in use: insertBatch), plus one read-only one when some keys already existed,
  * and another when some of those were pruned. The callers' `ix_id`s are ignored: the server
  * always assigns its own.
@@ -201,7 +201,7 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
     ixIds = submissions.map(() => newIxId());
     try {
       const batch = JSON.stringify(batchColumns(submissions, jobIds, ixIds));
-      inserted = await insertBatch(db, batch, submissions.length);
+      inserted = await insertBatch(db, batch);
       break;
     } catch (error) {
       // 2^64 ix_ids make a collision all but impossible; if one happens, draw again.
@@ -272,27 +272,24 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
   });
 }
 
-/**
- * A batch this large first tries INSERT_NEW_SQL: the ~2.3 µs a job it saves then add up to about
- * what a failed try wastes at least, a statement (~350 µs of PostgreSQL's CPU, docs/design.md).
- * Smaller batches (the API's are ~5 submissions) always take INSERT_SQL.
- */
-const NEW_KEYS_MIN_BATCH = 100;
 /** After a failed try of INSERT_NEW_SQL, how long every batch takes INSERT_SQL at once. */
 const NEW_KEYS_PAUSE_MS = 30_000;
 /** Until when (Date.now() time) batches skip INSERT_NEW_SQL: a recent one met a key in use. */
 let newKeysPausedUntil = 0;
 
 /**
- * Inserts `batch` (BatchColumns, as JSON) of `count` submissions and returns the insert's row. A
- * large batch whose failed statement rolls back nothing else (on a pool, or a client outside a
- * transaction block) is first tried as new keys only; a key in use (a replay, a key twice in the
- * batch, a concurrent insert) fails that try, and the batch goes through ON CONFLICT as any
- * other. Replays come in runs (a client resending a batch, an overloaded API's timed-out
- * callers), so after a failed try every batch skips it for a while rather than fail again.
+ * Inserts `batch` (BatchColumns, as JSON) and returns the insert's row. A batch whose failed
+ * statement rolls back nothing else (on a pool, or a client outside a transaction block) is first
+ * tried as new keys only; a key in use (a replay, a key twice in the batch, a concurrent insert)
+ * fails that try, and the batch goes through ON CONFLICT. Replays come in runs (a client resending
+ * a batch, an overloaded API's timed-out callers), so after a failed try every batch of this
+ * process takes ON CONFLICT at once for a while: a failed try (a statement, ~350 µs of
+ * PostgreSQL's CPU) is wasted at most once a pause, whatever the batch's size, against 48 bytes of
+ * WAL (the speculative insertion's confirm record, 5 % of a single submit's) and ~2.3 µs saved
+ * for every job inserted without ON CONFLICT.
  */
-async function insertBatch(db: Db, batch: string, count: number): Promise<InsertedRow | undefined> {
-  if (count >= NEW_KEYS_MIN_BATCH && Date.now() >= newKeysPausedUntil && outsideTransaction(db)) {
+async function insertBatch(db: Db, batch: string): Promise<InsertedRow | undefined> {
+  if (Date.now() >= newKeysPausedUntil && outsideTransaction(db)) {
     try {
       const { rows } = await db.query<InsertedRow>(prepared('ix_job_insert_new', INSERT_NEW_SQL, [batch]));
       return rows[0];
