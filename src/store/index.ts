@@ -93,7 +93,7 @@ export {
   jobNextReadyInMs,
   jobStartMany,
 } from './jobs/claim.js';
-export { jobCompleteMany, type Outcome, outcomeKey } from './jobs/complete.js';
+export { jobCompleteMany, type Outcome, outcomeKey, storedResponseJson } from './jobs/complete.js';
 export { CorruptJobError } from './jobs/hydrate.js';
 export {
   type Admitted,

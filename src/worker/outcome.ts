@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config.js';
 import type { ResponseIX } from '../contracts/index.js';
-import { CANCELLED_ERROR } from '../store/index.js';
+import { CANCELLED_ERROR, storedResponseJson } from '../store/index.js';
 import type { Claim } from './claim.js';
 import type { Finished } from './completer.js';
 import { backoffSeconds } from './retry.js';
@@ -13,7 +13,7 @@ import type { RunOutcome } from './run.js';
 
 export interface StorableResponse {
   response: ResponseIX;
-  /** `response` as JSON: what the completion statement sends. */
+  /** `response` as it is stored (storedResponseJson): what the completion statement sends. */
   json: string;
 }
 
@@ -30,23 +30,13 @@ export function unstorable(response: ResponseIX, reason: string): StorableRespon
     error: `pipeline ${what} could not be stored: ${clean}`,
     result: null,
   };
-  return { response: replacement, json: responseJson(replacement) };
-}
-
-/**
- * `response` as JSON, written around its parts: JSON.stringify pays ~50 ns a property and ~100
- * a call, and the whole response took 383 ns against 259 (docs/design.md, "Costs measured on the
- * hot path"). A result JSON cannot hold at all (a function) is null, as it would be in an array.
- */
-function responseJson({ ix_id, error, result }: ResponseIX): string {
-  const errorJson = error === null ? 'null' : JSON.stringify(error);
-  return `{"ix_id":${JSON.stringify(ix_id)},"error":${errorJson},"result":${JSON.stringify(result) ?? 'null'}}`;
+  return { response: replacement, json: storedResponseJson(replacement) };
 }
 
 export function storable(response: ResponseIX, maxBytes: number): StorableResponse {
   let json: string;
   try {
-    json = responseJson(response);
+    json = storedResponseJson(response);
   } catch (error) {
     return unstorable(response, `not JSON (${(error as Error).message})`);
   }

@@ -281,6 +281,28 @@ describe('jobGet and jobGetByCorrelation', () => {
     expect(await jobGet(db.pool, '00000000-0000-7000-8000-000000000000')).toBeNull();
   });
 
+  it("a response is stored without its ix_id, and read with the row's; one stored with it reads the same, one with another is corrupt", async () => {
+    const { job } = await insertPending(db.pool, makeRequest(), null);
+    await claimNextPending(db.pool);
+    await finishJob(db.pool, job.job_id, 0, success(job.ix_id, { n: 1 }));
+    const stored = await db.pool.query('SELECT response FROM ix_jobs WHERE job_id = $1', [job.job_id]);
+    expect(stored.rows[0].response).toEqual({ error: null, result: { n: 1 } });
+    const read = await jobGet(db.pool, job.job_id);
+    expect(read?.response).toEqual({ ix_id: job.ix_id, error: null, result: { n: 1 } });
+    await db.pool.query(
+      `UPDATE ix_jobs SET response = jsonb_build_object('ix_id', ix_id) || response WHERE job_id = $1`,
+      [job.job_id],
+    );
+    expect(await jobGet(db.pool, job.job_id)).toEqual(read);
+    await db.pool.query(
+      `UPDATE ix_jobs SET response = response || '{"ix_id": "0000000000000001"}' WHERE job_id = $1`,
+      [job.job_id],
+    );
+    await expect(jobGet(db.pool, job.job_id)).rejects.toThrow(
+      /response\.ix_id: "0000000000000001", not the job's own/,
+    );
+  });
+
   it('a row whose JSONB does not fit the contract throws an error naming the job', async () => {
     const { job } = await insertPending(db.pool, makeRequest(), null);
     await claimNextPending(db.pool);

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
   createPool,
+  jobGet,
   jobInsertMany,
   jobPruneExpired,
   LATEST_VERSION,
@@ -104,6 +105,29 @@ describe('migrations', () => {
     expect(rows[0]).not.toHaveProperty('earlier_runs');
     await migrateUp(db.pool);
     expect(await catalog(db.pool)).toEqual(before);
+    await db.pool.query('DELETE FROM ix_jobs');
+  });
+
+  it("version 15 down puts each stored response's ix_id back; up again, both forms read the same", async () => {
+    await migrateUp(db.pool);
+    const before = await catalog(db.pool);
+    const [done, failed] = await finishedJobs(db.pool, null, ['done', 'error']);
+    const stored = async () =>
+      (
+        await db.pool.query<{ job_id: string; response: unknown }>(
+          'SELECT job_id, response FROM ix_jobs ORDER BY job_id',
+        )
+      ).rows;
+    expect((await stored()).map((r) => r.response)).toEqual([
+      { error: null, result: done!.response!.result },
+      { error: failed!.response!.error, result: null },
+    ]);
+    await migrateDown(db.pool, 14);
+    expect((await stored()).map((r) => r.response)).toEqual([done!.response, failed!.response]);
+    await migrateUp(db.pool);
+    expect(await catalog(db.pool)).toEqual(before);
+    expect(await jobGet(db.pool, done!.job_id)).toEqual(done);
+    expect(await jobGet(db.pool, failed!.job_id)).toEqual(failed);
     await db.pool.query('DELETE FROM ix_jobs');
   });
 

@@ -40,7 +40,7 @@ const CANCEL_PENDING_SQL = `
   WITH cancelled AS (
     UPDATE ix_jobs SET status = 'cancelled', finished_at = now(), cancel_requested_at = now(), worker_id = NULL,
       claim_epoch = claim_epoch + 1, run_after = NULL,
-      response = jsonb_build_object('ix_id', ix_id, 'result', NULL, 'error', $2::text)
+      response = jsonb_build_object('result', NULL, 'error', $2::text)
     WHERE job_id = $1 AND status = 'pending'
     RETURNING job_id, callback_url
   ), freed AS (

@@ -68,6 +68,12 @@ const CallbackAttemptsSchema = z.array(CallbackAttemptSchema);
 const EarlierRunsSchema = z.array(RunSchema.omit({ duration_ms: true }));
 
 /** A JSONB document checked against its schema; its problems are added to `problems`. */
+/**
+ * `ix_jobs.response` as stored: a response's `error` and `result`. Rows written before migration
+ * 15 hold the `ix_id` too, which must then be the row's own.
+ */
+const StoredResponseSchema = ResponseIXSchema.partial({ ix_id: true });
+
 function document<T>(schema: z.ZodType<T>, value: unknown, column: string, problems: string[]): T | null {
   if (value === null) return null;
   const parsed = schema.safeParse(value);
@@ -95,7 +101,10 @@ export function hydrate(row: JobRow): Job {
   if (row.callback_status !== null && !CALLBACK_STATUS_SET.has(row.callback_status))
     problems.push(`callback_status: unknown "${row.callback_status}"`);
   if (!Number.isInteger(row.attempts) || row.attempts < 0) problems.push('attempts: not a count');
-  const response = document(ResponseIXSchema, row.response, 'response', problems);
+  const stored = document(StoredResponseSchema, row.response, 'response', problems);
+  if (stored?.ix_id !== undefined && stored.ix_id !== row.ix_id)
+    problems.push(`response.ix_id: "${stored.ix_id}", not the job's own`);
+  const response = stored === null ? null : { ix_id: row.ix_id, error: stored.error, result: stored.result };
   const callbackAttempts = document(
     CallbackAttemptsSchema,
     row.callback_attempts,

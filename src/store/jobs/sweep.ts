@@ -74,9 +74,9 @@ const handBack = (after = '') => `
       worker_id = NULL,
       status = CASE WHEN h.cancel THEN 'cancelled' WHEN h.charge AND h.last_attempt THEN 'error' ELSE 'pending' END,
       finished_at = CASE WHEN h.cancel OR (h.charge AND h.last_attempt) THEN now() END,
-      response = CASE WHEN h.cancel THEN jsonb_build_object('ix_id', j.ix_id, 'result', NULL, 'error', '${CANCELLED_ERROR}')
+      response = CASE WHEN h.cancel THEN jsonb_build_object('result', NULL, 'error', '${CANCELLED_ERROR}')
         WHEN h.charge AND h.last_attempt THEN jsonb_build_object(
-        'ix_id', j.ix_id, 'result', NULL,
+        'result', NULL,
         'error', format('abandoned after %s attempts: the last one''s worker died or stalled', j.attempts + 1)) END
     FROM charged h
     WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM charged)) AND j.job_id = h.job_id AND j.status = h.status AND j.attempts = h.attempt AND j.claim_epoch = h.claim_epoch

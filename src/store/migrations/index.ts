@@ -12,6 +12,7 @@ import { progress } from './0011_progress.js';
 import { operators } from './0012_operators.js';
 import { clients } from './0013_clients.js';
 import { batchLeases } from './0014_batch_leases.js';
+import { storedResponses } from './0015_stored_responses.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -32,4 +33,5 @@ export const MIGRATIONS: readonly Migration[] = [
   operators,
   clients,
   batchLeases,
+  storedResponses,
 ];
