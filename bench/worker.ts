@@ -1,6 +1,7 @@
 /**
  * ix on the workload of ../shared/bench-peers (graphile-worker, pg-boss): prints one JSON line
- * with the same field names, plus WAL bytes, statements sent by the worker, and the worker's and
+ * with the same field names, plus WAL bytes (jobs submitted one at a time, and in batches of
+ * BULK_SIZE, each with their processing), statements sent by the worker, and the worker's and
  * its PostgreSQL cluster's CPU, per job. Run: npm run bench:worker
  * Env: N (20000), C (10), PREFETCH (1000), ENQ_CONC (10), BULK_SIZE (1000), LAT_SAMPLES (200), LAT_WARMUP (10),
  *      PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres), IX_BENCH_DB (bench_ix, recreated),
@@ -147,6 +148,7 @@ async function main() {
   log(`WAL for enqueue + process: ${walBytes} bytes`);
 
   // A2: bulk enqueue through jobInsertMany in chunks of BULK_SIZE, then process again.
+  const walBulk0 = await walLsn();
   t = performance.now();
   for (let s = 0; s < N; s += BULK_SIZE) {
     const chunk = [];
@@ -163,6 +165,8 @@ async function main() {
   const enqueueBulkMs = performance.now() - t;
   log(`bulk enqueue of ${N}: ${round(enqueueBulkMs)} ms`);
   const processAfterBulkMs = (await processPhase('process after bulk enqueue')).ms;
+  const walBulkBytes = await walSince(walBulk0);
+  log(`WAL for bulk enqueue + process: ${walBulkBytes} bytes`);
 
   // Every job kept its row and response.
   const { rows: kept } = await probe.query<{ n: number }>(
@@ -246,6 +250,8 @@ async function main() {
       process_per_s: round(N / (processMs / 1000)),
       process_after_bulk_per_s: round(N / (processAfterBulkMs / 1000)),
       wal_bytes_per_job: round(walBytes / N),
+      // As the pgbench bound's loop inserts: in batches, not a transaction a job.
+      wal_bytes_per_job_after_bulk: round(walBulkBytes / N),
       // ix's own: where the machine's two cores went while processing (after single enqueue).
       worker_cpu_us_per_job: processed.workerCpuPerJob,
       worker_statements_per_job: processed.statementsPerJob,
