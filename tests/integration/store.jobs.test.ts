@@ -23,6 +23,7 @@ import {
   workerHeartbeat,
   workerPruneStale,
 } from '../../src/store/index.js';
+import { requestDigest } from '../../src/store/jobs/digest.js';
 import { heldJobCount, useTestDatabase } from '../support/db.js';
 import { differingReplays, FIRST_CALLBACK_URL, failure, makeRequest, success } from '../support/factories.js';
 import { admitted, claimNextPending, claimPending, finishJob, insertPending } from '../support/jobs.js';
@@ -128,7 +129,7 @@ describe('jobInsertMany', () => {
     },
   );
 
-  it('the request digest is the SHA-256 of jsonb_build_array(input, callback_url)::text, whatever they hold', async () => {
+  it('the request digest is the SHA-256 of jsonb_build_array(input, callback_url)::text, whatever they hold, made from the row', async () => {
     // PostgreSQL text cannot hold NUL, nor jsonb the escape \u0000.
     const storable = (value: unknown) => !JSON.stringify(value).includes('\\u0000');
     const batches = fc.array(
@@ -149,8 +150,9 @@ describe('jobInsertMany', () => {
         }));
         admitted(await jobInsertMany(db.pool, submissions));
         const { rows } = await db.pool.query(`
-          SELECT count(*)::int AS n FROM ix_jobs
-          WHERE request_digest IS DISTINCT FROM sha256(convert_to(jsonb_build_array(input, callback_url)::text, 'UTF8'))`);
+          SELECT count(*)::int AS n FROM ix_jobs j
+          WHERE request_digest IS NOT NULL
+            OR ${requestDigest('j')} IS DISTINCT FROM sha256(convert_to(jsonb_build_array(input, callback_url)::text, 'UTF8'))`);
         expect(rows[0].n).toBe(0);
         const replays = admitted(
           await jobInsertMany(
@@ -167,12 +169,32 @@ describe('jobInsertMany', () => {
     );
   });
 
-  it('a job stored before request digests existed (NULL) never conflicts', async () => {
+  it('a job that kept its digest (versions 5 to 15) is compared by it; one without, by the request its row holds', async () => {
     const request = makeRequest();
+    const other = { ...request, input: { other: true } };
     const first = await insertPending(db.pool, request, null);
-    await db.pool.query('UPDATE ix_jobs SET request_digest = NULL WHERE job_id = $1', [first.job.job_id]);
-    const replay = await insertPending(db.pool, { ...request, input: { other: true } }, null);
-    expect(replay).toEqual({ job: first.job, created: false, conflict: null });
+    const { rows } = await db.pool.query('SELECT request_digest FROM ix_jobs WHERE job_id = $1', [
+      first.job.job_id,
+    ]);
+    expect(rows[0].request_digest).toBeNull();
+    expect(await insertPending(db.pool, request, null)).toEqual({
+      job: first.job,
+      created: false,
+      conflict: null,
+    });
+    expect((await insertPending(db.pool, other, null)).conflict).toBeInstanceOf(IdempotencyConflictError);
+    // A stored digest is what a replay is compared with: here, the other request's.
+    await db.pool.query(
+      `UPDATE ix_jobs SET request_digest = sha256(convert_to(jsonb_build_array('{"other": true}'::jsonb, NULL::text)::text, 'UTF8'))
+       WHERE job_id = $1`,
+      [first.job.job_id],
+    );
+    expect(await insertPending(db.pool, other, null)).toEqual({
+      job: first.job,
+      created: false,
+      conflict: null,
+    });
+    expect((await insertPending(db.pool, request, null)).conflict).toBeInstanceOf(IdempotencyConflictError);
   });
 
   it('50 concurrent inserts of one key from separate connections make exactly one row', async () => {

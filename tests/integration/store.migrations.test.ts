@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
@@ -128,6 +129,32 @@ describe('migrations', () => {
     expect(await catalog(db.pool)).toEqual(before);
     expect(await jobGet(db.pool, done!.job_id)).toEqual(done);
     expect(await jobGet(db.pool, failed!.job_id)).toEqual(failed);
+    await db.pool.query('DELETE FROM ix_jobs');
+  });
+
+  it('version 16 down writes the digest of every job stored without one; up again, replays answer as before', async () => {
+    await migrateUp(db.pool);
+    const before = await catalog(db.pool);
+    const request = { ix_client_id: 'acme', request_id: 'digest-1', input: { b: 1, a: [2] } };
+    const [first] = await jobInsertMany(db.pool, [{ request, callbackUrl: 'https://example.com/cb' }]);
+    const digests = async () =>
+      (await db.pool.query<{ d: string | null }>(`SELECT encode(request_digest, 'hex') AS d FROM ix_jobs`))
+        .rows;
+    expect(await digests()).toEqual([{ d: null }]);
+    await migrateDown(db.pool, 15);
+    const sha256 = createHash('sha256')
+      .update('[{"a": [2], "b": 1}, "https://example.com/cb"]')
+      .digest('hex');
+    expect(await digests()).toEqual([{ d: sha256 }]);
+    await migrateUp(db.pool);
+    expect(await catalog(db.pool)).toEqual(before);
+    const [replay, other] = await jobInsertMany(db.pool, [
+      { request, callbackUrl: 'https://example.com/cb' },
+      { request, callbackUrl: 'https://other.example.com/cb' },
+    ]);
+    expect(replay).toMatchObject({ created: false, conflict: null, job: { job_id: first!.job!.job_id } });
+    expect(other).toMatchObject({ created: false, conflict: { jobId: first!.job!.job_id } });
+    await db.pool.query('DELETE FROM ix_job_queue');
     await db.pool.query('DELETE FROM ix_jobs');
   });
 

@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { Job, RequestIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
 import { newIxId, newJobId } from '../ids.js';
+import { jobRequestDigest, requestDigest } from './digest.js';
 import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared } from './hydrate.js';
 import { batchColumns, inputOf, pendingJob } from './insert-batch.js';
 import { JobGoneError, TOMBSTONE_COLUMNS_OF_T, type TombstoneRow, tombstoneOf } from './tombstones.js';
@@ -61,21 +62,6 @@ export interface Pruned {
 
 export type InsertResult = Admitted | Pruned;
 
-/**
- * What makes two submissions of one key the same request: `input` and `callback_url` (`ix_id`
- * is the server's, the key is the key), as SQL over the columns of `alias`: the SHA-256 of
- * `jsonb_build_array(input, callback_url)::text`. jsonb's text is canonical (keys sorted, one
- * spacing), so key order does not matter; numbers reach it through JSON.parse, so neither does
- * 1.0 against 1. A JSON null input and a missing one print `null` alike, whether they reach it
- * as jsonb null or (through jsonb_to_recordset) as SQL NULL. The array's text is written out (`[`, the input's text, `, `, the callback URL's,
- * `]`, as jsonb prints an array) rather than built: building the array took ~40% of the digest
- * (32,000 digests in psql: 194-277 ms built, 113-148 ms written out). Stored digests were made by
- * the array: a digest that differs from it makes every replay of an older job a conflict
- * (tests/integration/store.jobs.test.ts holds the two equal over random inputs).
- */
-const requestDigest = (alias: string) =>
-  `sha256(convert_to('[' || coalesce(${alias}.input::text, 'null') || ', ' || coalesce(to_jsonb(${alias}.callback_url)::text, 'null') || ']', 'UTF8'))`;
-
 // Returns one row, only what PostgreSQL decides: the commit-time created_at, which submissions were
 // inserted (only when some were not), and the run_after of scheduled ones. The rest of a new job is
 // what was sent plus the column defaults, which spares the API reading back and checking every
@@ -107,8 +93,8 @@ const insertSql = (conflicts: 'ON CONFLICT (client_id, request_id) DO NOTHING' |
       jsonb_array_elements_text($1::jsonb -> 'priority')
     ) AS s(job_id, ix_id, client_id, request_id, callback_url, input, run_after, delay_seconds, max_attempts, priority)
   ), inserted AS (
-    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, request_digest, run_after, max_attempts, priority)
-    SELECT job_id, ix_id, client_id, request_id, callback_url, input, ${requestDigest('s')},
+    INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, run_after, max_attempts, priority)
+    SELECT job_id, ix_id, client_id, request_id, callback_url, input,
       coalesce(s.run_after, now() + make_interval(secs => s.delay_seconds)), max_attempts, priority
     FROM submitted s
     -- A pruned job's key stays taken while its tombstone lives: one probe of the tombstones'
@@ -142,11 +128,11 @@ interface InsertedRow {
 
 /**
  * The jobs already holding the keys of submissions that were not inserted, one row per
- * submission (`i`, its index), and whether it conflicts: a different digest. A job stored
- * without one (before migration 5) never conflicts.
+ * submission (`i`, its index), and whether it conflicts: a different digest (the job's is made
+ * from its row unless it kept one: jobRequestDigest).
  */
 const SELECT_REPLAYED_SQL = `
-  SELECT r.i, ${JOB_COLUMNS_OF_J}, j.request_digest <> ${requestDigest('r')} AS conflict
+  SELECT r.i, ${JOB_COLUMNS_OF_J}, ${jobRequestDigest('j')} <> ${requestDigest('r')} AS conflict
   FROM jsonb_to_recordset($1::jsonb)
     AS r(i integer, client_id text, request_id text, callback_url text, input jsonb)
   JOIN ix_jobs j ON j.client_id = r.client_id AND j.request_id = r.request_id`;
@@ -161,7 +147,10 @@ const SELECT_PRUNED_SQL = `
 interface Replayed {
   /** The index of the submission in its batch. */
   i: number;
-  /** null when the job has no digest (stored before migration 5). */
+  /**
+   * null for a tombstone without a digest: its job was stored before migration 5 and pruned before
+   * migration 16. A job's is made from its row when it has none (jobRequestDigest).
+   */
   conflict: boolean | null;
 }
 

@@ -15,6 +15,7 @@ import type pg from 'pg';
 import type { FinalStatus } from '../../contracts/index.js';
 import { sleep } from '../../time.js';
 import { jobIdAt } from '../ids.js';
+import { jobRequestDigest } from './digest.js';
 
 /** How long each kind of record is kept, in seconds; null: forever. */
 export interface RetentionPolicy {
@@ -76,7 +77,7 @@ const EXPIRED = `
     SELECT coalesce($1::timestamptz, now()) AS now, $2::double precision AS done, $3::double precision AS error,
       $4::double precision AS cancelled
   ), expired AS (
-    SELECT j.job_id, j.client_id, j.request_id, j.ix_id, j.status, j.finished_at, j.request_digest
+    SELECT j.job_id, j.client_id, j.request_id, j.ix_id, j.status, j.finished_at, ${jobRequestDigest('j')} AS request_digest
     FROM ix_jobs j CROSS JOIN params p
     WHERE j.job_id > $5::uuid AND j.job_id < $6::uuid
       AND j.finished_at < p.now - make_interval(secs => CASE j.status

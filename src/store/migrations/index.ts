@@ -13,6 +13,7 @@ import { operators } from './0012_operators.js';
 import { clients } from './0013_clients.js';
 import { batchLeases } from './0014_batch_leases.js';
 import { storedResponses } from './0015_stored_responses.js';
+import { requestDigestOnDemand } from './0016_request_digest_on_demand.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -34,4 +35,5 @@ export const MIGRATIONS: readonly Migration[] = [
   clients,
   batchLeases,
   storedResponses,
+  requestDigestOnDemand,
 ];
