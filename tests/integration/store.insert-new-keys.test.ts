@@ -49,6 +49,9 @@ describe('jobInsertMany, new keys first', () => {
     const results = admitted(result);
     expect(results.every((r) => r.created && r.conflict === null)).toBe(true);
     expect(await jobGet(db.pool, results[149]!.job.job_id)).toEqual(results[149]!.job);
+    // Its ix_ids ascend in submission order too, as its job ids do.
+    const ixIds = results.map((r) => r.job.ix_id);
+    expect(ixIds).toEqual([...ixIds].sort());
     const claimed = await claimPending(db.pool, 200);
     expect(claimed.map((j) => j.request_id)).toEqual(batch.map((s) => s.request.request_id));
   });

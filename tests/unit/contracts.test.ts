@@ -83,13 +83,15 @@ describe('ids', () => {
     expect(earlier < later).toBe(true);
   });
 
-  it('ix ids are 16 lowercase hex, those of one second share their first 6, and a later second sorts after', () => {
+  it('ix ids are 16 lowercase hex, those of one 4 ms step share their first 8, and a later step sorts after', () => {
     expect(newIxId()).toMatch(/^[0-9a-f]{16}$/);
-    const second = 1_700_000_000_000;
-    const drawn = Array.from({ length: 1000 }, (_, i) => newIxId(second + i));
-    expect(new Set(drawn.map((id) => id.slice(0, 6))).size).toBe(1);
+    const step = 1_700_000_000_000;
+    const drawn = Array.from({ length: 1000 }, (_, i) => newIxId(step + (i % 4)));
+    expect(new Set(drawn.map((id) => id.slice(0, 8))).size).toBe(1);
     expect(new Set(drawn).size).toBe(1000);
-    expect(drawn.every((id) => id < newIxId(second + 1000))).toBe(true);
+    expect(drawn.every((id) => id < newIxId(step + 4))).toBe(true);
+    const later = Array.from({ length: 100 }, (_, i) => newIxId(step + 4 * (i + 1)));
+    expect(later).toEqual([...later].sort());
   });
 });
 

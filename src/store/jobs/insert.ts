@@ -186,8 +186,10 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
   for (let tries = 0; ; tries++) {
     // Ascending ids in submission order: the queue takes the batch in job_id order, so a batch
     // is claimed in the order it was submitted (UUIDv7s drawn within one millisecond are not).
+    // Its ix_ids ascend with them, so the batch's rows go into the unique index on ix_id at its
+    // right end, in order, as into the primary key.
     jobIds = submissions.map(() => newJobId()).sort();
-    ixIds = submissions.map(() => newIxId());
+    ixIds = submissions.map(() => newIxId()).sort();
     try {
       const batch = JSON.stringify(batchColumns(submissions, jobIds, ixIds));
       inserted = await insertBatch(db, batch);
