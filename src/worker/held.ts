@@ -45,13 +45,12 @@ export class HeldClaims {
 
   /**
    * `claim` is no longer this worker's; `left`: nor its lease's, as the database shows (false:
-   * not yet, see `left`). Says whether it was held.
+   * not yet, see `left`). A claim not held is left alone.
    */
-  forget(claim: Claim, left = true): boolean {
-    if (!this.claims.delete(claim)) return false;
+  forget(claim: Claim, left = true): void {
+    if (!this.claims.delete(claim)) return;
     this.heldBytes -= claim.inputBytes;
     if (left) this.left(claim);
-    return true;
   }
 
   /** A forgotten claim's job has left its lease too (its hand-back committed). */

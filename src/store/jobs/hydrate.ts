@@ -67,13 +67,13 @@ const CallbackAttemptsSchema = z.array(CallbackAttemptSchema);
 /** A run as `earlier_runs` stores it (migrations/0009_attempt_history.ts): its duration is read off its times. */
 const EarlierRunsSchema = z.array(RunSchema.omit({ duration_ms: true }));
 
-/** A JSONB document checked against its schema; its problems are added to `problems`. */
 /**
  * `ix_jobs.response` as stored: a response's `error` and `result`. Rows written before migration
  * 15 hold the `ix_id` too, which must then be the row's own.
  */
 const StoredResponseSchema = ResponseIXSchema.partial({ ix_id: true });
 
+/** A JSONB document checked against its schema; its problems are added to `problems`. */
 function document<T>(schema: z.ZodType<T>, value: unknown, column: string, problems: string[]): T | null {
   if (value === null) return null;
   const parsed = schema.safeParse(value);
