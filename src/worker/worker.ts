@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -14,7 +13,7 @@ import {
   Notifier,
   PENDING_CHANNEL,
 } from '../store/index.js';
-import { isoString, Pace, settlesWithin } from '../time.js';
+import { Pace, settlesWithin } from '../time.js';
 import { type Claim, newClaim, startsAlone, startsCarefully } from './claim.js';
 import { ClaimWakes } from './claim-wakes.js';
 import { Completer, type Finished } from './completer.js';
@@ -24,7 +23,7 @@ import { HeldClaims } from './held.js';
 import { finishedRun } from './outcome.js';
 import type { Pipeline } from './pipeline.js';
 import { ProgressRecorder } from './progress.js';
-import { JobAbort, runPipeline } from './run.js';
+import { Runs } from './runs.js';
 import { Starter } from './starter.js';
 import { Sweeper } from './sweeper.js';
 
@@ -55,7 +54,7 @@ const RECORD_WAIT_MS = 2_000;
  * a fallback, renews its heartbeat, sweeps orphans, and on stop hands back what it cannot finish.
  *
  * Every claim it holds is in `held` and in exactly one of: `buffer` (claimed, not started), the
- * starter (a careful start being written, see startsCarefully), `running` (in the pipeline), or
+ * starter (a careful start being written, see startsCarefully), `runs` (in the pipeline), or
  * the completer (finished, outcome not recorded yet). A claim leaves `held` when its outcome is
  * recorded or discarded, or when it is handed back.
  */
@@ -74,7 +73,7 @@ export class Worker {
   private buffer: Claim[] = [];
   /** A claim that runs alone (see startsAlone): nothing else starts until it has finished. */
   private alone: Claim | null = null;
-  private readonly running = new Map<Claim, Promise<void>>();
+  private readonly runs: Runs;
   private readonly claimLoop: Loop;
   private readonly heartbeat: Heartbeat;
   private readonly starter: Starter;
@@ -120,20 +119,36 @@ export class Worker {
     this.progress = new ProgressRecorder({
       pool: options.pool,
       logger: this.logger,
-      isRunning: (claim) => this.running.has(claim),
+      isRunning: (claim) => this.runs.has(claim),
       onRecorded: (jobIds) => this.changes.notify(jobIds),
+    });
+    this.runs = new Runs({
+      pipeline: options.pipeline,
+      config: options.config,
+      logger: this.logger,
+      metrics: options.metrics ?? null,
+      progress: this.progress,
+      finished: (claim, run) => {
+        // Handed back at shutdown: its outcome no longer belongs to this worker.
+        if (this.held.has(claim)) this.completer.add(finishedRun(claim, run, this.config));
+      },
+      ended: (claim) => {
+        if (this.alone === claim) this.alone = null;
+        this.startBuffered();
+        this.wakes.roomMade(false);
+      },
     });
     this.starter = new Starter({
       pool: options.pool,
       workerId: this.workerId,
       logger: this.logger,
       onStarted: (jobIds) => this.changes.notify(jobIds),
-      run: (claim) => this.run(claim),
+      run: (claim) => this.runs.start(claim),
       drop: (claim) => {
         this.forget(claim);
         this.startBuffered();
       },
-      isRunning: (claim) => this.running.has(claim),
+      isRunning: (claim) => this.runs.has(claim),
     });
     // Woken by NOTIFY and by every freed slot; the idle wait is the fallback poll.
     this.claimLoop = new Loop({
@@ -210,7 +225,7 @@ export class Worker {
   }
 
   private get startedOrStarting(): number {
-    return this.running.size + this.starter.starting;
+    return this.runs.size + this.starter.starting;
   }
 
   private freeSlots(): number {
@@ -255,7 +270,7 @@ export class Worker {
         this.forget(claim);
         continue;
       }
-      if (!this.running.has(claim) || claim.cancelled) continue;
+      if (!this.runs.has(claim) || claim.cancelled) continue;
       claim.cancelled = true;
       this.logger.info({ ix_id: claim.job.ix_id, job_id: jobId }, 'job cancelled; aborting its pipeline');
       claim.abort?.abort(new Error(CANCELLED_ERROR));
@@ -282,7 +297,7 @@ export class Worker {
     for (const claim of claims) {
       if (claim.marked) {
         started.push(claim.job.job_id);
-        this.run(claim);
+        this.runs.start(claim);
       } else this.buffer.push(claim);
     }
     this.changes.notify(started);
@@ -304,42 +319,9 @@ export class Worker {
       if (startsCarefully(claim)) {
         this.starter.startCarefully(claim);
       } else {
-        this.run(claim);
+        this.runs.start(claim);
         this.starter.markLater(claim);
       }
-    }
-  }
-
-  private run(claim: Claim): void {
-    const now = Date.now();
-    claim.invokedAt = isoString(now);
-    this.options.metrics?.queueWaited(claim.waitedSeconds + (now - claim.claimedAtMs) / 1000);
-    // execute() always awaits before its `finally`, so the claim is in `running` by then.
-    this.running.set(claim, this.execute(claim));
-  }
-
-  private async execute(claim: Claim): Promise<void> {
-    const { job } = claim;
-    const jobLogger = () =>
-      this.logger.child({ ix_id: job.ix_id, job_id: job.job_id, attempt: job.attempts });
-    claim.abort = new JobAbort();
-    const started = performance.now();
-    try {
-      const run = await runPipeline(this.options.pipeline, job, {
-        timeoutSeconds: this.config.requestTimeoutSeconds,
-        abort: claim.abort,
-        logger: jobLogger,
-        progress: (report) => this.progress.report(claim, report),
-      });
-      claim.runSeconds = (performance.now() - started) / 1000;
-      // Handed back at shutdown: its outcome no longer belongs to this worker.
-      if (!this.held.has(claim)) return;
-      this.completer.add(finishedRun(claim, run, this.config));
-    } finally {
-      this.running.delete(claim);
-      if (this.alone === claim) this.alone = null;
-      this.startBuffered();
-      this.wakes.roomMade(false);
     }
   }
 
@@ -367,7 +349,7 @@ export class Worker {
   /** Waits until nothing is buffered, starting, running or unrecorded. */
   private async settle(): Promise<void> {
     for (;;) {
-      if (this.running.size > 0) await Promise.all(this.running.values());
+      if (this.runs.size > 0) await this.runs.settled();
       else if (this.starter.starting > 0) await this.starter.settled();
       else if (!this.completer.idle) await this.completer.drain(Number.POSITIVE_INFINITY);
       else if (this.buffer.length > 0 && !this.stopping) {
@@ -400,15 +382,15 @@ export class Worker {
     const unstarted = [...this.starter.takeUnstarted(), ...this.buffer.splice(0)];
     await this.handBack(unstarted, untilGraceEnds() + RECORD_WAIT_MS);
 
-    await settlesWithin(Promise.all(this.running.values()), untilGraceEnds());
-    if (this.running.size > 0) {
+    await settlesWithin(this.runs.settled(), untilGraceEnds());
+    if (this.runs.size > 0) {
       // Whether each is marked started decides how it goes back: let a mark in flight land.
       await settlesWithin(this.starter.settled(), RECORD_WAIT_MS);
-      const unfinished = [...this.running.keys()];
+      const unfinished = this.runs.claims();
       await this.handBack(unfinished, RECORD_WAIT_MS);
       for (const claim of unfinished) claim.abort?.abort(new Error('worker shutting down'));
       // A pipeline that ignores its abort signal is not waited for: its job is back already.
-      await settlesWithin(Promise.all(this.running.values()), ABORT_WAIT_MS);
+      await settlesWithin(this.runs.settled(), ABORT_WAIT_MS);
     }
     await this.completer.drain(Math.max(graceEnds, Date.now()) + RECORD_WAIT_MS);
     await settlesWithin(Promise.all([this.progress.stop(), this.changes.settled()]), RECORD_WAIT_MS);
