@@ -26,7 +26,10 @@ export interface Outcome {
   status: 'done' | 'error' | 'retry' | 'cancelled';
   /** With `retry`: how long the job waits before it may be claimed again, if it may. */
   retryInSeconds?: number;
-  /** `response` as storedResponseJson writes it, when the caller has written it already (and so knows it can be). */
+  /**
+   * `response` as storedResponseJson writes it, when the caller has written it already (and so
+   * knows it can be).
+   */
   responseJson?: string;
   /**
    * false: its claim took no `max_running` slot for it (Claimed.limited), so none is looked for;
