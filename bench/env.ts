@@ -19,3 +19,25 @@ export async function recreateDatabase(name: string): Promise<void> {
     await admin.end();
   }
 }
+
+/**
+ * ix's modules that run a worker, as `ix worker` runs them: the built dist/ (`npm run build`
+ * first), with their types from src/. Under tsx, esbuild's name-keeping wraps every function the
+ * worker makes per job: bench:worker processed 14,000–16,300 jobs/s so, against 19,100–19,200
+ * from dist/, with 38 µs of worker CPU a job against 31–35 (bench/RESULTS.md).
+ */
+export async function builtIx() {
+  const built = (path: string) => import(new URL(`../dist/${path}`, import.meta.url).href);
+  const [api, config, store, worker] = (await Promise.all([
+    built('api/index.js'),
+    built('config.js'),
+    built('store/index.js'),
+    built('worker/index.js'),
+  ])) as [
+    typeof import('../src/api/index.js'),
+    typeof import('../src/config.js'),
+    typeof import('../src/store/index.js'),
+    typeof import('../src/worker/index.js'),
+  ];
+  return { ...api, ...config, ...store, ...worker };
+}

@@ -10,29 +10,15 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { pino } from 'pino';
-import { env, recreateDatabase, serverUrl } from './env.js';
+import { builtIx, env, recreateDatabase, serverUrl } from './env.js';
 import { makePayload, untilDrained } from './workload.js';
-
-// The code as `ix worker` runs it: tsx would wrap every function the worker makes per job.
-type Modules = [
-  typeof import('../src/api/index.js'),
-  typeof import('../src/config.js'),
-  typeof import('../src/store/index.js'),
-  typeof import('../src/worker/index.js'),
-];
-const built = (path: string) => import(new URL(`../dist/${path}`, import.meta.url).href);
 
 const N = Number(env('N', '40000'));
 const DB = env('IX_BENCH_DB', 'bench_process_cpu');
 const PROFILE = env('PROFILE', '');
 
 async function main() {
-  const [{ metricsFor }, { loadConfig }, store, { Worker }] = (await Promise.all([
-    built('api/index.js'),
-    built('config.js'),
-    built('store/index.js'),
-    built('worker/index.js'),
-  ])) as Modules;
+  const { metricsFor, loadConfig, Worker, ...store } = await builtIx();
   await recreateDatabase(DB);
   const url = `${serverUrl()}/${DB}`;
   const direct = store.createPool(url, { max: 2 });

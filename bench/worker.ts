@@ -2,7 +2,8 @@
  * ix on the workload of ../shared/bench-peers (graphile-worker, pg-boss): prints one JSON line
  * with the same field names, plus WAL bytes (jobs submitted one at a time, and in batches of
  * BULK_SIZE, each with their processing), statements sent by the worker, and the worker's and
- * its PostgreSQL cluster's CPU, per job. Run: npm run bench:worker
+ * its PostgreSQL cluster's CPU, per job. ix runs as `ix worker` runs it, from the built dist/.
+ * Run: npm run bench:worker (builds first)
  * Env: N (20000), C (10), PREFETCH (1000), ENQ_CONC (10), BULK_SIZE (1000), LAT_SAMPLES (200), LAT_WARMUP (10),
  *      PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres), IX_BENCH_DB (bench_ix, recreated),
  *      IX_DB_POOLER and IX_DB_PREPARED_STATEMENTS (as ix reads them), IX_BENCH_POOLER_URL (unset;
@@ -11,12 +12,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { metricsFor } from '../src/api/index.js';
-import { loadConfig } from '../src/config.js';
-import { createPool, jobInsertMany, migrateUp, Notifier } from '../src/store/index.js';
-import { type Pipeline, Worker } from '../src/worker/index.js';
+import type { Pipeline } from '../src/worker/index.js';
 import { clusterCpuMicros, ownCpuMicros } from './cpu.js';
-import { env, recreateDatabase, serverUrl } from './env.js';
+import { builtIx, env, recreateDatabase, serverUrl } from './env.js';
 import { makePayload, pcts, untilDrained } from './workload.js';
 
 const N = Number(env('N', '20000'));
@@ -31,20 +29,21 @@ const server = serverUrl();
 const url = `${server}/${DB}`;
 const poolerServer = env('IX_BENCH_POOLER_URL', '');
 const ixUrl = poolerServer ? `${poolerServer}/${DB}` : url;
-const dbConfig = loadConfig(process.env);
-/** A pool of ix's, as its settings make one (startup parameters, prepared statements). */
-const ixPool = (max: number, genericPlans = false) =>
-  createPool(ixUrl, {
-    max,
-    transactionPooler: dbConfig.dbPooler === 'transaction',
-    preparedStatements: dbConfig.dbPreparedStatements,
-    genericPlans,
-  });
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const log = (...args: unknown[]) => console.error('[bench]', ...args);
 
 async function main() {
+  const { metricsFor, loadConfig, createPool, jobInsertMany, migrateUp, Notifier, Worker } = await builtIx();
+  const dbConfig = loadConfig(process.env);
+  /** A pool of ix's, as its settings make one (startup parameters, prepared statements). */
+  const ixPool = (max: number, genericPlans = false) =>
+    createPool(ixUrl, {
+      max,
+      transactionPooler: dbConfig.dbPooler === 'transaction',
+      preparedStatements: dbConfig.dbPreparedStatements,
+      genericPlans,
+    });
   await recreateDatabase(DB);
 
   const direct = createPool(url, { max: 1 });
