@@ -55,10 +55,22 @@ export interface CompleterOptions {
   onSettled(applied: readonly Finished[], dropped: readonly Finished[]): void;
 }
 
+/**
+ * How long ended leases wait for outcomes to go with before they are deleted in a statement of
+ * their own. An ended lease is harmless meanwhile: every job it lists has left it, so neither the
+ * sweep nor the heartbeat finds anything in it. Deleted at once, each claim's lease cost a
+ * statement of its own after its last outcomes: a third of a worker's statements under a trickle,
+ * and one in every four or five when busy (bench/RESULTS.md).
+ */
+export const LONE_LEASES_DELAY_MS = 1_000;
+
 export class Completer {
   private queue: Finished[] = [];
   /** Leases that hold nothing any more, deleted with the next statement (see HeldClaims). */
   private endedLeases: string[] = [];
+  /** Ended leases are written even without outcomes: their wait is over, or the worker drains. */
+  private leasesDue = false;
+  private leasesTimer: NodeJS.Timeout | null = null;
   /** Outcomes in the statement being written. */
   private writing = 0;
   private flushing: Promise<void> | null = null;
@@ -84,7 +96,11 @@ export class Completer {
 
   endLease(leaseId: string): void {
     this.endedLeases.push(leaseId);
-    void this.flush();
+    this.leasesTimer ??= setTimeout(() => {
+      this.leasesTimer = null;
+      this.leasesDue = true;
+      void this.flush();
+    }, LONE_LEASES_DELAY_MS).unref();
   }
 
   /**
@@ -93,6 +109,8 @@ export class Completer {
    */
   async drain(deadline: number): Promise<boolean> {
     while (!this.idle) {
+      // Set again each time: a failed write of leases alone cleared it.
+      this.leasesDue = true;
       if (!(await settlesWithin(this.flush(), deadline - Date.now()))) {
         this.givenUp = true;
         const left = this.queue.splice(0);
@@ -118,7 +136,7 @@ export class Completer {
   }
 
   private async flushLoop(): Promise<void> {
-    while (!this.idle && !this.givenUp) {
+    while ((this.queue.length > 0 || (this.leasesDue && this.endedLeases.length > 0)) && !this.givenUp) {
       const pacedForMs = this.options.pace?.waitMs() ?? 0;
       if (pacedForMs > 0) {
         await sleep(pacedForMs);
@@ -139,6 +157,9 @@ export class Completer {
   private async record(batch: Finished[]): Promise<boolean> {
     let applied: Map<string, JobStatus>;
     const endedLeases = this.endedLeases.splice(0);
+    this.leasesDue = false;
+    if (this.leasesTimer !== null) clearTimeout(this.leasesTimer);
+    this.leasesTimer = null;
     try {
       const { workerId, maxAttempts } = this.options;
       applied = await jobCompleteMany(this.options.pool, batch.map(toOutcome), {
@@ -152,7 +173,7 @@ export class Completer {
         this.options.logger.error({ err: error, leases: endedLeases }, 'could not delete ended leases');
         return true;
       }
-      this.endedLeases.push(...endedLeases);
+      for (const leaseId of endedLeases) this.endLease(leaseId);
       return this.recover(batch, error);
     }
     this.backoff.reset();

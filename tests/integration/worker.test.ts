@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { RequestIX } from '../../src/contracts/index.js';
 import { jobGet, workerHeartbeat } from '../../src/store/index.js';
+import { LONE_LEASES_DELAY_MS } from '../../src/worker/completer.js';
 import { echoPipeline, type Pipeline, Sweeper } from '../../src/worker/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { makeRequest } from '../support/factories.js';
@@ -60,6 +61,41 @@ describe('worker', () => {
     const job = await jobGet(db.pool, ids[0]!);
     expect(job).toMatchObject({ status: 'done', response: { error: null, result: { hello: 'world' } } });
     expect(worker.heldCount).toBe(0);
+  });
+
+  it("a claim's ended lease goes with the next outcomes, or alone once LONE_LEASES_DELAY_MS has passed without any", async () => {
+    const query = vi.spyOn(db.pool, 'query');
+    /** Statements that delete ended leases and record no outcome. */
+    const leasesAlone = () =>
+      query.mock.calls.filter(([config]) => {
+        const statement = config as unknown as { name?: string; values?: unknown[] };
+        return statement.name === 'ix_job_complete_many' && statement.values?.[0] === '[]';
+      }).length;
+    const leases = async () =>
+      (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_job_leases')).rows[0]!.n;
+    const worker = makeWorker(db, echoPipeline, { pollIntervalMs: 600_000 });
+    await worker.start();
+    try {
+      await submitMany(db.pool, 3);
+      await eventually(async () => (await statusCounts(db.pool)).done === 3, 'the first 3 jobs done');
+      // Every job of the first claim ended: its lease waits for the next outcomes.
+      await eventually(async () => worker.heldCount === 0, 'nothing held');
+      expect(await leases()).toBe(1);
+      const firstEnded = Date.now();
+      await submitMany(db.pool, 2);
+      await eventually(async () => (await statusCounts(db.pool)).done === 5, 'all 5 jobs done');
+      await eventually(async () => worker.heldCount === 0, 'nothing held');
+      if (Date.now() - firstEnded < LONE_LEASES_DELAY_MS) {
+        // The first lease went with the second claim's outcomes; the second one waits in turn.
+        expect(await leases()).toBe(1);
+        expect(leasesAlone()).toBe(0);
+      }
+      await eventually(async () => (await leases()) === 0, 'the last lease deleted alone', 5_000);
+      expect(leasesAlone()).toBe(1);
+    } finally {
+      await worker.stop();
+      query.mockRestore();
+    }
   });
 
   it('a pipeline that outlives its timeout, on its last attempt, ends error with a timeout message, and the worker goes on', async () => {

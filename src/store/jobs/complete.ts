@@ -129,7 +129,7 @@ export interface CompleteOptions {
   maxAttempts?: number | null;
   /**
    * Leases (Claimed.leaseId) that hold none of the caller's jobs any more, deleted in the same
-   * statement: a lease outlives its last outcome by one statement, and costs none of its own.
+   * statement: a lease outlives its last outcome until the next outcomes are written.
    */
   endedLeases?: readonly string[];
 }
