@@ -69,7 +69,9 @@ describe('worker', () => {
     const leasesAlone = () =>
       query.mock.calls.filter(([config]) => {
         const statement = config as unknown as { name?: string; values?: unknown[] };
-        return statement.name === 'ix_job_complete_many' && statement.values?.[0] === '[]';
+        if (statement.name !== 'ix_job_complete_many') return false;
+        const outcomes = JSON.parse(String(statement.values?.[0])) as { job_id: string[] };
+        return outcomes.job_id.length === 0;
       }).length;
     const leases = async () =>
       (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ix_job_leases')).rows[0]!.n;

@@ -74,11 +74,27 @@ export const outcomeKey = (jobId: string, attempt: number): string => `${jobId}/
 const RETRYING = `(o.status = 'retry' AND NOT coalesce(${isLastAttempt('j', '$3::integer')}, false))`;
 const RUN_STARTED_AT = 'coalesce(j.started_at, least(o.started_at, now()), now())';
 const RUN_WORKER_ID = 'coalesce(j.worker_id, $2::uuid)';
+
+// $1 holds the outcomes as one array a column, in the order of the batch (outcomeColumns), as the
+// submit's insert sends its batch: against one object an outcome through jsonb_to_recordset, the
+// keys are written and parsed once a batch instead of once an outcome (the outcome's JSON fell from
+// ~240 to ~135 bytes), and no object's keys are sorted. A column whose values are all null is left
+// out: ROWS FROM pads a function's missing rows with NULLs.
 const COMPLETE_SQL = `
   WITH outcome AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb)
-      AS o(job_id uuid, attempt integer, claim_epoch integer, started_at timestamptz, status text, response jsonb,
-        retry_in double precision, limited boolean, lease_id bigint)
+    SELECT job_id::uuid, attempt::integer, claim_epoch::integer, started_at::timestamptz, status, response,
+      retry_in::double precision, limited::boolean, lease_id::bigint
+    FROM ROWS FROM (
+      jsonb_array_elements_text($1::jsonb -> 'job_id'),
+      jsonb_array_elements_text($1::jsonb -> 'attempt'),
+      jsonb_array_elements_text($1::jsonb -> 'claim_epoch'),
+      jsonb_array_elements_text($1::jsonb -> 'started_at'),
+      jsonb_array_elements_text($1::jsonb -> 'status'),
+      jsonb_array_elements($1::jsonb -> 'response'),
+      jsonb_array_elements_text($1::jsonb -> 'retry_in'),
+      jsonb_array_elements_text($1::jsonb -> 'limited'),
+      jsonb_array_elements_text($1::jsonb -> 'lease_id')
+    ) AS o(job_id, attempt, claim_epoch, started_at, status, response, retry_in, limited, lease_id)
   ), finished AS (
     UPDATE ix_jobs j SET
       status = CASE WHEN ${RETRYING} THEN 'pending' WHEN o.status = 'retry' THEN 'error' ELSE o.status END,
@@ -152,7 +168,7 @@ export async function jobCompleteMany(
 ): Promise<Map<string, JobStatus>> {
   const endedLeases = options.endedLeases ?? [];
   if (outcomes.length === 0 && endedLeases.length === 0) return new Map();
-  const parts = outcomes.map((o) => {
+  for (const o of outcomes) {
     if (o.status === 'retry' && !(o.response.error !== null && (o.retryInSeconds ?? -1) >= 0)) {
       throw new Error(`job ${o.jobId}: a retry needs an error and a retryInSeconds ≥ 0`);
     }
@@ -164,21 +180,53 @@ export async function jobCompleteMany(
         `job ${o.jobId}: status ${o.status} contradicts response.error ${JSON.stringify(o.response.error)}`,
       );
     }
-    // Ids, numbers, status and timestamps are plain tokens: only the response needs JSON.stringify.
-    const response = o.responseJson ?? storedResponseJson(o.response);
-    const startedAt = o.startedAt ? `"${o.startedAt}"` : 'null';
-    const retryIn = o.status === 'retry' ? o.retryInSeconds : null;
-    const limited = o.limited === false ? ',"limited":false' : '';
-    const lease = o.leaseId === undefined ? '' : `,"lease_id":"${o.leaseId}"`;
-    return `{"job_id":"${o.jobId}","attempt":${o.attempt},"claim_epoch":${o.claimEpoch ?? 0},"started_at":${startedAt},"status":"${o.status}","response":${response},"retry_in":${retryIn}${limited}${lease}}`;
-  });
+  }
   const { rows } = await db.query<{ job_id: string; attempt: number; status: JobStatus }>(
     prepared('ix_job_complete_many', COMPLETE_SQL, [
-      `[${parts.join(',')}]`,
+      outcomeColumns(outcomes),
       options.workerId ?? null,
       options.maxAttempts ?? null,
       endedLeases,
     ]),
   );
   return new Map(rows.map((r) => [outcomeKey(r.job_id, r.attempt), r.status]));
+}
+
+/**
+ * `outcomes` as COMPLETE_SQL's $1 takes them: `{"job_id":[…],"attempt":[…],…}`, one array a
+ * column, written out by hand. Ids, numbers, statuses and timestamps are plain tokens (a uuid, an
+ * integer, a status, an ISO timestamp or a bigint's digits): only a response needs JSON.stringify.
+ */
+function outcomeColumns(outcomes: readonly Outcome[]): string {
+  const jobIds: string[] = [];
+  const attempts: number[] = [];
+  const claimEpochs: number[] = [];
+  const startedAts: string[] = [];
+  const statuses: string[] = [];
+  const responses: string[] = [];
+  const retryIns: string[] = [];
+  const limits: string[] = [];
+  const leaseIds: string[] = [];
+  let someStart = false;
+  let someRetry = false;
+  let someLimit = false;
+  let someLease = false;
+  for (const o of outcomes) {
+    jobIds.push(`"${o.jobId}"`);
+    attempts.push(o.attempt);
+    claimEpochs.push(o.claimEpoch ?? 0);
+    someStart ||= Boolean(o.startedAt);
+    startedAts.push(o.startedAt ? `"${o.startedAt}"` : 'null');
+    statuses.push(`"${o.status}"`);
+    responses.push(o.responseJson ?? storedResponseJson(o.response));
+    someRetry ||= o.status === 'retry';
+    retryIns.push(o.status === 'retry' ? String(o.retryInSeconds) : 'null');
+    someLimit ||= o.limited !== undefined;
+    limits.push(o.limited === undefined ? 'null' : String(o.limited));
+    someLease ||= o.leaseId !== undefined;
+    leaseIds.push(o.leaseId === undefined ? 'null' : `"${o.leaseId}"`);
+  }
+  const optional = (name: string, some: boolean, values: string[]) =>
+    some ? `,"${name}":[${values.join(',')}]` : '';
+  return `{"job_id":[${jobIds.join(',')}],"attempt":[${attempts.join(',')}],"claim_epoch":[${claimEpochs.join(',')}],"status":[${statuses.join(',')}],"response":[${responses.join(',')}]${optional('started_at', someStart, startedAts)}${optional('retry_in', someRetry, retryIns)}${optional('limited', someLimit, limits)}${optional('lease_id', someLease, leaseIds)}}`;
 }
