@@ -3,6 +3,7 @@
  * a worker to have finished.
  */
 import type pg from 'pg';
+import { HELD_JOBS } from '../src/store/jobs/leases.js';
 
 // The same ~200-byte payload as the peers' common.js makePayload.
 export const FILLER = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tem';
@@ -31,14 +32,15 @@ export function pcts(values: readonly number[]) {
 }
 
 /**
- * Polls every 2 ms until nothing is queued and every lease has ended: every outcome recorded. As
- * the peers' harness does, after every handler has run (polling from the start would load
+ * Polls every 2 ms until nothing is queued and no lease holds a job any more: every outcome
+ * recorded. (An ended lease may outlive its jobs for a while, until the worker's next outcomes.)
+ * As the peers' harness does, after every handler has run (polling from the start would load
  * PostgreSQL with 500 probes a second that the peers' runs do not have).
  */
 export async function untilDrained(db: pg.Pool): Promise<void> {
   for (;;) {
     const { rows } = await db.query<{ drained: boolean }>(
-      'SELECT NOT EXISTS (SELECT 1 FROM ix_job_queue) AND NOT EXISTS (SELECT 1 FROM ix_job_leases) AS drained',
+      `SELECT NOT EXISTS (SELECT 1 FROM ix_job_queue) AND NOT EXISTS (SELECT 1 FROM ${HELD_JOBS} h) AS drained`,
     );
     if (rows[0]!.drained) return;
     await new Promise((resolve) => setTimeout(resolve, 2));
