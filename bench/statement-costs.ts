@@ -4,9 +4,9 @@
  * that plans as a worker's does (generic plans), for a statement that does nothing (`SELECT 1`), a
  * one-row update with its durable commit, the claim on an empty queue, the next-due probe, a
  * claim of one job, the completion of one job, and then the same claim and completion of 100
- * jobs, per job. Blocks of CALLS calls, ROUNDS times; prints one JSON line of medians.
+ * jobs (BATCH), per job. Blocks of CALLS calls, ROUNDS times; prints one JSON line of medians.
  * Run: npm run bench:statement-costs
- * Env: CALLS (1000), ROUNDS (3), PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres; the server must be
+ * Env: CALLS (1000), ROUNDS (3), BATCH (100), PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres; the server must be
  *      on this machine), IX_BENCH_DB (bench_statement_costs, recreated).
  */
 import {
@@ -27,7 +27,7 @@ const CALLS = Number(env('CALLS', '1000'));
 const ROUNDS = Number(env('ROUNDS', '3'));
 const DB = env('IX_BENCH_DB', 'bench_statement_costs');
 const WORKER = '00000000-0000-7000-8000-00000000c057';
-const BATCH = 100;
+const BATCH = Number(env('BATCH', '100'));
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
