@@ -4,6 +4,7 @@
  */
 import type { JobStatus, ResponseIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
+import { batchRows } from './batch-rows.js';
 import { CANCELLED_ERROR } from './cancel.js';
 import { prepared } from './hydrate.js';
 import { appendRun, isLastAttempt } from './runs.js';
@@ -75,26 +76,30 @@ const RETRYING = `(o.status = 'retry' AND NOT coalesce(${isLastAttempt('j', '$3:
 const RUN_STARTED_AT = 'coalesce(j.started_at, least(o.started_at, now()), now())';
 const RUN_WORKER_ID = 'coalesce(j.worker_id, $2::uuid)';
 
-// $1 holds the outcomes as one array a column, in the order of the batch (outcomeColumns), as the
-// submit's insert sends its batch: against one object an outcome through jsonb_to_recordset, the
-// keys are written and parsed once a batch instead of once an outcome (the outcome's JSON fell from
-// ~240 to ~135 bytes), and no object's keys are sorted. A column whose values are all null is left
-// out: ROWS FROM pads a function's missing rows with NULLs.
+// $1 holds the outcomes as one array a column, in the order of the batch (outcomeColumns; read by
+// batchRows), as the submit's insert sends its batch: over one object an outcome, an outcome's JSON
+// was ~240 bytes instead of ~135, and completions of 750 cost PostgreSQL 15–16 µs a job instead
+// of 12–13. A column whose values are all null is left out.
 const COMPLETE_SQL = `
   WITH outcome AS (
     SELECT job_id::uuid, attempt::integer, claim_epoch::integer, started_at::timestamptz, status, response,
       retry_in::double precision, limited::boolean, lease_id::bigint
-    FROM ROWS FROM (
-      jsonb_array_elements_text($1::jsonb -> 'job_id'),
-      jsonb_array_elements_text($1::jsonb -> 'attempt'),
-      jsonb_array_elements_text($1::jsonb -> 'claim_epoch'),
-      jsonb_array_elements_text($1::jsonb -> 'started_at'),
-      jsonb_array_elements_text($1::jsonb -> 'status'),
-      jsonb_array_elements($1::jsonb -> 'response'),
-      jsonb_array_elements_text($1::jsonb -> 'retry_in'),
-      jsonb_array_elements_text($1::jsonb -> 'limited'),
-      jsonb_array_elements_text($1::jsonb -> 'lease_id')
-    ) AS o(job_id, attempt, claim_epoch, started_at, status, response, retry_in, limited, lease_id)
+    FROM ${batchRows(
+      '$1',
+      'o',
+      [
+        'job_id',
+        'attempt',
+        'claim_epoch',
+        'started_at',
+        'status',
+        'response',
+        'retry_in',
+        'limited',
+        'lease_id',
+      ],
+      ['response'],
+    )}
   ), finished AS (
     UPDATE ix_jobs j SET
       status = CASE WHEN ${RETRYING} THEN 'pending' WHEN o.status = 'retry' THEN 'error' ELSE o.status END,

@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { Job, RequestIX } from '../../contracts/index.js';
 import type { Db } from '../db.js';
 import { newIxId, newJobId } from '../ids.js';
+import { batchRows } from './batch-rows.js';
 import { jobRequestDigest, requestDigest } from './digest.js';
 import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared } from './hydrate.js';
 import { batchColumns, inputOf, pendingJob } from './insert-batch.js';
@@ -67,10 +68,9 @@ export type InsertResult = Admitted | Pruned;
 // what was sent plus the column defaults, which spares the API reading back and checking every
 // column (docs/design.md, "Costs measured on the hot path"), and Node parsing a row per job.
 //
-// $1 holds the batch as one array a column, each in submission order (BatchColumns, insert-batch.ts), not as one
-// object a submission: jsonb_to_recordset over objects cost ~2.1 µs more a job of PostgreSQL's ~18
-// (each object's keys sorted as it is parsed, then looked up for each column). A column whose
-// values are all its default is left out: ROWS FROM pads a function's missing rows with NULLs.
+// $1 holds the batch as one array a column, each in submission order (BatchColumns, insert-batch.ts;
+// read by batchRows): over one object a submission, jsonb_to_recordset cost ~2.1 µs more a job of
+// PostgreSQL's ~18. A column whose values are all its default is left out.
 //
 // `conflicts` says what becomes of a submission whose key holds a job: with ON CONFLICT DO NOTHING
 // (INSERT_SQL) it is skipped; without (INSERT_NEW_SQL) it fails the statement. The speculative
@@ -80,18 +80,23 @@ const insertSql = (conflicts: 'ON CONFLICT (client_id, request_id) DO NOTHING' |
   WITH submitted AS (
     SELECT job_id::uuid, ix_id, client_id, request_id, callback_url, input, run_after::timestamptz,
       delay_seconds::double precision, max_attempts::integer, coalesce(priority::smallint, 0) AS priority
-    FROM ROWS FROM (
-      jsonb_array_elements_text($1::jsonb -> 'job_id'),
-      jsonb_array_elements_text($1::jsonb -> 'ix_id'),
-      jsonb_array_elements_text($1::jsonb -> 'client_id'),
-      jsonb_array_elements_text($1::jsonb -> 'request_id'),
-      jsonb_array_elements_text($1::jsonb -> 'callback_url'),
-      jsonb_array_elements($1::jsonb -> 'input'),
-      jsonb_array_elements_text($1::jsonb -> 'run_after'),
-      jsonb_array_elements_text($1::jsonb -> 'delay_seconds'),
-      jsonb_array_elements_text($1::jsonb -> 'max_attempts'),
-      jsonb_array_elements_text($1::jsonb -> 'priority')
-    ) AS s(job_id, ix_id, client_id, request_id, callback_url, input, run_after, delay_seconds, max_attempts, priority)
+    FROM ${batchRows(
+      '$1',
+      's',
+      [
+        'job_id',
+        'ix_id',
+        'client_id',
+        'request_id',
+        'callback_url',
+        'input',
+        'run_after',
+        'delay_seconds',
+        'max_attempts',
+        'priority',
+      ],
+      ['input'],
+    )}
   ), inserted AS (
     INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, run_after, max_attempts, priority)
     SELECT job_id, ix_id, client_id, request_id, callback_url, input,
