@@ -533,6 +533,66 @@ describe('jobCompleteMany', () => {
     expect((await jobGet(db.pool, jobs[3]!.job_id))?.status).toBe('pending');
   });
 
+  it('one batch mixing every column: a marked start and unmarked ones, a retry beside ends, limited or not', async () => {
+    const worker = '00000000-0000-7000-8000-0000000000b1';
+    await workerHeartbeat(db.pool, worker);
+    await insertMany(3);
+    const [marked, unmarked, retried] = await jobClaimMany(db.pool, {
+      limit: 3,
+      workerId: worker,
+      startNow: 1,
+    });
+    expect([marked!.started, unmarked!.started, retried!.started]).toEqual([true, false, false]);
+    const invokedAt = '2026-01-02T03:04:05.678Z';
+    const outcome = (claimed: typeof marked) => ({
+      jobId: claimed!.job.job_id,
+      attempt: 0,
+      claimEpoch: claimed!.claimEpoch,
+      leaseId: claimed!.leaseId,
+    });
+    const applied = await jobCompleteMany(
+      db.pool,
+      [
+        { ...outcome(marked), status: 'done', response: success(marked!.job.ix_id), limited: false },
+        {
+          ...outcome(unmarked),
+          status: 'done',
+          response: success(unmarked!.job.ix_id),
+          startedAt: invokedAt,
+        },
+        {
+          ...outcome(retried),
+          status: 'retry',
+          retryInSeconds: 60,
+          response: failure(retried!.job.ix_id, 'busy'),
+          startedAt: invokedAt,
+          limited: false,
+        },
+      ],
+      { workerId: worker, maxAttempts: 3 },
+    );
+    expect([...applied.values()]).toEqual(['done', 'done', 'pending']);
+    const [a, b, c] = await Promise.all(
+      [marked, unmarked, retried].map(async (claimed) => (await jobGet(db.pool, claimed!.job.job_id))!),
+    );
+    expect(a).toMatchObject({ status: 'done', started_at: marked!.job.started_at });
+    expect(b).toMatchObject({
+      status: 'done',
+      started_at: invokedAt,
+      response: success(unmarked!.job.ix_id),
+    });
+    expect(b!.attempt_history).toEqual([
+      expect.objectContaining({ worker_id: worker, started_at: invokedAt }),
+    ]);
+    expect(c).toMatchObject({ status: 'pending', attempts: 1, last_error: 'busy', started_at: null });
+    expect(c!.attempt_history).toEqual([
+      expect.objectContaining({ attempt: 1, outcome: 'retry', started_at: invokedAt, worker_id: worker }),
+    ]);
+    expect(Date.parse(c!.run_after!) - Date.now()).toBeGreaterThan(50_000);
+    const { rows } = await db.pool.query<{ job_id: string }>('SELECT job_id FROM ix_job_queue');
+    expect(rows).toEqual([{ job_id: retried!.job.job_id }]);
+  });
+
   it('a retry goes back to pending within the budget, and ends the job error on its last attempt', async () => {
     // The budget: the job's own max_attempts, else the server's; with neither, retried forever.
     const cases = [
