@@ -179,10 +179,14 @@ export default async function crashOnPoison(request) {
       expect((await jobGet(db.pool, poison!))?.response?.error).toMatch(/abandoned after 3 attempts/);
       const others = rows.filter((row) => row.job_id !== poison);
       expect(others.every((row) => row.status === 'done')).toBe(true);
-      // A crash charges only the jobs started or being started then (at most the concurrency,
-      // the poison among them), never the prefetched ones waiting in the buffer.
-      const charged = rows.reduce((sum, row) => sum + row.attempts, 0);
-      expect(charged).toBeLessThanOrEqual(crashes * 2);
+      // A crash charges only jobs whose pipeline had started, never the prefetched ones waiting
+      // in the buffer: a done job was charged at most once for each of its starts but the last,
+      // which succeeded. (Not at most the concurrency a crash: a run that finished frees its slot
+      // at once, and its outcome may still wait for the next write when the worker dies; a full
+      // suite's load once charged 11 over 3 crashes so.)
+      for (const row of others) {
+        expect(row.attempts, row.request_id).toBeLessThanOrEqual((startsOf.get(row.request_id) ?? 0) - 1);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
