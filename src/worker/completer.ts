@@ -58,9 +58,9 @@ export interface CompleterOptions {
 /**
  * How long ended leases wait for outcomes to go with before they are deleted in a statement of
  * their own. An ended lease is harmless meanwhile: every job it lists has left it, so neither the
- * sweep nor the heartbeat finds anything in it. Deleted at once, each claim's lease cost a
- * statement of its own after its last outcomes: a third of a worker's statements under a trickle,
- * and one in every four or five when busy (bench/RESULTS.md).
+ * sweep nor the heartbeat finds anything in it. Deleted at once, a lease often cost a statement of
+ * its own after its last outcomes: at 300 submits/s, 11–40 % of a worker's completion statements
+ * (bench/RESULTS.md, "Beside graphile-worker and the bound, from the built worker").
  */
 export const LONE_LEASES_DELAY_MS = 1_000;
 
