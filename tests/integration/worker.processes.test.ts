@@ -123,7 +123,8 @@ export default async function crashOnPoison(request) {
   appendFileSync(${JSON.stringify(starts)}, request.request_id + '\\n');
   // The crash comes while the pipeline works, as an OOM or a native fault would.
   if (request.input && request.input.poison) setTimeout(() => process.kill(process.pid, 'SIGKILL'), 200);
-  await new Promise((resolve) => setTimeout(resolve, request.input && request.input.poison ? 60000 : 20));
+  // The others take long enough that claimed jobs still wait in the buffer when the worker dies.
+  await new Promise((resolve) => setTimeout(resolve, request.input && request.input.poison ? 60000 : 100));
   return { result: { ok: true } };
 }
 `,
