@@ -99,6 +99,12 @@ describe('statements planned beside a small ix_jobs', () => {
   // Each statement touches at most 100 jobs; a plan that reads ix_jobs whole reads 20,000.
   const WITHIN = 1_000;
 
+  it("claiming one client's jobs reads only those jobs", async () => {
+    expect(
+      await ixJobsReads(() => jobClaimMany(connection, { limit: 50, workerId: WORKER, startNow: 0 })),
+    ).toBeLessThan(WITHIN);
+  });
+
   it('marking claimed jobs started reads only those jobs', async () => {
     expect(await ixJobsReads(() => jobStartMany(connection, WORKER, claims.slice(0, 100)))).toBeLessThan(
       WITHIN,
