@@ -212,26 +212,19 @@ function outcomeColumns(outcomes: readonly Outcome[]): string {
   const retryIns: string[] = [];
   const limits: string[] = [];
   const leaseIds: string[] = [];
-  let someStart = false;
-  let someRetry = false;
-  let someLimit = false;
-  let someLease = false;
   for (const o of outcomes) {
     jobIds.push(`"${o.jobId}"`);
     attempts.push(o.attempt);
     claimEpochs.push(o.claimEpoch ?? 0);
-    someStart ||= Boolean(o.startedAt);
     startedAts.push(o.startedAt ? `"${o.startedAt}"` : 'null');
     statuses.push(`"${o.status}"`);
     responses.push(o.responseJson ?? storedResponseJson(o.response));
-    someRetry ||= o.status === 'retry';
     retryIns.push(o.status === 'retry' ? String(o.retryInSeconds) : 'null');
-    someLimit ||= o.limited !== undefined;
     limits.push(o.limited === undefined ? 'null' : String(o.limited));
-    someLease ||= o.leaseId !== undefined;
     leaseIds.push(o.leaseId === undefined ? 'null' : `"${o.leaseId}"`);
   }
-  const optional = (name: string, some: boolean, values: string[]) =>
-    some ? `,"${name}":[${values.join(',')}]` : '';
-  return `{"job_id":[${jobIds.join(',')}],"attempt":[${attempts.join(',')}],"claim_epoch":[${claimEpochs.join(',')}],"status":[${statuses.join(',')}],"response":[${responses.join(',')}]${optional('started_at', someStart, startedAts)}${optional('retry_in', someRetry, retryIns)}${optional('limited', someLimit, limits)}${optional('lease_id', someLease, leaseIds)}}`;
+  // A column of nulls only is left out (batchRows reads it as NULLs).
+  const optional = (name: string, values: string[]) =>
+    values.some((value) => value !== 'null') ? `,"${name}":[${values.join(',')}]` : '';
+  return `{"job_id":[${jobIds.join(',')}],"attempt":[${attempts.join(',')}],"claim_epoch":[${claimEpochs.join(',')}],"status":[${statuses.join(',')}],"response":[${responses.join(',')}]${optional('started_at', startedAts)}${optional('retry_in', retryIns)}${optional('limited', limits)}${optional('lease_id', leaseIds)}}`;
 }
