@@ -2,7 +2,8 @@
  * The store: all of ix's SQL. Every function takes the caller's pool, client or transaction
  * (`Db`); the caller commits.
  * - jobs/insert.ts    submitting jobs, idempotent on (client_id, request_id)
- * - jobs/claim.ts     claiming pending jobs for a worker, and starting claimed ones
+ * - jobs/claim.ts     claiming pending jobs for a worker (its shared steps: jobs/claim-steps.ts)
+ * - jobs/start.ts     starting claimed jobs
  * - jobs/complete.ts  recording outcomes, fenced on the claim that ran the job
  * - jobs/cancel.ts    cancelling jobs: pending ones at once, running ones through their worker
  * - jobs/sweep.ts     handing jobs back: the sweep of dead or stuck workers, a worker's release
@@ -86,13 +87,7 @@ export {
   jobCancelEnding,
   unlessFinished,
 } from './jobs/cancel.js';
-export {
-  type Claimed,
-  type ClaimOptions,
-  jobClaimMany,
-  jobNextReadyInMs,
-  jobStartMany,
-} from './jobs/claim.js';
+export { type Claimed, type ClaimOptions, jobClaimMany, jobNextReadyInMs } from './jobs/claim.js';
 export { jobCompleteMany, type Outcome, outcomeKey, storedResponseJson } from './jobs/complete.js';
 export { CorruptJobError } from './jobs/hydrate.js';
 export {
@@ -112,6 +107,7 @@ export {
   type RetentionPolicy,
 } from './jobs/prune.js';
 export { jobGet, jobGetByCorrelation, jobGetMany } from './jobs/read.js';
+export { jobStartMany } from './jobs/start.js';
 export {
   type Held,
   jobReleaseMany,

@@ -1,85 +1,13 @@
 /**
  * Taking jobs to run: a claim leases pending jobs to a worker, fairly between clients, and starts
- * the first of them at once; a start marks a claimed job `running` later. Claimed is not started (migrations/0004_claims.ts):
- * a worker that dies is charged an attempt only for the jobs it had started.
+ * the first of them at once; a start (start.ts) marks a claimed job `running` later. Claimed is
+ * not started (migrations/0004_claims.ts): a worker that dies is charged an attempt only for the
+ * jobs it had started.
  */
 import type { Job } from '../../contracts/index.js';
 import type { Db } from '../db.js';
-import { hydrate, isoTimestamp, JOB_COLUMNS_OF_J, type JobRow, prepared } from './hydrate.js';
-
-// The clients with queued jobs, each with the highest priority among its queued jobs (ready or
-// not), one index probe each: a skip from one client to the next through the queue's (client_id,
-// priority DESC, ready_at, seq) index, whose first entry for a client holds that priority. Needs
-// WITH RECURSIVE.
-const QUEUED_CLIENTS = `queued_clients AS (
-    (SELECT client_id, priority FROM ix_job_queue ORDER BY client_id, priority DESC LIMIT 1)
-    UNION ALL
-    SELECT q.client_id, q.priority FROM queued_clients c CROSS JOIN LATERAL (
-      SELECT client_id, priority FROM ix_job_queue q WHERE q.client_id > c.client_id
-      ORDER BY q.client_id, q.priority DESC LIMIT 1
-    ) q
-  )`;
-
-/**
- * A client's job priorities that can hold queued jobs, most urgent first: its jobs are read one
- * priority at a time, from its highest. Starting from 9 for every client cost 10 index probes a
- * client a claim, most of them into priorities nobody uses (80 of a claim's ~90 probes with 8
- * clients).
- */
-const priorities = (top: string) => `generate_series(${top}::integer, 0, -1)`;
-
-/**
- * Up to `limit` ready jobs of `client`, most urgent first, then in the order they became ready, each
- * locked (FOR UPDATE SKIP LOCKED: concurrent claims take different jobs): a range scan of
- * (client_id, priority, ready_at ≤ now()) per priority, which stops once `limit` are read.
- */
-function readyJobs(client: string, top: string, limit: string, condition = ''): string {
-  return `
-      SELECT x.* FROM ${priorities(top)} p CROSS JOIN LATERAL (
-        SELECT ctid, seq, ready_at, job_id, input_bytes, client_id, priority FROM ix_job_queue
-        WHERE client_id = ${client} AND priority = p AND ready_at <= now() ${condition}
-        ORDER BY ready_at, seq LIMIT ${limit} FOR UPDATE SKIP LOCKED
-      ) x LIMIT ${limit}`;
-}
-
-// The steps every claim ends with, once `granted` holds the queue rows it takes (ctid, job_id,
-// input_bytes, ready_at, limited, position: the order they are handed out in):
-// - `leased`: one lease for the whole claim, listing each job taken with its attempt and claim
-//   epoch (migrations/0014_batch_leases.ts); its id comes back with every row.
-// - `taken` reads each granted job by its primary key, in a LIMIT 1 subquery the planner cannot
-//   flatten into a join: a generic plan is made once per connection, and one made before the
-//   tables had statistics joined the picked jobs to ix_jobs by a nested loop that compared every
-//   pair (1,019,090 comparisons in a claim of 1,010; 78 of 714 claims in one `bench:worker` run).
-//   It reads ix_jobs as it was before `started` changed it (a statement sees one snapshot), so a
-//   started job's status, started_at and worker_id come from `started`.
-const TAKE_GRANTED = `picked AS (
-    -- By ctid: the rows are locked by this statement, so none has moved (the queue has no index
-    -- on seq; see migrations/0013_clients.ts).
-    DELETE FROM ix_job_queue WHERE ctid = ANY (ARRAY (SELECT ctid FROM granted))
-  ), taken AS (
-    SELECT c.ctid, c.position, c.input_bytes, c.ready_at, c.limited, j.* FROM granted c
-    CROSS JOIN LATERAL (
-      SELECT ${JOB_COLUMNS_OF_J}, j.claim_epoch, j.rescues FROM ix_jobs j
-      WHERE j.job_id = c.job_id AND j.status = 'pending' LIMIT 1
-    ) j
-  ), leased AS (
-    INSERT INTO ix_job_leases (worker_id, job_ids, attempts, claim_epochs)
-    SELECT $2, array_agg(job_id), array_agg(attempts), array_agg(claim_epoch) FROM taken HAVING count(*) > 0
-    RETURNING lease_id
-  ), started AS (
-    UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
-    WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM taken WHERE position <= $3))
-      AND j.status = 'pending' AND j.rescues = 0
-    RETURNING j.job_id, j.started_at
-  )`;
-
-/** A claim's rows: each job taken, as it is after the claim, in the order it was handed out. */
-const CLAIMED_ROWS = `SELECT ${JOB_COLUMNS_OF_J.replaceAll('j.', 'c.').replace('c.status', "CASE WHEN s.job_id IS NULL THEN c.status ELSE 'running' END AS status").replace('c.started_at', 'coalesce(s.started_at, c.started_at) AS started_at').replace('c.worker_id', 'CASE WHEN s.job_id IS NULL THEN c.worker_id ELSE $2::uuid END AS worker_id')},
-    c.claim_epoch, c.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds,
-    c.limited, (SELECT lease_id FROM leased)::text AS lease_id, c.position
-  FROM taken c
-  LEFT JOIN started s ON s.job_id = c.job_id
-  ORDER BY c.position`;
+import { CLAIMED_ROWS, priorities, QUEUED_CLIENTS, readyJobs, TAKE_GRANTED } from './claim-steps.js';
+import { hydrate, type JobRow, prepared } from './hydrate.js';
 
 // The claim is fair between clients (docs/design.md, "Fair claiming"), in one statement:
 // - `queued_clients`: the clients with queued jobs, one probe each of the queue's index on
@@ -343,38 +271,4 @@ const NEXT_READY_SQL = `
 export async function jobNextReadyInMs(db: Db): Promise<number | null> {
   const { rows } = await db.query<{ ms: number | null }>(prepared('ix_job_next_ready', NEXT_READY_SQL, []));
   return rows[0]?.ms ?? null;
-}
-
-// A claim is held, unstarted, while its job is `pending` at the claim's attempt and epoch: every
-// way back to the queue moves the epoch on. Running already, at the same attempt and epoch, by
-// this worker: an earlier try of this very start that committed but whose answer was lost.
-// \`= ANY ($1)\`: the job rows by their ids, whatever the plan (see complete.ts).
-const START_SQL = `
-  UPDATE ix_jobs j SET status = 'running', worker_id = $4,
-    started_at = CASE WHEN j.status = 'pending' THEN now() ELSE j.started_at END
-  FROM unnest($1::uuid[], $2::integer[], $3::integer[]) AS s(job_id, attempt, claim_epoch)
-  WHERE j.job_id = ANY ($1::uuid[]) AND j.job_id = s.job_id AND j.attempts = s.attempt AND j.claim_epoch = s.claim_epoch
-    AND (j.status = 'pending' OR (j.status = 'running' AND j.worker_id = $4))
-  RETURNING j.job_id, j.started_at`;
-
-/**
- * Marks claimed jobs `running`: from then on a worker that dies costs them an attempt, and the
- * API shows them started. Applies only to a claim still held: one handed back meanwhile (its
- * epoch moved on) is left alone. Returns each started job's `started_at` by job id.
- */
-export async function jobStartMany(
-  db: Db,
-  workerId: string | null,
-  claims: readonly Pick<Claimed, 'job' | 'claimEpoch'>[],
-): Promise<Map<string, string>> {
-  if (claims.length === 0) return new Map();
-  const { rows } = await db.query<{ job_id: string; started_at: string }>(
-    prepared('ix_job_start_many', START_SQL, [
-      claims.map((c) => c.job.job_id),
-      claims.map((c) => c.job.attempts),
-      claims.map((c) => c.claimEpoch),
-      workerId,
-    ]),
-  );
-  return new Map(rows.map((row) => [row.job_id, isoTimestamp(row.started_at)]));
 }
