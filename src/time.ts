@@ -167,6 +167,27 @@ export class Backoff {
 }
 
 /**
+ * A shortcut that may not apply, skipped for `ms` after it last did not: the statement it wastes
+ * when it cannot serve is paid at most once a pause. On the wall clock (Date.now()), which tests
+ * fake.
+ */
+export class Pause {
+  private until = 0;
+
+  constructor(private readonly ms: number) {}
+
+  /** Whether the shortcut is being skipped now. */
+  get active(): boolean {
+    return Date.now() < this.until;
+  }
+
+  /** The shortcut did not apply: skip it for the pause. */
+  start(): void {
+    this.until = Date.now() + this.ms;
+  }
+}
+
+/**
  * Spaces out one kind of statement: once `paced()` is called, the next waits until `intervalMs()`
  * (read each time: it may change) has passed since then. `unpaced()` lifts the wait.
  */

@@ -5,6 +5,7 @@
  * jobs it had started.
  */
 import type { Job } from '../../contracts/index.js';
+import { Pause } from '../../time.js';
 import type { Db } from '../db.js';
 import { CLAIMED_ROWS, priorities, QUEUED_CLIENTS, readyJobs, TAKE_GRANTED } from './claim-steps.js';
 import { hydrate, type JobRow, prepared } from './hydrate.js';
@@ -212,25 +213,23 @@ export async function jobClaimMany(db: Db, options: ClaimOptions): Promise<Claim
     options.maxInputBytes ?? null,
     options.defaultMaxRunning ?? null,
   ];
-  if (Date.now() >= fairClaimsUntil) {
+  if (!fairClaims.active) {
     const { rows } = await db.query<
       { alone: boolean } & (ClaimedRow | { [column in keyof ClaimedRow]: null })
     >(prepared('ix_job_claim_one_client', ONE_CLIENT_CLAIM_SQL, parameters));
     if (rows[0]?.alone) return rows.flatMap((row) => (row.job_id === null ? [] : [claimedOf(row)]));
-    fairClaimsUntil = Date.now() + FAIR_CLAIMS_MS;
+    fairClaims.start();
   }
   const { rows } = await db.query<ClaimedRow>(prepared('ix_job_claim', CLAIM_SQL, parameters));
   return rows.map(claimedOf);
 }
 
 /**
- * Once a claim found several clients' jobs queued (or one with limits), how long this process's
- * claims go straight to the fair statement: a one-client claim that finds it cannot serve is a
+ * Once a claim found several clients' jobs queued (or one with limits), this process's claims go
+ * straight to the fair statement for 30 s: a one-client claim that finds it cannot serve is a
  * statement wasted (~350 µs of PostgreSQL's CPU), at most once a pause.
  */
-const FAIR_CLAIMS_MS = 30_000;
-/** Until when (Date.now() time) claims skip ONE_CLIENT_CLAIM_SQL. */
-let fairClaimsUntil = 0;
+const fairClaims = new Pause(30_000);
 
 type ClaimedRow = JobRow & {
   claim_epoch: number;

@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import type { Job, RequestIX } from '../../contracts/index.js';
+import { Pause } from '../../time.js';
 import type { Db } from '../db.js';
 import { newIxId, newJobId } from '../ids.js';
 import { batchRows } from './batch-rows.js';
@@ -268,10 +269,8 @@ export async function jobInsertMany(db: Db, submissions: readonly Submission[]):
   });
 }
 
-/** After a failed try of INSERT_NEW_SQL, how long every batch takes INSERT_SQL at once. */
-const NEW_KEYS_PAUSE_MS = 30_000;
-/** Until when (Date.now() time) batches skip INSERT_NEW_SQL: a recent one met a key in use. */
-let newKeysPausedUntil = 0;
+/** After a failed try of INSERT_NEW_SQL (a key in use), every batch takes INSERT_SQL at once for 30 s. */
+const newKeysPause = new Pause(30_000);
 
 /**
  * Inserts `batch` (BatchColumns, as JSON) and returns the insert's row. A batch whose failed
@@ -285,13 +284,13 @@ let newKeysPausedUntil = 0;
  * for every job inserted without ON CONFLICT.
  */
 async function insertBatch(db: Db, batch: string): Promise<InsertedRow | undefined> {
-  if (Date.now() >= newKeysPausedUntil && outsideTransaction(db)) {
+  if (!newKeysPause.active && outsideTransaction(db)) {
     try {
       const { rows } = await db.query<InsertedRow>(prepared('ix_job_insert_new', INSERT_NEW_SQL, [batch]));
       return rows[0];
     } catch (error) {
       if (!isUniqueViolation(error, 'ix_jobs_correlation_key')) throw error;
-      newKeysPausedUntil = Date.now() + NEW_KEYS_PAUSE_MS;
+      newKeysPause.start();
     }
   }
   const { rows } = await db.query<InsertedRow>(prepared('ix_job_insert_many', INSERT_SQL, [batch]));
