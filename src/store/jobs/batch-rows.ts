@@ -10,16 +10,18 @@
  * `ROWS FROM (…) AS alias(columns)` over `param`'s arrays: each column as text, or as jsonb when
  * it is in `jsonb`. A column missing from the object is NULL in every row: ROWS FROM pads a
  * function's missing rows with NULLs, so a sender leaves out a column whose values are all null.
+ * `position`, when named, is a last column that numbers the rows from 1 in the batch's order.
  */
 export function batchRows(
   param: string,
   alias: string,
   columns: readonly string[],
-  jsonb: readonly string[] = [],
+  { jsonb = [], position }: { jsonb?: readonly string[]; position?: string } = {},
 ): string {
   const readers = columns.map(
     (column) =>
       `jsonb_array_elements${jsonb.includes(column) ? '' : '_text'}(${param}::jsonb -> '${column}')`,
   );
-  return `ROWS FROM (\n      ${readers.join(',\n      ')}\n    ) AS ${alias}(${columns.join(', ')})`;
+  const names = position === undefined ? columns : [...columns, position];
+  return `ROWS FROM (\n      ${readers.join(',\n      ')}\n    )${position === undefined ? '' : ' WITH ORDINALITY'} AS ${alias}(${names.join(', ')})`;
 }

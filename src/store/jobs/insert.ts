@@ -96,7 +96,7 @@ const insertSql = (conflicts: 'ON CONFLICT (client_id, request_id) DO NOTHING' |
         'max_attempts',
         'priority',
       ],
-      ['input'],
+      { jsonb: ['input'] },
     )}
   ), inserted AS (
     INSERT INTO ix_jobs (job_id, ix_id, client_id, request_id, callback_url, input, run_after, max_attempts, priority)
