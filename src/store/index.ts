@@ -87,7 +87,13 @@ export {
   jobCancelEnding,
   unlessFinished,
 } from './jobs/cancel.js';
-export { type Claimed, type ClaimOptions, jobClaimMany, jobNextReadyInMs } from './jobs/claim.js';
+export {
+  type Claimed,
+  type ClaimedJob,
+  type ClaimOptions,
+  jobClaimMany,
+  jobNextReadyInMs,
+} from './jobs/claim.js';
 export { jobCompleteMany, type Outcome, outcomeKey, storedResponseJson } from './jobs/complete.js';
 export { CorruptJobError } from './jobs/hydrate.js';
 export {

@@ -1,5 +1,4 @@
-import type { Job } from '../contracts/index.js';
-import type { Claimed } from '../store/index.js';
+import type { Claimed, ClaimedJob } from '../store/index.js';
 import type { JobAbort } from './run.js';
 
 /**
@@ -9,7 +8,7 @@ import type { JobAbort } from './run.js';
  * nothing the first one does (its cleanup, its stale outcome) can touch the second.
  */
 export interface Claim {
-  readonly job: Job;
+  readonly job: ClaimedJob;
   /** The job's claim_epoch at the claim: its start and outcome apply only while that holds. */
   readonly claimEpoch: number;
   /** The stored size of its input, counted against IX_WORKER_MAX_HELD_BYTES. */

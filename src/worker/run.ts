@@ -3,6 +3,9 @@ import type { Job, ProgressReport, ResponseIX } from '../contracts/index.js';
 import { withTimeout } from '../time.js';
 import type { Pipeline, PipelineContext, RetryableError } from './pipeline.js';
 
+/** What a run needs of its job: the request, and who it is for the pipeline's context and logs. */
+export type RunnableJob = Pick<Job, 'ix_id' | 'job_id' | 'attempts' | 'request'>;
+
 export class PipelineTimeoutError extends Error {
   constructor(readonly seconds: number) {
     super(`pipeline timed out after ${seconds} s (IX_PIPELINE_REQUEST_TIMEOUT_SECONDS)`);
@@ -79,7 +82,7 @@ class JobContext implements PipelineContext {
   readonly #options: RunOptions;
   #logger: Logger | undefined;
 
-  constructor(job: Job, options: RunOptions) {
+  constructor(job: RunnableJob, options: RunOptions) {
     this.ix_id = job.ix_id;
     this.job_id = job.job_id;
     this.attempt = job.attempts;
@@ -108,7 +111,11 @@ class JobContext implements PipelineContext {
  * retryable (the failure is the run's, not the request's); garbage returned is not (the same
  * code would return it again).
  */
-export async function runPipeline(pipeline: Pipeline, job: Job, options: RunOptions): Promise<RunOutcome> {
+export async function runPipeline(
+  pipeline: Pipeline,
+  job: RunnableJob,
+  options: RunOptions,
+): Promise<RunOutcome> {
   const ctx = new JobContext(job, options);
   try {
     // A pipeline written in JavaScript may return its result itself rather than a promise.

@@ -543,6 +543,8 @@ describe('jobCompleteMany', () => {
       startNow: 1,
     });
     expect([marked!.started, unmarked!.started, retried!.started]).toEqual([true, false, false]);
+    const markedAt = (await jobGet(db.pool, marked!.job.job_id))!.started_at;
+    expect(markedAt).not.toBeNull();
     const invokedAt = '2026-01-02T03:04:05.678Z';
     const outcome = (claimed: typeof marked) => ({
       jobId: claimed!.job.job_id,
@@ -575,7 +577,7 @@ describe('jobCompleteMany', () => {
     const [a, b, c] = await Promise.all(
       [marked, unmarked, retried].map(async (claimed) => (await jobGet(db.pool, claimed!.job.job_id))!),
     );
-    expect(a).toMatchObject({ status: 'done', started_at: marked!.job.started_at });
+    expect(a).toMatchObject({ status: 'done', started_at: markedAt });
     expect(b).toMatchObject({
       status: 'done',
       started_at: invokedAt,
@@ -816,12 +818,17 @@ describe('claimed, not started', () => {
     const jobs = await insertMany(3);
     await workerHeartbeat(db.pool, WORKER);
     const claimed = await jobClaimMany(db.pool, { limit: 3, workerId: WORKER, startNow: 1 });
-    expect(claimed.map((c) => [c.job.job_id, c.started, c.job.status])).toEqual([
-      [jobs[0]!.job_id, true, 'running'],
-      [jobs[1]!.job_id, false, 'pending'],
-      [jobs[2]!.job_id, false, 'pending'],
+    expect(claimed.map((c) => [c.job.job_id, c.started])).toEqual([
+      [jobs[0]!.job_id, true],
+      [jobs[1]!.job_id, false],
+      [jobs[2]!.job_id, false],
     ]);
-    expect(claimed[0]!.job.started_at).not.toBeNull();
+    const first = await jobGet(db.pool, jobs[0]!.job_id);
+    expect(first).toMatchObject({
+      status: 'running',
+      attempt_history: [{ worker_id: WORKER, finished_at: null }],
+    });
+    expect(first!.started_at).not.toBeNull();
     expect(await jobGet(db.pool, jobs[1]!.job_id)).toMatchObject({ status: 'pending', started_at: null });
     // Nobody else can claim them meanwhile.
     expect(await claimPending(db.pool, 5)).toEqual([]);

@@ -11,6 +11,7 @@ import {
   jobClaimMany,
   jobCompleteMany,
   jobGet,
+  jobGetMany,
   jobInsertMany,
   jobStartMany,
   type Outcome,
@@ -53,10 +54,14 @@ export async function claimPending(db: Db, limit: number, workerId: string | nul
   const claimed = await jobClaimMany(db, { limit, workerId, startNow: limit });
   // The claim does not start a job once rescued from a dead worker (workers run it alone).
   const waiting = claimed.filter((c) => !c.started);
-  const startedAt = await jobStartMany(db, workerId, waiting);
-  return claimed.map((c) =>
-    c.started ? c.job : { ...c.job, status: 'running', started_at: startedAt.get(c.job.job_id) ?? null },
+  await jobStartMany(db, workerId, waiting);
+  // A claim returns what a worker needs of its jobs; tests look at the whole of each.
+  const read = await jobGetMany(
+    db,
+    claimed.map((c) => c.job.job_id),
   );
+  const jobs = new Map(read.map((j) => [j.job_id, j]));
+  return claimed.map((c) => jobs.get(c.job.job_id)!);
 }
 
 export async function claimNextPending(db: Db, workerId: string | null = null): Promise<Job | null> {

@@ -2,8 +2,6 @@
  * The parts the claim statements share (claim.ts): finding the clients with queued jobs, reading a
  * client's ready jobs, and the steps every claim ends with once it knows which queue rows it takes.
  */
-import { JOB_COLUMNS_OF_J } from './hydrate.js';
-
 // The clients with queued jobs, each with the highest priority among its queued jobs (ready or
 // not), one index probe each: a skip from one client to the next through the queue's (client_id,
 // priority DESC, ready_at, seq) index, whose first entry for a client holds that priority. Needs
@@ -47,8 +45,9 @@ export function readyJobs(client: string, top: string, limit: string, condition 
 //   flatten into a join: a generic plan is made once per connection, and one made before the
 //   tables had statistics joined the picked jobs to ix_jobs by a nested loop that compared every
 //   pair (1,019,090 comparisons in a claim of 1,010; 78 of 714 claims in one `bench:worker` run).
-//   It reads ix_jobs as it was before `started` changed it (a statement sees one snapshot), so a
-//   started job's status, started_at and worker_id come from `started`.
+//   It reads only what the claimer needs to run the job and record its outcome (ClaimedJob), and
+//   ix_jobs as it was before `started` changed it (a statement sees one snapshot): whether a job
+//   started comes from `started`.
 export const TAKE_GRANTED = `picked AS (
     -- By ctid: the rows are locked by this statement, so none has moved (the queue has no index
     -- on seq; see migrations/0013_clients.ts).
@@ -56,7 +55,8 @@ export const TAKE_GRANTED = `picked AS (
   ), taken AS (
     SELECT c.ctid, c.position, c.input_bytes, c.ready_at, c.limited, j.* FROM granted c
     CROSS JOIN LATERAL (
-      SELECT ${JOB_COLUMNS_OF_J}, j.claim_epoch, j.rescues FROM ix_jobs j
+      SELECT j.job_id, j.ix_id, j.client_id, j.request_id, j.created_at, j.callback_url, j.input, j.attempts,
+        j.priority, j.claim_epoch, j.rescues FROM ix_jobs j
       WHERE j.job_id = c.job_id AND j.status = 'pending' LIMIT 1
     ) j
   ), leased AS (
@@ -67,13 +67,14 @@ export const TAKE_GRANTED = `picked AS (
     UPDATE ix_jobs j SET status = 'running', started_at = now(), worker_id = $2
     WHERE j.job_id = ANY (ARRAY (SELECT job_id FROM taken WHERE position <= $3))
       AND j.status = 'pending' AND j.rescues = 0
-    RETURNING j.job_id, j.started_at
+    RETURNING j.job_id
   )`;
 
-/** A claim's rows: each job taken, as it is after the claim, in the order it was handed out. */
-export const CLAIMED_ROWS = `SELECT ${JOB_COLUMNS_OF_J.replaceAll('j.', 'c.').replace('c.status', "CASE WHEN s.job_id IS NULL THEN c.status ELSE 'running' END AS status").replace('c.started_at', 'coalesce(s.started_at, c.started_at) AS started_at').replace('c.worker_id', 'CASE WHEN s.job_id IS NULL THEN c.worker_id ELSE $2::uuid END AS worker_id')},
-    c.claim_epoch, c.rescues, c.input_bytes, extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds,
-    c.limited, (SELECT lease_id FROM leased)::text AS lease_id, c.position
+/** A claim's rows: each job taken, and whether the claim started it, in the order it was handed out. */
+export const CLAIMED_ROWS = `SELECT c.job_id, c.ix_id, c.client_id, c.request_id, c.created_at, c.callback_url, c.input,
+    c.attempts, c.priority, s.job_id IS NOT NULL AS started, c.claim_epoch, c.rescues, c.input_bytes,
+    extract(epoch FROM now() - c.ready_at)::float8 AS waited_seconds, c.limited,
+    (SELECT lease_id FROM leased)::text AS lease_id, c.position
   FROM taken c
   LEFT JOIN started s ON s.job_id = c.job_id
   ORDER BY c.position`;
