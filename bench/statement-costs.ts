@@ -4,7 +4,9 @@
  * that plans as a worker's does (generic plans), for a statement that does nothing (`SELECT 1`), a
  * one-row update with its durable commit, the claim on an empty queue, the next-due probe, a
  * claim of one job, the completion of one job, and then the same claim and completion of 100
- * jobs (BATCH), per job. Blocks of CALLS calls, ROUNDS times; prints one JSON line of medians.
+ * jobs (BATCH), per job, with the client's CPU for those (this process: writing the statement,
+ * reading and shaping its rows, as a worker does). Blocks of CALLS calls, ROUNDS times; prints one
+ * JSON line of medians.
  * Run: npm run bench:statement-costs
  * Env: CALLS (1000), ROUNDS (3), BATCH (100), PGHOST/PGPORT/PGUSER (127.0.0.1:5432, postgres; the server must be
  *      on this machine), IX_BENCH_DB (bench_statement_costs, recreated).
@@ -28,6 +30,11 @@ const ROUNDS = Number(env('ROUNDS', '3'));
 const DB = env('IX_BENCH_DB', 'bench_statement_costs');
 const WORKER = '00000000-0000-7000-8000-00000000c057';
 const BATCH = Number(env('BATCH', '100'));
+
+interface Cost {
+  backend: number;
+  client: number;
+}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -70,16 +77,25 @@ async function main() {
       { workerId: WORKER, endedLeases: [...new Set(claims.map((c) => c.leaseId))] },
     );
 
-  /** Backend CPU µs per call of `step`, over CALLS calls; `prepare` runs first, unmeasured. */
+  /**
+   * The backend's CPU µs per call of `step`, and this process's (the client: sending the
+   * statement, reading and shaping its rows), over CALLS calls; `prepare` runs first, unmeasured.
+   */
   const perCall = async (step: (call: number) => Promise<unknown>, prepare?: () => Promise<void>) => {
     await prepare?.();
     const before = await backendCpu();
+    const clientBefore = process.cpuUsage();
     for (let call = 0; call < CALLS; call++) await step(call);
-    return ((await backendCpu()) - before) / CALLS;
+    const client = process.cpuUsage(clientBefore);
+    return {
+      backend: ((await backendCpu()) - before) / CALLS,
+      client: (client.user + client.system) / CALLS,
+    };
   };
+  const perJob = ({ backend, client }: Cost) => ({ backend: backend / BATCH, client: client / BATCH });
 
   const held: Claimed[] = [];
-  const steps: Record<string, () => Promise<number>> = {
+  const steps: Record<string, () => Promise<Cost>> = {
     select_1: () => perCall(() => worker.query('SELECT 1')),
     one_row_update_committed: () =>
       perCall(() =>
@@ -94,18 +110,20 @@ async function main() {
       ),
     complete_1_job: () => perCall((call) => complete([held[call]!])),
     [`claim_${BATCH}_jobs_per_job`]: async () =>
-      (await perCall(
-        async () => held.push(...(await claim(BATCH))),
-        async () => {
-          held.length = 0;
-          for (let i = 0; i < CALLS; i++) await submit(BATCH);
-        },
-      )) / BATCH,
+      perJob(
+        await perCall(
+          async () => held.push(...(await claim(BATCH))),
+          async () => {
+            held.length = 0;
+            for (let i = 0; i < CALLS; i++) await submit(BATCH);
+          },
+        ),
+      ),
     [`complete_${BATCH}_jobs_per_job`]: async () =>
-      (await perCall((call) => complete(held.slice(call * BATCH, (call + 1) * BATCH)))) / BATCH,
+      perJob(await perCall((call) => complete(held.slice(call * BATCH, (call + 1) * BATCH)))),
   };
 
-  const results = new Map<string, number[]>();
+  const results = new Map<string, Cost[]>();
   for (let round = 0; round < ROUNDS; round++) {
     held.length = 0;
     // As autovacuum would between rounds: the last round's dead queue entries would otherwise
@@ -121,7 +139,15 @@ async function main() {
       bench: 'statement-costs',
       calls: CALLS,
       rounds: ROUNDS,
-      backend_cpu_us: Object.fromEntries([...results].map(([name, xs]) => [name, Math.round(median(xs))])),
+      backend_cpu_us: Object.fromEntries(
+        [...results].map(([name, costs]) => [name, Math.round(median(costs.map((c) => c.backend)))]),
+      ),
+      // Only the batches': a single call's client CPU is mostly the round trip's own.
+      client_cpu_us: Object.fromEntries(
+        [...results]
+          .filter(([name]) => name.endsWith('_per_job'))
+          .map(([name, costs]) => [name, Math.round(median(costs.map((c) => c.client)) * 10) / 10]),
+      ),
     }),
   );
   await worker.end();

@@ -94,8 +94,10 @@ async function main() {
 
   // Process from the pre-filled queue: clock from worker start to every job finished.
   let handled = 0;
+  let firstJobAt = 0;
   let allHandled: (() => void) | null = null;
   onJob = () => {
+    if (handled === 0) firstJobAt = performance.now();
     if (++handled === N) allHandled?.();
   };
   /** Wall time, and the CPU this process (the worker) and PostgreSQL spent, per job. */
@@ -124,6 +126,7 @@ async function main() {
     await worker.start();
     // Every handler has run, then every outcome is recorded (checked in full below).
     await handlersDone;
+    const handlersDoneMs = performance.now() - started;
     await untilDrained(probe);
     const ms = performance.now() - started;
     const workerCpu = ownCpuMicros() - ownBefore;
@@ -133,6 +136,13 @@ async function main() {
     log(`${label}: handled ${handled}, all finished in ${round(ms)} ms`);
     return {
       ms,
+      // As the peers' benchmarks report them: how long until the first job ran, and the last.
+      detail: {
+        process_per_s: round(N / (ms / 1000)),
+        process_wall_ms: round(ms),
+        handlers_done_ms: round(handlersDoneMs),
+        first_job_ms: round(firstJobAt - started),
+      },
       statementsPerJob: round(statements / N, 3),
       workerCpuPerJob: round(workerCpu / N),
       postgresCpuPerJob:
@@ -163,7 +173,8 @@ async function main() {
   await notifier.settled();
   const enqueueBulkMs = performance.now() - t;
   log(`bulk enqueue of ${N}: ${round(enqueueBulkMs)} ms`);
-  const processAfterBulkMs = (await processPhase('process after bulk enqueue')).ms;
+  const processedAfterBulk = await processPhase('process after bulk enqueue');
+  const processAfterBulkMs = processedAfterBulk.ms;
   const walBulkBytes = await walSince(walBulk0);
   log(`WAL for bulk enqueue + process: ${walBulkBytes} bytes`);
 
@@ -248,6 +259,7 @@ async function main() {
       enqueue_bulk_per_s: round(N / (enqueueBulkMs / 1000)),
       process_per_s: round(N / (processMs / 1000)),
       process_after_bulk_per_s: round(N / (processAfterBulkMs / 1000)),
+      process_detail: { after_single: processed.detail, after_bulk: processedAfterBulk.detail },
       wal_bytes_per_job: round(walBytes / N),
       // As the pgbench bound's loop inserts: in batches, not a transaction a job.
       wal_bytes_per_job_after_bulk: round(walBulkBytes / N),

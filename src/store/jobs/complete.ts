@@ -148,7 +148,7 @@ const COMPLETE_SQL = `
  * COMPLETE_SQL answers with one letter an outcome, in the batch's order: the status it left its
  * job in, by initial, or '-' where it did not apply. A row an outcome (its job id, attempt and
  * status) cost the worker ~1.5 µs and ~400 bytes of garbage a job to read, for an answer that is
- * nearly always "as asked" (bench/RESULTS.md, "The completion's answer in one row").
+ * nearly always "as asked" (bench/RESULTS.md, "The completion's answer in one row, and leaner claims").
  */
 const STATUS_BY_INITIAL: Readonly<Record<string, JobStatus>> = {
   d: 'done',
