@@ -190,11 +190,22 @@ export class Worker {
   }
 
   async start(): Promise<void> {
-    await this.heartbeat.register();
+    // The listen connection is made while the worker registers and claims: once it listens it
+    // wakes the claim loop (onReconnect), so a job submitted before then is still claimed at
+    // once. Made first, it delayed the first job by its connection and LISTENs (~5–10 ms here).
+    const listening = this.listener.start();
+    try {
+      await this.heartbeat.register();
+    } catch (error) {
+      await this.listener.close();
+      throw error;
+    }
     this.heartbeat.start();
+    // First: the claim takes the connection registering used, and the sweep opens another.
+    this.claimLoop.start();
     this.sweeper.start();
     this.progress.start();
-    await this.listener.start();
+    await listening;
     this.logger.info(
       {
         concurrency: this.config.concurrency,
@@ -204,7 +215,6 @@ export class Worker {
       },
       'worker started',
     );
-    this.claimLoop.start();
   }
 
   /**

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { describe, expect, it, vi } from 'vitest';
 import type { RequestIX } from '../../src/contracts/index.js';
 import { jobGet, workerHeartbeat } from '../../src/store/index.js';
@@ -209,6 +210,30 @@ describe('worker', () => {
       'SELECT (SELECT count(*) FROM ix_job_leases)::int AS leases, (SELECT count(*) FROM ix_workers)::int AS workers',
     );
     expect(rows[0]).toEqual({ leases: 0, workers: 0 });
+  });
+
+  it('a worker beats once to register, then an interval later: not again at once', async () => {
+    let beats = 0;
+    const pool = new Proxy(db.pool, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (property !== 'query') return typeof value === 'function' ? value.bind(target) : value;
+        return (config: string | pg.QueryConfig, values?: unknown[]) => {
+          const text = typeof config === 'string' ? config : config.text;
+          if (text.includes('INSERT INTO ix_workers')) beats += 1;
+          return target.query(config, values);
+        };
+      },
+    });
+    const worker = makeWorker({ pool, url: db.url }, echoPipeline, { heartbeatIntervalSeconds: 1 });
+    await worker.start();
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      expect(beats).toBe(1);
+      await eventually(async () => beats === 2, 'the next beat, an interval later', 2_000);
+    } finally {
+      await worker.stop();
+    }
   });
 
   it('an idle worker picks a new job up through NOTIFY, not the poll', async () => {
