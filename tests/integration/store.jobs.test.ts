@@ -533,6 +533,43 @@ describe('jobCompleteMany', () => {
     expect((await jobGet(db.pool, jobs[3]!.job_id))?.status).toBe('pending');
   });
 
+  it("a batch's answer keeps each outcome in its place: applied, stale, unknown, retried, at the budget, twice in one batch", async () => {
+    const [done, twice, retried, , failed] = await insertMany(5);
+    const [lastTry] = admitted(
+      await jobInsertMany(db.pool, [{ request: makeRequest(), callbackUrl: null, maxAttempts: 1 }]),
+    );
+    await claimPending(db.pool, 6);
+    const outcome = (jobId: string, attempt: number, status: 'done' | 'error' | 'retry', ixId: string) => ({
+      jobId,
+      attempt,
+      status,
+      response: status === 'done' ? success(ixId) : failure(ixId, 'busy'),
+      ...(status === 'retry' ? { retryInSeconds: 60 } : {}),
+    });
+    const unknown = '01000000-0000-7000-8000-000000000000';
+    const outcomes = [
+      outcome(done!.job_id, 0, 'done', done!.ix_id),
+      outcome(twice!.job_id, 1, 'done', twice!.ix_id),
+      outcome(retried!.job_id, 0, 'retry', retried!.ix_id),
+      outcome(unknown, 0, 'done', '0123456789abcdef'),
+      outcome(lastTry!.job.job_id, 0, 'retry', lastTry!.job.ix_id),
+      outcome(failed!.job_id, 0, 'error', failed!.ix_id),
+      outcome(twice!.job_id, 0, 'done', twice!.ix_id),
+    ];
+    const applied = await jobCompleteMany(db.pool, outcomes, { maxAttempts: 3 });
+    expect(applied).toEqual(
+      new Map([
+        [outcomeKey(done!.job_id, 0), 'done'],
+        [outcomeKey(retried!.job_id, 0), 'pending'],
+        [outcomeKey(lastTry!.job.job_id, 0), 'error'],
+        [outcomeKey(failed!.job_id, 0), 'error'],
+        [outcomeKey(twice!.job_id, 0), 'done'],
+      ]),
+    );
+    expect(await jobGet(db.pool, retried!.job_id)).toMatchObject({ status: 'pending', attempts: 1 });
+    expect(await jobGet(db.pool, lastTry!.job.job_id)).toMatchObject({ status: 'error', attempts: 0 });
+  });
+
   it('one batch mixing every column: a marked start and unmarked ones, a retry beside ends, limited or not', async () => {
     const worker = '00000000-0000-7000-8000-0000000000b1';
     await workerHeartbeat(db.pool, worker);
