@@ -12,7 +12,8 @@
  * - jobs/tombstones.ts  what is left of a pruned job, holding its key
  * - jobs/hydrate.ts   job rows: the columns read, their check against the Job contract
  * - admin.ts          what operators read and do: job search, the overview, a retry
- * - notify.ts         waking workers when jobs become pending
+ * - notify.ts         waking workers when jobs become pending, telling watchers of changes
+ * - watchers.ts       the processes with someone waiting on a job
  * - workers.ts        the worker registry and its heartbeats
  * - callbacks.ts      the callback delivery queue and each job's attempt log
  * - clients.ts        clients as data: their settings, limits and key digests (ix clients)
@@ -130,6 +131,8 @@ export {
   jobNotifyChanged,
   jobNotifyPending,
   Notifier,
+  notifyChangedProbe,
   PENDING_CHANNEL,
 } from './notify.js';
+export { watcherRegister, watcherRemove } from './watchers.js';
 export { type Beat, workerHeartbeat, workerPruneStale, workerRemove } from './workers.js';

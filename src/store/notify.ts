@@ -20,7 +20,10 @@ export const CANCEL_CHANNEL = 'ix_job_cancel';
  * separated: started, progressed, retried, handed back, ended. API processes LISTEN on it to
  * answer long-polls and event streams the moment a job changes (src/watch/). Sent after the
  * commit that made the change, never inside its transaction (see above), so a lost notification
- * costs a waiter latency (its watcher's shared poll makes it up), never a change.
+ * costs a waiter latency (its watcher's shared poll makes it up), never a change. Sent only while
+ * a process with someone waiting is registered (watchers.ts): PostgreSQL wakes every listening
+ * session of the database for every notification, whatever its channel, so unheard ones cost
+ * each worker's and API's listen connection a wake-up.
  */
 export const CHANGED_CHANNEL = 'ix_job_changed';
 
@@ -31,16 +34,30 @@ export async function jobNotifyPending(db: Db): Promise<void> {
   await db.query("SELECT pg_notify($1, '')", [PENDING_CHANNEL]);
 }
 
-/** Tells CHANGED_CHANNEL's listeners that these jobs changed, in one statement. */
+// The registry is read in the statement's own snapshot: a watcher registered before it began is
+// told (watcherRegister).
+const NOTIFY_CHANGED_SQL = `
+  SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload
+  WHERE EXISTS (SELECT 1 FROM ix_watchers WHERE until > now())`;
+
+/**
+ * Tells CHANGED_CHANNEL's listeners that these jobs changed, in one statement, if any process
+ * has someone waiting (watchers.ts); otherwise sends nothing.
+ */
 export async function jobNotifyChanged(db: Db, jobIds: readonly string[]): Promise<void> {
   if (jobIds.length === 0) return;
   const payloads: string[] = [];
   for (let i = 0; i < jobIds.length; i += IDS_PER_NOTIFICATION)
     payloads.push(jobIds.slice(i, i + IDS_PER_NOTIFICATION).join(','));
-  await db.query('SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload', [
-    CHANGED_CHANNEL,
-    payloads,
-  ]);
+  await db.query(NOTIFY_CHANGED_SQL, [CHANGED_CHANNEL, payloads]);
+}
+
+/**
+ * Sends `payload` on CHANGED_CHANNEL whoever waits: a watcher checks with it that notifications
+ * reach it at all, before it has anyone waiting.
+ */
+export async function notifyChangedProbe(db: Db, payload: string): Promise<void> {
+  await db.query('SELECT pg_notify($1, $2)', [CHANGED_CHANNEL, payload]);
 }
 
 /**

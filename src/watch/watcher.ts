@@ -11,6 +11,9 @@
  *   notifications work the same shared poll still runs, rarely (SAFETY_POLL_MS), as a net.
  * - The same connection carries CLIENTS_CHANNEL for the client directory (src/api/directory.ts),
  *   so an API process holds one LISTEN connection whatever it listens for.
+ * - Job changes are notified only while some process has someone waiting (ix_watchers): a
+ *   watcher registers before its first waiter's job is read again, renews the registration while
+ *   it has waiters, and removes it when it has none.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -21,8 +24,10 @@ import {
   CLIENTS_CHANNEL,
   type Db,
   jobGetMany,
-  jobNotifyChanged,
   Listener,
+  notifyChangedProbe,
+  watcherRegister,
+  watcherRemove,
 } from '../store/index.js';
 
 /** While notifications arrive, how often every watched job is read anyway, in case one was lost. */
@@ -30,6 +35,10 @@ const SAFETY_POLL_MS = 10_000;
 /** How long the notification sent to itself may take before notifications count as not arriving. */
 const PROBE_TIMEOUT_MS = 2_000;
 const PROBE_PREFIX = 'probe:';
+/** How long a registration holds unless renewed: three safety polls, each of which renews it. */
+const REGISTRATION_SECONDS = (3 * SAFETY_POLL_MS) / 1000;
+/** A registration this old is renewed by the next refresh or poll. */
+const RENEW_AFTER_MS = SAFETY_POLL_MS / 2;
 
 export interface WatcherOptions {
   pool: Db;
@@ -54,6 +63,19 @@ export class JobWatcher {
   private refreshing: Promise<void> | null = null;
   /** Told of every change to a client, and after every (re)connect (changes then went untold). */
   private readonly clientWatchers = new Set<() => void>();
+  /** This process's row in ix_watchers, while it has waiters. */
+  private readonly watcherId = randomUUID();
+  /** When the registration in force was made; null: none. */
+  private registeredAt: number | null = null;
+  /**
+   * A first waiter came after a time with none: register again rather than trust a registration
+   * made before, which may have lapsed or gone meanwhile.
+   */
+  private registerAnew = true;
+  /** The last registration failed: changes may go untold, so the shared poll runs at its pace. */
+  private registrationFailed = false;
+  /** Registrations and removals, one after the other, each deciding by the waiters at its turn. */
+  private registration: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: WatcherOptions) {
     this.listener = new Listener(
@@ -75,7 +97,7 @@ export class JobWatcher {
       idleMs: options.pollIntervalMs,
       pass: async () => {
         await this.runOnce();
-        return this.notified === true ? SAFETY_POLL_MS : options.pollIntervalMs;
+        return this.notified === true && !this.registrationFailed ? SAFETY_POLL_MS : options.pollIntervalMs;
       },
     });
   }
@@ -88,6 +110,8 @@ export class JobWatcher {
 
   async close(): Promise<void> {
     await Promise.all([this.listener.close(), this.poll.stop()]);
+    this.listeners.clear();
+    await this.syncRegistration();
   }
 
   /** How many listeners wait on jobs now. */
@@ -104,6 +128,7 @@ export class JobWatcher {
 
   /** Calls `listener` with the job each time it is read after a change; returns the unsubscribe. */
   watch(jobId: string, listener: JobListener): () => void {
+    if (this.listeners.size === 0) this.registerAnew = true;
     let set = this.listeners.get(jobId);
     if (!set) {
       set = new Set();
@@ -133,9 +158,50 @@ export class JobWatcher {
     for (const listener of this.clientWatchers) listener();
   }
 
-  /** The shared poll: reads every watched job once, in one statement, and hands each out. */
+  /**
+   * The shared poll: renews the registration (or removes it, with nobody waiting), then reads
+   * every watched job once, in one statement, and hands each out.
+   */
   async runOnce(): Promise<void> {
+    await this.syncRegistration();
     await this.read([...this.listeners.keys()]);
+  }
+
+  /**
+   * Registers while anyone waits, renewing a registration RENEW_AFTER_MS old; removes it once
+   * nobody does. Queued behind the one in flight, so a removal never lands after a registration
+   * a new waiter needed. A failure is logged: the shared poll then serves at its pace.
+   */
+  private syncRegistration(): Promise<void> {
+    this.registration = this.registration.then(async () => {
+      const waiting = this.listeners.size > 0;
+      try {
+        if (!waiting && this.registeredAt !== null) {
+          await watcherRemove(this.options.pool, this.watcherId);
+          this.registeredAt = null;
+        } else if (
+          waiting &&
+          (this.registerAnew ||
+            this.registeredAt === null ||
+            Date.now() - this.registeredAt >= RENEW_AFTER_MS)
+        ) {
+          const at = Date.now();
+          this.registerAnew = false;
+          await watcherRegister(this.options.pool, this.watcherId, REGISTRATION_SECONDS);
+          this.registeredAt = at;
+        }
+        this.registrationFailed = false;
+      } catch (error) {
+        const newlyFailed = waiting && !this.registrationFailed;
+        this.registrationFailed = waiting;
+        // Tried again at the next refresh or poll, whatever the age of an earlier registration.
+        if (waiting) this.registerAnew = true;
+        this.options.logger.warn({ err: error }, 'could not register as watching jobs; waiters are polled');
+        // The poll may be waiting out its safety interval: from now on it goes at its pace.
+        if (newlyFailed) this.poll.wake();
+      }
+    });
+    return this.registration;
   }
 
   private onNotification(payload: string): void {
@@ -150,6 +216,8 @@ export class JobWatcher {
   /** Reads the jobs notifications named, as one statement for whatever arrived meanwhile. */
   private async refresh(): Promise<void> {
     try {
+      // Registered first: a change committed after this is told, one committed before is read.
+      await this.syncRegistration();
       while (this.changed.size > 0) {
         const ids = [...this.changed].filter((id) => this.listeners.has(id));
         this.changed.clear();
@@ -186,7 +254,7 @@ export class JobWatcher {
       setTimeout(() => resolve(false), PROBE_TIMEOUT_MS).unref();
     });
     try {
-      await jobNotifyChanged(this.options.pool, [PROBE_PREFIX + token]);
+      await notifyChangedProbe(this.options.pool, PROBE_PREFIX + token);
     } catch (error) {
       this.options.logger.warn({ err: error }, 'could not check that job change notifications arrive');
     }

@@ -14,6 +14,7 @@ import { clients } from './0013_clients.js';
 import { batchLeases } from './0014_batch_leases.js';
 import { storedResponses } from './0015_stored_responses.js';
 import { requestDigestOnDemand } from './0016_request_digest_on_demand.js';
+import { watchers } from './0017_watchers.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -36,4 +37,5 @@ export const MIGRATIONS: readonly Migration[] = [
   batchLeases,
   storedResponses,
   requestDigestOnDemand,
+  watchers,
 ];
