@@ -216,9 +216,11 @@ export class JobWatcher {
   /** Reads the jobs notifications named, as one statement for whatever arrived meanwhile. */
   private async refresh(): Promise<void> {
     try {
-      // Registered first: a change committed after this is told, one committed before is read.
-      await this.syncRegistration();
       while (this.changed.size > 0) {
+        // Registered first, before every read: a change committed after this is told, one
+        // committed before is read. A first waiter may join this loop while it reads for others,
+        // after its registration went with the last waiter before it.
+        await this.syncRegistration();
         const ids = [...this.changed].filter((id) => this.listeners.has(id));
         this.changed.clear();
         await this.read(ids);

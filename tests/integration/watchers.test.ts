@@ -97,4 +97,50 @@ describe('job change notifications', () => {
     }
     expect(await registrations()).toBe(0);
   });
+
+  it('a first waiter that joins a read in flight, after the last one left and its registration went, is registered before its job is read', async () => {
+    // The watcher's reads of jobs wait at a gate while it is shut; its other statements pass.
+    let gate: Promise<void> | null = null;
+    let open = () => {};
+    const readsOf: string[][] = [];
+    const registeredAtRead: number[] = [];
+    const pool = {
+      query: async (config: string | pg.QueryConfig, values?: unknown[]) => {
+        const text = typeof config === 'string' ? config : config.text;
+        if (text.includes('FROM ix_jobs')) {
+          readsOf.push((values?.[0] ?? (config as pg.QueryConfig).values?.[0]) as string[]);
+          registeredAtRead.push(await registrations());
+          if (gate) await gate;
+        }
+        return db.pool.query(config as string, values);
+      },
+    } as unknown as pg.Pool;
+    const watcher = new JobWatcher({
+      pool,
+      connectionString: null,
+      logger: silentLogger,
+      pollIntervalMs: 600_000,
+    });
+    try {
+      const { job: first } = await insertPending(db.pool, makeRequest(), null);
+      const { job: second } = await insertPending(db.pool, makeRequest(), null);
+      gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      const unwatchFirst = watcher.watch(first.job_id, () => {});
+      await eventually(async () => readsOf.length === 1, 'the first job read, held at the gate');
+      unwatchFirst();
+      await watcher.runOnce();
+      expect(await registrations()).toBe(0);
+      const seen: string[] = [];
+      watcher.watch(second.job_id, (read) => seen.push(read.status));
+      open();
+      await eventually(async () => seen.length === 1, 'the second job read');
+      // Its read came after its registration, in the loop that was reading the first job.
+      expect(readsOf.at(-1)).toContain(second.job_id);
+      expect(registeredAtRead.at(-1)).toBe(1);
+    } finally {
+      await watcher.close();
+    }
+  });
 });
