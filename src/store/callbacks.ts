@@ -28,7 +28,7 @@ export interface CallbackClaimOptions {
 // The lease is the claim: pushing next_attempt_at forward hides the row from other deliverers
 // until it runs out, so one that died mid-delivery leaves the attempt to be made again, and no
 // lock is held across the HTTP request. SKIP LOCKED keeps concurrent claims from waiting on or
-// taking each other's rows. The job rows are read by their ids (\`= ANY\`), whatever the plan: one
+// taking each other's rows. The job rows are read by their ids (`= ANY`), whatever the plan: one
 // made on a small table could hash ix_jobs whole for every claim (see jobs/complete.ts).
 const CALLBACK_CLAIM_SQL = `
   WITH due AS (

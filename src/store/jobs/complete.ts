@@ -63,7 +63,7 @@ export const outcomeKey = (jobId: string, attempt: number): string => `${jobId}/
 // that claim's (the lease's own rule: leases.ts), provided it was claimed at all: a pending
 // outcome names its claim's lease, which must still exist (a primary-key probe, where reading the
 // lease's entries would detoast its arrays for every job). The job rows are looked up by the
-// outcomes' ids (\`= ANY\`), so no plan can read ix_jobs whole: a worker plans this once per
+// outcomes' ids (`= ANY`), so no plan can read ix_jobs whole: a worker plans this once per
 // connection (generic plans), and one made while ix_jobs held a few hundred rows hashed the whole
 // table for every batch, 120–165 ms a statement beside 100,000 jobs (auto_explain).
 // A retry is a way back: `attempts + 1` (the run is charged), the job `pending` again with the

@@ -17,7 +17,7 @@ export interface ProgressUpdate {
 
 // Fenced like an outcome (complete.ts): only the run that holds the job, and only while it is
 // marked running, so a run that was rescued or has ended cannot report over a newer one. The job
-// rows are read by their ids (\`= ANY\`), whatever the plan (see complete.ts).
+// rows are read by their ids (`= ANY`), whatever the plan (see complete.ts).
 const PROGRESS_SQL = `
   UPDATE ix_jobs j SET progress = jsonb_build_object('percent', u.percent, 'stage', u.stage,
     'message', u.message, 'updated_at', ${isoText('now()')})

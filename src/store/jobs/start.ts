@@ -9,7 +9,7 @@ import { isoTimestamp, prepared } from './hydrate.js';
 // A claim is held, unstarted, while its job is `pending` at the claim's attempt and epoch: every
 // way back to the queue moves the epoch on. Running already, at the same attempt and epoch, by
 // this worker: an earlier try of this very start that committed but whose answer was lost.
-// \`= ANY ($1)\`: the job rows by their ids, whatever the plan (see complete.ts).
+// `= ANY ($1)`: the job rows by their ids, whatever the plan (see complete.ts).
 const START_SQL = `
   UPDATE ix_jobs j SET status = 'running', worker_id = $4,
     started_at = CASE WHEN j.status = 'pending' THEN now() ELSE j.started_at END
