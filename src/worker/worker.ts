@@ -14,7 +14,8 @@ import {
   PENDING_CHANNEL,
 } from '../store/index.js';
 import { Pace, settlesWithin } from '../time.js';
-import { type Claim, newClaim, startsAlone, startsCarefully } from './claim.js';
+import { ClaimBuffer } from './buffer.js';
+import { type Claim, newClaim, startsCarefully } from './claim.js';
 import { ClaimWakes } from './claim-wakes.js';
 import { Completer, type Finished } from './completer.js';
 import { handBack } from './hand-back.js';
@@ -70,9 +71,7 @@ export class Worker {
   );
   private readonly completer: Completer;
   private readonly held = new HeldClaims((leaseId) => this.completer.endLease(leaseId));
-  private buffer: Claim[] = [];
-  /** A claim that runs alone (see startsAlone): nothing else starts until it has finished. */
-  private alone: Claim | null = null;
+  private readonly buffer = new ClaimBuffer();
   private readonly runs: Runs;
   private readonly claimLoop: Loop;
   private readonly heartbeat: Heartbeat;
@@ -133,7 +132,7 @@ export class Worker {
         if (this.held.has(claim)) this.completer.add(finishedRun(claim, run, this.config));
       },
       ended: (claim) => {
-        if (this.alone === claim) this.alone = null;
+        this.buffer.ended(claim);
         this.startBuffered();
         this.wakes.roomMade(false);
       },
@@ -274,9 +273,7 @@ export class Worker {
   cancel(jobId: string): void {
     for (const claim of this.held) {
       if (claim.job.job_id !== jobId) continue;
-      const buffered = this.buffer.indexOf(claim);
-      if (buffered >= 0) {
-        this.buffer.splice(buffered, 1);
+      if (this.buffer.remove(claim)) {
         this.forget(claim);
         continue;
       }
@@ -308,7 +305,7 @@ export class Worker {
       if (claim.marked) {
         started.push(claim.job.job_id);
         this.runs.start(claim);
-      } else this.buffer.push(claim);
+      } else this.buffer.add(claim);
     }
     this.changes.notify(started);
     this.startBuffered();
@@ -317,15 +314,9 @@ export class Worker {
 
   /** Moves buffered claims into free slots, in the order they were claimed. */
   private startBuffered(): void {
-    while (!this.stopping && this.buffer.length > 0 && this.alone === null) {
-      const claim = this.buffer[0]!;
-      if (startsAlone(claim)) {
-        if (this.startedOrStarting > 0) return;
-        this.alone = claim;
-      } else if (this.startedOrStarting >= this.config.concurrency) {
-        return;
-      }
-      this.buffer.shift();
+    while (!this.stopping) {
+      const claim = this.buffer.next(this.startedOrStarting, this.config.concurrency);
+      if (claim === null) return;
       if (startsCarefully(claim)) {
         this.starter.startCarefully(claim);
       } else {
@@ -352,7 +343,7 @@ export class Worker {
 
   /** `claim` is no longer this worker's; `left`: nor its lease's (see HeldClaims.forget). */
   private forget(claim: Claim, left = true): void {
-    if (this.alone === claim) this.alone = null;
+    this.buffer.ended(claim);
     this.held.forget(claim, left);
   }
 
@@ -389,7 +380,7 @@ export class Worker {
     );
     await settlesWithin(this.starter.stop(), untilGraceEnds());
     // Claims that never started go back as they were.
-    const unstarted = [...this.starter.takeUnstarted(), ...this.buffer.splice(0)];
+    const unstarted = [...this.starter.takeUnstarted(), ...this.buffer.takeAll()];
     await this.handBack(unstarted, untilGraceEnds() + RECORD_WAIT_MS);
 
     await settlesWithin(this.runs.settled(), untilGraceEnds());
